@@ -1,0 +1,306 @@
+//! The server configuration (`config/gateway.toml`), with every key
+//! overridable by a `GATEWAY_<SECTION>_<KEY>` environment variable so a
+//! container can be configured without a file.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Plain HTTP listeners and process settings.
+    pub server: ServerSection,
+    /// Optional TLS listener.
+    pub tls: Option<TlsSection>,
+    /// Admin listener.
+    pub admin: AdminSection,
+    /// Where the rules come from.
+    pub rules: RulesSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Addresses of the plain HTTP listeners.
+    pub listen: Vec<String>,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// Time in-flight requests get to finish on SIGTERM/SIGINT.
+    #[serde(with = "humantime_serde_compat")]
+    pub grace_period: Duration,
+    /// Unix socket used to hand listeners to a new process on upgrade.
+    pub upgrade_sock: String,
+    /// PID file.
+    pub pid_file: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: vec!["0.0.0.0:8080".into()],
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            grace_period: Duration::from_secs(5),
+            upgrade_sock: "/tmp/gateway_upgrade.sock".into(),
+            pid_file: "/tmp/gateway.pid".into(),
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Address of the TLS listener (HTTP/1.1 and HTTP/2 via ALPN).
+    pub listen: String,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Admin listener address; loopback by default.
+    pub listen: String,
+    /// Bearer token for the admin API (also `GATEWAY_ADMIN_TOKEN`).
+    pub token: Option<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:9901".into(),
+            token: None,
+        }
+    }
+}
+
+/// `[rules]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// The rules file.
+    pub path: PathBuf,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection {
+            path: "config/rules.toml".into(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter.
+    pub level: String,
+    /// `json` or `text`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            format: LogFormat::Json,
+        }
+    }
+}
+
+/// Durations written as `"5s"`, `"250ms"` or a number of seconds.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) => humantime::parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+const SECTIONS: [&str; 5] = ["server", "tls", "admin", "rules", "log"];
+
+impl Config {
+    /// Reads `path` (when it exists or was asked for explicitly) and applies
+    /// `GATEWAY_*` overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let default_path = Path::new("config/gateway.toml");
+        let mut table: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("invalid config {}", p.display()))?
+            }
+            None if default_path.exists() => {
+                let text = std::fs::read_to_string(default_path)?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config {}", default_path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("GATEWAY_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, field)) = rest.split_once('_') else {
+                bail!("environment variable {key}: expected GATEWAY_<SECTION>_<KEY>");
+            };
+            if !SECTIONS.contains(&section) {
+                bail!(
+                    "environment variable {key}: unknown section `{section}` (sections: {})",
+                    SECTIONS.join(", ")
+                );
+            }
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = entry else {
+                bail!("config: `{section}` must be a table");
+            };
+            t.insert(field.to_string(), env_value(section, field, &value));
+        }
+        let config: Config = table.try_into().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.server.listen.is_empty() && self.tls.is_none() {
+            bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
+        }
+        if self.server.threads == 0 {
+            bail!("config: server.threads must be at least 1");
+        }
+        for addr in self
+            .server
+            .listen
+            .iter()
+            .chain(std::iter::once(&self.admin.listen))
+        {
+            addr.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("config: `{addr}` is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Some(t) = &self.admin.token {
+            if t.len() < 16 {
+                bail!("config: admin.token must be at least 16 characters");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are typed by the key they set: lists are
+/// comma-separated, numbers are numbers, everything else is a string.
+fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
+    match (section, field) {
+        ("server", "listen") => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        ("server", "threads") => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|_| toml::Value::String(value.to_string())),
+        _ => toml::Value::String(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        std::fs::write(
+            &p,
+            "[server]\nlisten = [\"127.0.0.1:1\"]\nthreads = 2\ngrace_period = \"2s\"\n[rules]\npath = \"r.toml\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&p),
+            env(&[
+                ("GATEWAY_SERVER_LISTEN", "127.0.0.1:2, 127.0.0.1:3"),
+                ("GATEWAY_ADMIN_TOKEN", "0123456789abcdef0123"),
+                ("GATEWAY_LOG_FORMAT", "text"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, vec!["127.0.0.1:2", "127.0.0.1:3"]);
+        assert_eq!(c.server.threads, 2);
+        assert_eq!(c.server.grace_period, Duration::from_secs(2));
+        assert_eq!(c.rules.path, PathBuf::from("r.toml"));
+        assert_eq!(c.admin.token.as_deref(), Some("0123456789abcdef0123"));
+        assert_eq!(c.admin.listen, "127.0.0.1:9901");
+        assert_eq!(c.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.toml");
+        std::fs::write(&p, "[server]\nlisen = []\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p), env(&[])).unwrap_err());
+        assert!(e.contains("lisen"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::load(Some(&p), env(&[("GATEWAY_NOPE_X", "1")])).unwrap_err()
+        );
+        assert!(e.contains("unknown section"), "{e}");
+        std::fs::write(&p, "").unwrap();
+        let e = format!(
+            "{:#}",
+            Config::load(Some(&p), env(&[("GATEWAY_ADMIN_TOKEN", "short")])).unwrap_err()
+        );
+        assert!(e.contains("16"), "{e}");
+    }
+}

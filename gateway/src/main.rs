@@ -1,0 +1,115 @@
+//! `gateway`: the edge gateway binary.
+//!
+//! Link redirects and API routing from a hot-reloadable rule set, on
+//! Pingora. See the README and `docs/` for how to run and operate it.
+
+mod admin;
+mod commands;
+mod config;
+mod forwarding;
+mod logging;
+mod pools;
+mod proxy;
+mod reload;
+mod respond;
+mod server;
+mod signals;
+mod state;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "Edge gateway: link redirects and API routing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Server configuration (for the default `run`).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run {
+        /// Take over the listening sockets of a running gateway (send the
+        /// old process SIGQUIT after starting this one).
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Validate a rules file and run its embedded tests.
+    Check {
+        /// The rules file.
+        rules: PathBuf,
+    },
+    /// Show which rule answers a URL, and why.
+    Explain {
+        /// The rules file.
+        rules: PathBuf,
+        /// The URL, e.g. http://go.example.com/p/123?x=1
+        url: String,
+        /// User-Agent.
+        #[arg(long)]
+        ua: Option<String>,
+        /// ISO country code.
+        #[arg(long)]
+        country: Option<String>,
+        /// Client IP (for sticky splits).
+        #[arg(long)]
+        ip: Option<String>,
+        /// HTTP method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe the admin /ready endpoint (for container health checks).
+    Health,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run { upgrade: false }) {
+        Command::Check { rules } => return commands::check(&rules),
+        Command::Explain {
+            rules,
+            url,
+            ua,
+            country,
+            ip,
+            method,
+            json,
+        } => commands::explain(commands::ExplainArgs {
+            rules: &rules,
+            url: &url,
+            ua: ua.as_deref(),
+            country: country.as_deref(),
+            ip: ip.as_deref(),
+            method: &method,
+            json,
+        }),
+        Command::Health => config::Config::load(cli.config.as_deref(), std::env::vars())
+            .and_then(|c| commands::health(&c.admin.listen)),
+        Command::Run { upgrade } => run(cli.config, upgrade).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(config_path: Option<PathBuf>, upgrade: bool) -> anyhow::Result<()> {
+    let config = config::Config::load(config_path.as_deref(), std::env::vars())?;
+    logging::init(&config.log)?;
+    server::run(config, upgrade)
+}

@@ -1,0 +1,381 @@
+//! The `ProxyHttp` implementation: redirects and fixed responses are
+//! answered in `request_filter`; routes go to `upstream_peer`.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue};
+use pingora::lb::Backend;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::forwarding;
+use crate::pools::Pool;
+use crate::respond::{self, Answer};
+use crate::state::{Live, Snapshot};
+use rules::{Decision, Request};
+
+/// The gateway service.
+pub struct Gateway {
+    live: Live,
+    /// Whether this service's listener is TLS (for `X-Forwarded-Proto`).
+    tls: bool,
+}
+
+impl Gateway {
+    /// A gateway answering from `live`.
+    pub fn new(live: Live, tls: bool) -> Self {
+        Gateway { live, tls }
+    }
+}
+
+/// A routed request's upstream, worked out in `request_filter`.
+pub struct Route {
+    /// Pool name.
+    pub upstream: String,
+    /// Path and query to send.
+    pub path_and_query: String,
+    /// `Host` to send instead of the client's.
+    pub host_header: Option<String>,
+    /// The pool.
+    pub pool: Arc<Pool>,
+}
+
+/// Why a proxied request failed, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// Every backend is down.
+    NoHealthy,
+    /// Could not connect (after retries).
+    Connect,
+    /// Connect, read or write timed out.
+    Timeout,
+    /// The connection broke mid-way.
+    Reset,
+}
+
+impl UpstreamFailure {
+    /// Label used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::NoHealthy => "no_healthy",
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+        }
+    }
+}
+
+/// Per-request state.
+#[derive(Default)]
+pub struct Ctx {
+    /// The snapshot this request uses from start to end.
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Set for proxied requests.
+    pub route: Option<Route>,
+    /// Backends that failed to connect for this request.
+    pub failed: Vec<Backend>,
+    /// The backend of the current attempt.
+    pub backend: Option<Backend>,
+    /// Retries used so far.
+    pub retries: u32,
+    /// Request id returned to the client on proxied requests.
+    pub request_id: Option<String>,
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+fn header_str<'a>(session: &'a Session, name: impl http::header::AsHeaderName) -> Option<&'a str> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn request_host(session: &Session) -> &str {
+    header_str(session, header::HOST)
+        .or_else(|| session.req_header().uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let snap = self.live.load_full();
+        ctx.snapshot = Some(snap.clone());
+        let settings = snap.rules.settings();
+        let click_id = settings
+            .click_id_param
+            .as_ref()
+            .map(|_| uuid::Uuid::now_v7().simple().to_string());
+        let decision = {
+            let req_header = session.req_header();
+            let request = Request {
+                method: req_header.method.as_str(),
+                host: request_host(session),
+                path: req_header.uri.path(),
+                query: req_header.uri.query(),
+                user_agent: header_str(session, header::USER_AGENT).unwrap_or(""),
+                country: settings
+                    .country_header
+                    .as_deref()
+                    .and_then(|h| header_str(session, h)),
+                client_ip: client_ip(session),
+                click_id: click_id.as_deref(),
+                now: unix_now(),
+            };
+            snap.rules.decide(&request)
+        };
+        match decision {
+            Decision::Redirect(r) => {
+                respond::write(
+                    session,
+                    Answer {
+                        status: r.status,
+                        headers: &[
+                            (header::LOCATION, &r.location),
+                            (header::CACHE_CONTROL, r.cache_control),
+                        ],
+                        extra: &[],
+                        body: Bytes::new(),
+                    },
+                )
+                .await?;
+            }
+            Decision::Respond(r) => {
+                respond::write(
+                    session,
+                    Answer {
+                        status: r.status,
+                        headers: &[(header::CONTENT_TYPE, r.content_type)],
+                        extra: r.headers,
+                        body: r.body,
+                    },
+                )
+                .await?;
+            }
+            Decision::Gone { .. } => {
+                respond::text(session, 410, "gone: this link has expired\n").await?
+            }
+            Decision::NotFound => respond::text(session, 404, "not found\n").await?,
+            Decision::BadRequest { .. } => respond::text(session, 400, "bad request\n").await?,
+            Decision::Proxy(p) => {
+                let Some(pool) = snap.pools.get(p.upstream).cloned() else {
+                    // Validation guarantees every route names a pool; this
+                    // only guards against a future bug turning into a panic.
+                    tracing::error!(
+                        upstream = p.upstream,
+                        "route names an upstream with no pool"
+                    );
+                    respond::text(session, 502, "bad gateway\n").await?;
+                    return Ok(true);
+                };
+                ctx.route = Some(Route {
+                    upstream: p.upstream.to_string(),
+                    path_and_query: p.path_and_query,
+                    host_header: p.host_header.map(str::to_string),
+                    pool,
+                });
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(route) = &ctx.route else {
+            return Error::e_explain(ErrorType::InternalError, "no route for a proxied request");
+        };
+        let key: Vec<u8> = match &route.pool.def.hash_header {
+            Some(h) => header_str(session, h.as_str())
+                .unwrap_or("")
+                .as_bytes()
+                .to_vec(),
+            None => client_ip(session)
+                .map(|ip| ip.to_string().into_bytes())
+                .unwrap_or_default(),
+        };
+        match route.pool.select(&key, &ctx.failed) {
+            Some(backend) => {
+                let peer = route.pool.peer(&backend);
+                ctx.backend = Some(backend);
+                Ok(Box::new(peer))
+            }
+            None => {
+                let mut e = Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    format!("upstream {}: no healthy backend", route.upstream),
+                );
+                e.set_retry(false);
+                Err(e)
+            }
+        }
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(b) = ctx.backend.take() {
+            ctx.failed.push(b);
+        }
+        let allowed = ctx.route.as_ref().map_or(0, |r| r.pool.def.retries);
+        if ctx.retries < allowed {
+            ctx.retries += 1;
+            tracing::warn!(
+                upstream = ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
+                backend = %peer,
+                error = %e,
+                retry = ctx.retries,
+                "upstream connect failed, retrying on another backend"
+            );
+            e.set_retry(true);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(route) = &ctx.route else {
+            return Ok(());
+        };
+        let host = request_host(session).to_string();
+        if upstream.uri.path_and_query().map(|pq| pq.as_str())
+            != Some(route.path_and_query.as_str())
+        {
+            let uri = route.path_and_query.parse::<http::Uri>().map_err(|e| {
+                Error::because(
+                    ErrorType::InternalError,
+                    "rewritten path is not a valid URI",
+                    e,
+                )
+            })?;
+            upstream.set_uri(uri);
+        }
+        match &route.host_header {
+            Some(h) => upstream.insert_header(header::HOST, h.as_str())?,
+            None if !upstream.headers.contains_key(header::HOST) && !host.is_empty() => {
+                upstream.insert_header(header::HOST, host.as_str())?
+            }
+            None => {}
+        }
+        let host = (!host.is_empty()).then_some(host.as_str());
+        ctx.request_id = Some(forwarding::apply(
+            upstream,
+            client_ip(session),
+            self.tls,
+            host,
+        )?);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(id) = &ctx.request_id {
+            resp.insert_header(
+                HeaderName::from_static(forwarding::REQUEST_ID),
+                HeaderValue::from_str(id)
+                    .map_err(|e| Error::because(ErrorType::InternalError, "request id", e))?,
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (code, failure) = classify(e);
+        if let Some(failure) = failure {
+            tracing::warn!(
+                upstream = ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
+                reason = failure.as_str(),
+                status = code,
+                error = %e,
+                "upstream request failed"
+            );
+        }
+        let body = match code {
+            502 => "bad gateway\n",
+            503 => "service unavailable: no healthy upstream\n",
+            504 => "gateway timeout\n",
+            400 => "bad request\n",
+            _ => "error\n",
+        };
+        if code > 0 {
+            if let Err(err) = respond::text(session, code, body).await {
+                tracing::debug!(error = %err, "could not write the error response");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+}
+
+/// Maps a proxy error to the status the client gets and the failure kind.
+pub fn classify(e: &Error) -> (u16, Option<UpstreamFailure>) {
+    match e.etype() {
+        ErrorType::HTTPStatus(503) => (503, Some(UpstreamFailure::NoHealthy)),
+        ErrorType::HTTPStatus(code) => (*code, None),
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            (504, Some(UpstreamFailure::Timeout))
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::ConnectProxyFailure
+        | ErrorType::SocketError => (502, Some(UpstreamFailure::Connect)),
+        _ => match e.esource() {
+            ErrorSource::Upstream => (502, Some(UpstreamFailure::Reset)),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                    (0, None)
+                }
+                _ => (400, None),
+            },
+            _ => (500, None),
+        },
+    }
+}

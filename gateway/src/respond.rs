@@ -1,0 +1,62 @@
+//! Writing answers straight from `request_filter`: redirects, fixed
+//! responses and errors. Every answer carries `Content-Length` so keep-alive
+//! connections stay usable, and HEAD gets the headers without the body.
+
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+/// An answer the gateway writes itself.
+pub struct Answer<'a> {
+    /// Status code.
+    pub status: u16,
+    /// Headers besides `Content-Length`.
+    pub headers: &'a [(HeaderName, &'a HeaderValue)],
+    /// Extra configured headers (respond rules).
+    pub extra: &'a [(HeaderName, HeaderValue)],
+    /// Body; not sent for HEAD.
+    pub body: Bytes,
+}
+
+/// Writes `answer` and ends the response.
+pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
+    let mut resp = ResponseHeader::build(
+        answer.status,
+        Some(answer.headers.len() + answer.extra.len() + 1),
+    )?;
+    for (name, value) in answer.headers {
+        resp.insert_header(name.clone(), (*value).clone())?;
+    }
+    for (name, value) in answer.extra {
+        resp.insert_header(name.clone(), value.clone())?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, answer.body.len())?;
+    let head = session.req_header().method == http::Method::HEAD;
+    if head || answer.body.is_empty() {
+        session.write_response_header(Box::new(resp), true).await
+    } else {
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(answer.body), true).await
+    }
+}
+
+/// Writes a short plain-text answer (404, 410, 400, 5xx).
+pub async fn text(session: &mut Session, status: u16, body: &'static str) -> Result<()> {
+    static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+    static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+    write(
+        session,
+        Answer {
+            status,
+            headers: &[
+                (header::CONTENT_TYPE, &TEXT),
+                (header::CACHE_CONTROL, &NO_STORE),
+            ],
+            extra: &[],
+            body: Bytes::from_static(body.as_bytes()),
+        },
+    )
+    .await
+}

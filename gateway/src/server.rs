@@ -1,0 +1,123 @@
+//! Assembling and running the Pingora server.
+
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use std::time::Duration;
+
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::proxy::Gateway;
+use crate::reload::Reloader;
+use crate::signals::Signals;
+use crate::state::{self, Live, Snapshot};
+use rules::RuleSet;
+
+/// Starts health-check loops for the pools of whatever snapshot is live,
+/// including pools that a reload adds later.
+struct HealthChecks {
+    live: Live,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecks {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            crate::pools::spawn_health_checks(&self.live.load().pools);
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+}
+
+/// Loads the rules, builds every service and runs until a shutdown signal.
+pub fn run(config: Config, upgrade: bool) -> Result<()> {
+    let rules = match RuleSet::load(&config.rules.path) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!(file = %e.file, line = e.line, column = e.column, rule = %e.rule, "{}", e.message);
+                eprintln!("{e}");
+            }
+            bail!(
+                "{} error(s) in {}; not starting",
+                errors.len(),
+                config.rules.path.display()
+            );
+        }
+    };
+    let counts = rules.counts();
+    let snapshot = Snapshot::build(rules, None, config.rules.path.display().to_string())?;
+    tracing::info!(
+        rules = %config.rules.path.display(),
+        hash = %snapshot.rules.content_hash(),
+        redirects = counts.redirects,
+        links = counts.links,
+        routes = counts.routes,
+        responds = counts.responds,
+        upstreams = counts.upstreams,
+        listen = ?config.server.listen,
+        tls = config.tls.as_ref().map(|t| t.listen.as_str()),
+        admin = %config.admin.listen,
+        threads = config.server.threads,
+        "gateway starting"
+    );
+    let live = state::live(snapshot);
+    let reloader = Reloader::new(live.clone(), config.rules.path.clone());
+
+    let grace = config.server.grace_period.as_secs_f64().ceil() as u64;
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(grace),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: config.server.upgrade_sock.clone(),
+        pid_file: config.server.pid_file.clone(),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    if !config.server.listen.is_empty() {
+        let mut proxy = pingora::proxy::http_proxy_service(
+            &server.configuration,
+            Gateway::new(live.clone(), false),
+        );
+        for addr in &config.server.listen {
+            proxy.add_tcp(addr);
+        }
+        server.add_service(proxy);
+    }
+    if let Some(tls) = &config.tls {
+        let mut proxy = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            Gateway::new(live.clone(), true),
+            "gateway tls",
+        );
+        let cert = tls.cert.to_str().context("tls.cert is not valid UTF-8")?;
+        let key = tls.key.to_str().context("tls.key is not valid UTF-8")?;
+        let mut settings = pingora::listeners::tls::TlsSettings::intermediate(cert, key)
+            .map_err(|e| anyhow::anyhow!("tls: cannot load {cert} / {key}: {e}"))?;
+        settings.enable_h2();
+        proxy.add_tls_with_settings(&tls.listen, None, settings);
+        server.add_service(proxy);
+    }
+    let mut admin = Service::new("admin".to_string(), Admin::new(live.clone()));
+    admin.threads = Some(1);
+    admin.add_tcp(&config.admin.listen);
+    server.add_service(admin);
+    server.add_service(background_service("health checks", HealthChecks { live }));
+
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals { reloader }),
+    });
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! Bulk short links (`[[links]]`): millions of rows from a CSV file, kept
+//! compact and placed in the matcher as exact paths.
+
+use bytes::Bytes;
+
+use crate::compile::{unix_seconds, Compiler};
+use crate::error::RuleError;
+use crate::format::LinksDef;
+use crate::matcher::Target;
+use crate::ruleset::{LinkExtra, LinkRow, LinkSet, Span, TrailingSlash};
+use crate::template::{check_url, split_origin};
+
+/// Errors reported per CSV file before the rest are only counted, so a
+/// wrong file does not print a million lines.
+const MAX_CSV_ERRORS: usize = 50;
+
+/// Column positions in the CSV header.
+#[derive(Default)]
+struct Columns {
+    code: Option<usize>,
+    to: Option<usize>,
+    status: Option<usize>,
+    ios: Option<usize>,
+    android: Option<usize>,
+    desktop: Option<usize>,
+    expires_at: Option<usize>,
+}
+
+struct CsvErrors<'a> {
+    file: &'a str,
+    rule: &'a str,
+    list: Vec<RuleError>,
+    more: usize,
+}
+
+impl CsvErrors<'_> {
+    fn push(&mut self, line: u64, message: impl Into<String>) {
+        if self.list.len() < MAX_CSV_ERRORS {
+            self.list.push(RuleError {
+                file: self.file.to_string(),
+                line: line as usize,
+                column: 1,
+                rule: self.rule.to_string(),
+                message: message.into(),
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// Loads one link set into the compiler.
+pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
+    let id = d.id.get_ref().clone();
+    let Some(host) = c.host(d.host.as_ref(), &id, offset) else {
+        return;
+    };
+    let prefix = match &d.prefix {
+        None => "/".to_string(),
+        Some(p) if p.get_ref().starts_with('/') && p.get_ref().ends_with('/') => {
+            p.get_ref().clone()
+        }
+        Some(p) => {
+            c.err(
+                p.span().start,
+                &id,
+                "links prefix must start and end with /",
+            );
+            return;
+        }
+    };
+    let status = c.status(d.status.as_ref(), &id, &[301, 302, 303, 307, 308], 302);
+    let query = c.query_mode(d.query.as_ref(), &id);
+    let cache_control = c.cache_control(d.cache_control.as_ref(), &id);
+    let path = c.base_dir.join(d.file.get_ref());
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            c.err(
+                d.file.span().start,
+                &id,
+                format!("cannot read links file {}: {e}", path.display()),
+            );
+            return;
+        }
+    };
+    c.hasher.update(&data);
+    c.files.push(path.clone());
+    let file = path.display().to_string();
+    let set_index = c.link_sets.len() as u32;
+    let mut errors = CsvErrors {
+        file: &file,
+        rule: &id,
+        list: Vec::new(),
+        more: 0,
+    };
+    let mut set = LinkSet {
+        id: id.as_str().into(),
+        prefix: prefix.as_str().into(),
+        arena: Bytes::new(),
+        rows: Vec::new(),
+        extras: Vec::new(),
+        query,
+        cache_control,
+        file: file.clone(),
+        lines: Vec::new(),
+    };
+    let mut arena: Vec<u8> = Vec::with_capacity(data.len());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(data.as_slice());
+    let cols = match columns(&mut reader) {
+        Ok(cols) => cols,
+        Err(msg) => {
+            errors.push(1, msg);
+            c.errors.extend(errors.list);
+            return;
+        }
+    };
+    // Rough row count, so the tables grow once instead of doubling.
+    let estimate = memchr::memchr_iter(b'\n', &data).count();
+    set.rows.reserve(estimate);
+    set.lines.reserve(estimate);
+    c.hosts.table_mut(&host).reserve_exact(estimate);
+    let schemes = c.schemes.clone();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                errors.push(line, format!("unreadable CSV row: {e}"));
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
+                }
+                continue;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).filter(|s| !s.is_empty());
+        let Some(code) = field(cols.code) else {
+            errors.push(line, "empty code");
+            continue;
+        };
+        if code
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
+            || code.starts_with('/')
+        {
+            errors.push(line, format!("code `{code}` must not contain spaces, control characters, `?`, `#` or start with /"));
+            continue;
+        }
+        let Some(to) = field(cols.to) else {
+            errors.push(line, format!("code `{code}` has no destination"));
+            continue;
+        };
+        let mut dest = |url: &str, what: &str, errors: &mut CsvErrors<'_>| -> Option<Span> {
+            match validate(url, &schemes) {
+                Ok(origin_len) => {
+                    let start = arena.len() as u32;
+                    arena.extend_from_slice(url.as_bytes());
+                    Some(Span {
+                        start,
+                        len: url.len() as u32,
+                        origin_len: origin_len as u32,
+                    })
+                }
+                Err(msg) => {
+                    errors.push(line, format!("code `{code}`: {what} `{url}` {msg}"));
+                    None
+                }
+            }
+        };
+        let Some(to) = dest(to, "destination", &mut errors) else {
+            continue;
+        };
+        let row_status = match field(cols.status) {
+            None => status,
+            Some(s) => match s.parse::<u16>() {
+                Ok(v) if [301, 302, 303, 307, 308].contains(&v) => v,
+                _ => {
+                    errors.push(
+                        line,
+                        format!("code `{code}`: status `{s}` must be 301, 302, 303, 307 or 308"),
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut extra = LinkExtra::default();
+        extra.ios = field(cols.ios).and_then(|u| dest(u, "ios destination", &mut errors));
+        extra.android =
+            field(cols.android).and_then(|u| dest(u, "android destination", &mut errors));
+        extra.desktop =
+            field(cols.desktop).and_then(|u| dest(u, "desktop destination", &mut errors));
+        if let Some(e) = field(cols.expires_at) {
+            match humantime::parse_rfc3339_weak(e) {
+                Ok(t) => extra.expires_at = Some(unix_seconds(t)),
+                Err(err) => errors.push(
+                    line,
+                    format!("code `{code}`: expires_at `{e}` is not an RFC 3339 time ({err})"),
+                ),
+            }
+        }
+        let extra_index = if extra.ios.is_some()
+            || extra.android.is_some()
+            || extra.desktop.is_some()
+            || extra.expires_at.is_some()
+        {
+            set.extras.push(extra);
+            (set.extras.len() - 1) as u32
+        } else {
+            u32::MAX
+        };
+        let mut key = String::with_capacity(prefix.len() + code.len());
+        key.push_str(&prefix);
+        key.push_str(code);
+        let key = match crate::encode::decode_unreserved(&key) {
+            Ok(k) => k.into_owned(),
+            Err(()) => {
+                errors.push(line, format!("code `{code}` has a bad percent-escape"));
+                continue;
+            }
+        };
+        let key = if c.settings.trailing_slash == TrailingSlash::Ignore
+            && key.len() > 1
+            && key.ends_with('/')
+        {
+            key[..key.len() - 1].to_string()
+        } else {
+            key
+        };
+        let row = set.rows.len() as u32;
+        let target = Target::Link {
+            set: set_index,
+            row,
+        };
+        if let Err(other) = c.hosts.table_mut(&host).insert_exact(&key, target) {
+            let who = match other {
+                Target::Link { set: s, row: r } if s == set_index => {
+                    format!(
+                        "line {} of this file",
+                        set.lines.get(r as usize).copied().unwrap_or(0)
+                    )
+                }
+                o => c.describe(o),
+            };
+            errors.push(
+                line,
+                format!("code `{code}` (path {key}) is already claimed by {who}"),
+            );
+            continue;
+        }
+        set.rows.push(LinkRow {
+            to,
+            status: row_status,
+            extra: extra_index,
+        });
+        set.lines.push(line as u32);
+    }
+    if errors.more > 0 {
+        let more = errors.more;
+        let mut last = errors.list[errors.list.len() - 1].clone();
+        last.message = format!("… and {more} more errors in this file");
+        errors.list.push(last);
+    }
+    c.errors.extend(errors.list);
+    arena.shrink_to_fit();
+    set.arena = Bytes::from(arena);
+    set.rows.shrink_to_fit();
+    set.lines.shrink_to_fit();
+    c.link_sets.push(set);
+}
+
+fn columns(reader: &mut csv::Reader<&[u8]>) -> Result<Columns, String> {
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("unreadable CSV header: {e}"))?;
+    let mut cols = Columns::default();
+    for (i, h) in headers.iter().enumerate() {
+        let slot = match h {
+            "code" => &mut cols.code,
+            "to" => &mut cols.to,
+            "status" => &mut cols.status,
+            "ios" => &mut cols.ios,
+            "android" => &mut cols.android,
+            "desktop" => &mut cols.desktop,
+            "expires_at" => &mut cols.expires_at,
+            other => {
+                return Err(format!(
+                    "unknown column `{other}` (columns: code, to, status, ios, android, desktop, expires_at)"
+                ))
+            }
+        };
+        if slot.replace(i).is_some() {
+            return Err(format!("column `{h}` appears twice"));
+        }
+    }
+    if cols.code.is_none() || cols.to.is_none() {
+        return Err("the header must name at least the columns `code` and `to`".into());
+    }
+    Ok(cols)
+}
+
+/// Validates a static destination; returns the length of its origin.
+fn validate(url: &str, schemes: &[String]) -> Result<usize, String> {
+    let (origin_len, scheme) = split_origin(url)?;
+    if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+        return Err(format!("has scheme `{scheme}`, which is not allowed"));
+    }
+    check_url(url, origin_len)?;
+    Ok(origin_len)
+}

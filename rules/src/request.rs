@@ -1,0 +1,90 @@
+//! The request as the rules see it: borrowed views of what the server parsed.
+
+use std::net::IpAddr;
+
+/// One incoming request, reduced to what a rule decision depends on.
+///
+/// Everything is borrowed from the server's own request head so that building
+/// a `Request` costs nothing. The clock and the click id come from the caller,
+/// which keeps the library free of global state and makes decisions
+/// reproducible in tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// HTTP method, e.g. `GET` or `HEAD`.
+    pub method: &'a str,
+    /// Host as sent by the client (`Host` header or authority), port and
+    /// case included: normalization is the rule set's job.
+    pub host: &'a str,
+    /// Path as sent, still percent-encoded; must start with `/`.
+    pub path: &'a str,
+    /// Raw query string without the leading `?`, if any.
+    pub query: Option<&'a str>,
+    /// `User-Agent` header, empty when absent.
+    pub user_agent: &'a str,
+    /// ISO 3166-1 alpha-2 country code from the configured country header.
+    pub country: Option<&'a str>,
+    /// Client address, used for sticky splits.
+    pub client_ip: Option<IpAddr>,
+    /// Click id to append as `settings.click_id_param`, supplied by the caller.
+    pub click_id: Option<&'a str>,
+    /// Current time in seconds since the Unix epoch; expiry is evaluated
+    /// against it on every request.
+    pub now: i64,
+}
+
+impl<'a> Request<'a> {
+    /// A `GET` request for `host` and `path_and_query` with no other headers,
+    /// evaluated at time `now` (Unix seconds).
+    pub fn get(host: &'a str, path_and_query: &'a str, now: i64) -> Self {
+        let (path, query) = split_query(path_and_query);
+        Request {
+            method: "GET",
+            host,
+            path,
+            query,
+            user_agent: "",
+            country: None,
+            client_ip: None,
+            click_id: None,
+            now,
+        }
+    }
+
+    /// Same request with a `User-Agent`.
+    pub fn with_user_agent(mut self, ua: &'a str) -> Self {
+        self.user_agent = ua;
+        self
+    }
+
+    /// Same request with a country code.
+    pub fn with_country(mut self, country: &'a str) -> Self {
+        self.country = Some(country);
+        self
+    }
+
+    /// Same request with a client address.
+    pub fn with_client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    /// Same request with a click id to append.
+    pub fn with_click_id(mut self, click_id: &'a str) -> Self {
+        self.click_id = Some(click_id);
+        self
+    }
+
+    /// Same request with another method.
+    pub fn with_method(mut self, method: &'a str) -> Self {
+        self.method = method;
+        self
+    }
+}
+
+/// Splits `path?query` into the path and the query (without `?`).
+pub fn split_query(path_and_query: &str) -> (&str, Option<&str>) {
+    match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    }
+}

@@ -1,0 +1,563 @@
+//! The compiled, immutable rule set and its decisions.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::decision::{Decision, Proxy, Redirect, Respond, Target};
+use crate::device::{self, Device};
+use crate::encode;
+use crate::host;
+use crate::matcher::{Hit, HostTable, MatchKind, Target as Slot};
+use crate::query::{self, QueryMode};
+use crate::request::Request;
+use crate::template::{self, Captures, Template};
+use crate::upstream::Upstream;
+
+/// How a trailing slash in the request path is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrailingSlash {
+    /// `/shoes/` matches a rule for `/shoes` (and the other way round).
+    #[default]
+    Ignore,
+    /// Paths must match exactly.
+    Strict,
+}
+
+/// `[settings]`, validated.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Settings {
+    /// Schemes allowed in destinations besides `http` and `https`.
+    pub app_schemes: Vec<String>,
+    /// Header carrying the client's ISO country code.
+    pub country_header: Option<String>,
+    /// Query parameter that carries the click id on every redirect.
+    pub click_id_param: Option<String>,
+    /// Trailing slash handling.
+    pub trailing_slash: TrailingSlash,
+    /// `Cache-Control` of redirects that do not set their own.
+    pub default_cache_control: String,
+}
+
+/// A `[[redirect]]` rule, compiled.
+pub(crate) struct RedirectRule {
+    pub id: Box<str>,
+    pub status: u16,
+    pub query: QueryMode,
+    pub to: Option<Template>,
+    pub split: Vec<(Template, u32)>,
+    pub split_total: u32,
+    pub ios: Option<Template>,
+    pub android: Option<Template>,
+    pub desktop: Option<Template>,
+    pub countries: Vec<([u8; 2], Template)>,
+    pub expires_at: Option<i64>,
+    pub expired_to: Option<Template>,
+    pub cache_control: HeaderValue,
+}
+
+/// A `[[route]]`, compiled.
+pub(crate) struct RouteRule {
+    pub id: Box<str>,
+    pub upstream: Box<str>,
+    /// The prefix to remove from the path, when `strip_prefix` is set.
+    pub strip: Option<Box<str>>,
+    pub host_header: Option<Box<str>>,
+}
+
+/// A `[[respond]]`, compiled.
+pub(crate) struct RespondRule {
+    pub id: Box<str>,
+    pub status: u16,
+    pub content_type: HeaderValue,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+/// A destination held in a link set's arena.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub len: u32,
+    pub origin_len: u32,
+}
+
+/// One bulk link. Kept small: a million of them must fit in a few tens of
+/// megabytes besides their strings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkRow {
+    pub to: Span,
+    pub status: u16,
+    /// Index into `extras`, or `u32::MAX`.
+    pub extra: u32,
+}
+
+/// The rarely used columns of a bulk link.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkExtra {
+    pub ios: Option<Span>,
+    pub android: Option<Span>,
+    pub desktop: Option<Span>,
+    pub expires_at: Option<i64>,
+}
+
+/// A `[[links]]` set, compiled.
+pub(crate) struct LinkSet {
+    pub id: Box<str>,
+    pub prefix: Box<str>,
+    /// Every destination of the set, back to back.
+    pub arena: Bytes,
+    pub rows: Vec<LinkRow>,
+    pub extras: Vec<LinkExtra>,
+    pub query: QueryMode,
+    pub cache_control: HeaderValue,
+    /// CSV file, for messages.
+    pub file: String,
+    /// CSV line of each row, for conflict messages.
+    pub lines: Vec<u32>,
+}
+
+impl LinkSet {
+    fn text(&self, span: Span) -> &str {
+        let bytes = &self.arena[span.start as usize..(span.start + span.len) as usize];
+        // Every span was cut from a `str` at load time.
+        std::str::from_utf8(bytes).unwrap_or("")
+    }
+
+    fn header(&self, span: Span) -> Option<HeaderValue> {
+        let bytes = self
+            .arena
+            .slice(span.start as usize..(span.start + span.len) as usize);
+        HeaderValue::from_maybe_shared(bytes).ok()
+    }
+}
+
+/// How many items of each kind a rule set holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// `[[redirect]]` rules.
+    pub redirects: usize,
+    /// Bulk links over all `[[links]]` sets.
+    pub links: usize,
+    /// `[[links]]` sets.
+    pub link_sets: usize,
+    /// `[[route]]` rules.
+    pub routes: usize,
+    /// `[[respond]]` rules.
+    pub responds: usize,
+    /// `[upstream.*]` pools.
+    pub upstreams: usize,
+    /// `[[test]]` cases.
+    pub tests: usize,
+}
+
+/// An immutable, validated and compiled rule set.
+///
+/// Built once per (re)load, then shared read-only by every request.
+pub struct RuleSet {
+    pub(crate) settings: Settings,
+    pub(crate) hosts: HostTable,
+    pub(crate) redirects: Vec<RedirectRule>,
+    pub(crate) routes: Vec<RouteRule>,
+    pub(crate) responds: Vec<RespondRule>,
+    pub(crate) link_sets: Vec<LinkSet>,
+    pub(crate) upstreams: BTreeMap<String, Upstream>,
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) hash: u64,
+    pub(crate) tests: usize,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("hash", &self.content_hash())
+            .field("counts", &self.counts())
+            .finish()
+    }
+}
+
+/// The request after normalization, shared by `decide` and `explain`.
+pub(crate) struct Normalized<'r> {
+    pub host: Cow<'r, str>,
+    /// Path used by prefixes (unreserved escapes decoded).
+    pub full: Cow<'r, str>,
+    /// Length of `full` used by exact paths and patterns (trailing slash
+    /// dropped when ignored).
+    pub match_len: usize,
+}
+
+/// Everything `decide` worked out, kept for `explain`.
+pub(crate) struct Trace<'a> {
+    pub decision: Decision<'a>,
+    pub device: Option<(Device, bool)>,
+    pub captures: Vec<(String, String)>,
+}
+
+struct HitCaptures<'h, 't, 'p>(&'h Hit<'t, 'p>);
+
+impl Captures for HitCaptures<'_, '_, '_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        match self.0.kind {
+            MatchKind::Prefix if name == "rest" => Some(self.0.rest),
+            _ => self.0.params.get(name),
+        }
+    }
+}
+
+impl RuleSet {
+    /// Settings of this rule set.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Upstream pools by name.
+    pub fn upstreams(&self) -> &BTreeMap<String, Upstream> {
+        &self.upstreams
+    }
+
+    /// Files this rule set was built from: the rules file first, then every
+    /// CSV and body file it references. A watcher reloads when any changes.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Hash of the content of every file the rule set was built from.
+    pub fn content_hash(&self) -> String {
+        format!("{:016x}", self.hash)
+    }
+
+    /// Counts per kind.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            redirects: self.redirects.len(),
+            links: self.link_sets.iter().map(|s| s.rows.len()).sum(),
+            link_sets: self.link_sets.len(),
+            routes: self.routes.len(),
+            responds: self.responds.len(),
+            upstreams: self.upstreams.len(),
+            tests: self.tests,
+        }
+    }
+
+    /// Ids of the rules and link sets that can appear in a decision, for
+    /// pre-registering per-rule metrics.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.redirects
+            .iter()
+            .map(|r| &*r.id)
+            .chain(self.routes.iter().map(|r| &*r.id))
+            .chain(self.responds.iter().map(|r| &*r.id))
+            .chain(self.link_sets.iter().map(|s| &*s.id))
+    }
+
+    /// Decides what to do with `req`.
+    pub fn decide<'s>(&'s self, req: &Request<'_>) -> Decision<'s> {
+        self.trace(req, false).decision
+    }
+
+    pub(crate) fn normalize<'r>(&self, req: &Request<'r>) -> Result<Normalized<'r>, &'static str> {
+        let host = host::normalize(req.host)?;
+        if !req.path.starts_with('/') {
+            return Err("path must start with /");
+        }
+        if req.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err("path holds a space or a control character");
+        }
+        let full =
+            encode::decode_unreserved(req.path).map_err(|()| "bad percent-encoding in path")?;
+        let mut match_len = full.len();
+        if self.settings.trailing_slash == TrailingSlash::Ignore
+            && match_len > 1
+            && full.ends_with('/')
+        {
+            match_len -= 1;
+        }
+        Ok(Normalized {
+            host,
+            full,
+            match_len,
+        })
+    }
+
+    /// Decides, optionally keeping what `explain` shows.
+    pub(crate) fn trace<'a>(&'a self, req: &Request<'_>, keep: bool) -> Trace<'a> {
+        let mut trace = Trace {
+            decision: Decision::NotFound,
+            device: None,
+            captures: Vec::new(),
+        };
+        let n = match self.normalize(req) {
+            Ok(n) => n,
+            Err(reason) => {
+                trace.decision = Decision::BadRequest { reason };
+                return trace;
+            }
+        };
+        let Some(hit) = self.hosts.lookup(&n.host, &n.full[..n.match_len], &n.full) else {
+            return trace;
+        };
+        if keep {
+            trace.captures = hit
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            if hit.kind == MatchKind::Prefix {
+                trace.captures.push(("rest".into(), hit.rest.to_string()));
+            }
+        }
+        trace.decision = match hit.target {
+            Slot::Redirect(i) => {
+                self.redirect(&self.redirects[i as usize], &hit, req, &mut trace.device)
+            }
+            Slot::Link { set, row } => self.link(
+                &self.link_sets[set as usize],
+                row as usize,
+                req,
+                &mut trace.device,
+            ),
+            Slot::Respond(i) => {
+                let r = &self.responds[i as usize];
+                Decision::Respond(Respond {
+                    status: r.status,
+                    content_type: &r.content_type,
+                    headers: &r.headers,
+                    body: r.body.clone(),
+                    rule: &r.id,
+                })
+            }
+            Slot::Route(i) => {
+                let r = &self.routes[i as usize];
+                Decision::Proxy(Proxy {
+                    upstream: &r.upstream,
+                    path_and_query: proxied_path(r, &n, req),
+                    host_header: r.host_header.as_deref(),
+                    rule: &r.id,
+                })
+            }
+        };
+        trace
+    }
+
+    fn redirect<'a>(
+        &'a self,
+        rule: &'a RedirectRule,
+        hit: &Hit<'_, '_>,
+        req: &Request<'_>,
+        device_out: &mut Option<(Device, bool)>,
+    ) -> Decision<'a> {
+        let (device, bot) = device::classify(req.user_agent);
+        *device_out = Some((device, bot));
+        let mut variant = None;
+        let (template, target) = if rule.expires_at.is_some_and(|t| req.now >= t) {
+            match &rule.expired_to {
+                Some(t) => (t, Target::Expired),
+                None => return Decision::Gone { rule: &rule.id },
+            }
+        } else if let Some(t) = (!bot).then(|| device_template(rule, device)).flatten() {
+            (t, Target::Device)
+        } else if let Some(t) = country_template(rule, req.country) {
+            (t, Target::Country)
+        } else if !rule.split.is_empty() {
+            let v = pick_variant(rule, req.client_ip, req.user_agent);
+            variant = Some(v);
+            (&rule.split[v].0, Target::Split)
+        } else if let Some(t) = &rule.to {
+            (t, Target::Default)
+        } else {
+            return Decision::BadRequest {
+                reason: "rule has no destination",
+            };
+        };
+        let rendered;
+        let (base, static_value) = match template.static_value() {
+            Some(v) => (template.raw(), Some(v)),
+            None => match template.render(&HitCaptures(hit)) {
+                Some(s) => {
+                    rendered = s;
+                    (rendered.as_str(), None)
+                }
+                None => {
+                    return Decision::BadRequest {
+                        reason: "missing capture",
+                    }
+                }
+            },
+        };
+        let Some(location) = self.finish(
+            base,
+            template.origin_len(),
+            static_value.cloned(),
+            req,
+            rule.query,
+        ) else {
+            return Decision::BadRequest {
+                reason: "destination would not be a safe URL",
+            };
+        };
+        Decision::Redirect(Redirect {
+            status: rule.status,
+            location,
+            cache_control: &rule.cache_control,
+            rule: &rule.id,
+            code_at: None,
+            device,
+            bot,
+            variant,
+            target,
+        })
+    }
+
+    fn link<'a>(
+        &'a self,
+        set: &'a LinkSet,
+        row: usize,
+        req: &Request<'_>,
+        device_out: &mut Option<(Device, bool)>,
+    ) -> Decision<'a> {
+        let link = set.rows[row];
+        let extra = set.extras.get(link.extra as usize);
+        let (device, bot) = device::classify(req.user_agent);
+        *device_out = Some((device, bot));
+        if extra
+            .and_then(|e| e.expires_at)
+            .is_some_and(|t| req.now >= t)
+        {
+            return Decision::Gone { rule: &set.id };
+        }
+        let device_span = extra.filter(|_| !bot).and_then(|e| match device {
+            Device::Ios => e.ios,
+            Device::Android => e.android,
+            Device::Desktop => e.desktop,
+        });
+        let (span, target) = match device_span {
+            Some(s) => (s, Target::Device),
+            None => (link.to, Target::Default),
+        };
+        let base = set.text(span);
+        let Some(location) = self.finish(
+            base,
+            span.origin_len as usize,
+            set.header(span),
+            req,
+            set.query,
+        ) else {
+            return Decision::BadRequest {
+                reason: "destination would not be a safe URL",
+            };
+        };
+        Decision::Redirect(Redirect {
+            status: link.status,
+            location,
+            cache_control: &set.cache_control,
+            rule: &set.id,
+            code_at: Some(set.prefix.len()),
+            device,
+            bot,
+            variant: None,
+            target,
+        })
+    }
+
+    /// Merges the query, appends the click id and checks the result. Uses the
+    /// pre-built header value when nothing had to change.
+    fn finish(
+        &self,
+        base: &str,
+        origin_len: usize,
+        static_value: Option<HeaderValue>,
+        req: &Request<'_>,
+        mode: QueryMode,
+    ) -> Option<HeaderValue> {
+        let click = match (&self.settings.click_id_param, req.click_id) {
+            (Some(name), Some(id)) => Some((name.as_str(), id)),
+            _ => None,
+        };
+        match query::merge(base, req.query, mode, click) {
+            None => match static_value {
+                Some(v) => Some(v),
+                None => checked(base.to_string(), origin_len),
+            },
+            Some(merged) => checked(merged, origin_len),
+        }
+    }
+}
+
+/// Re-checks a rendered location and turns it into a header value.
+fn checked(location: String, origin_len: usize) -> Option<HeaderValue> {
+    if !template::check_location(&location, origin_len) {
+        return None;
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(location)).ok()
+}
+
+fn device_template(rule: &RedirectRule, device: Device) -> Option<&Template> {
+    match device {
+        Device::Ios => rule.ios.as_ref(),
+        Device::Android => rule.android.as_ref(),
+        Device::Desktop => rule.desktop.as_ref(),
+    }
+}
+
+fn country_template<'a>(rule: &'a RedirectRule, country: Option<&str>) -> Option<&'a Template> {
+    let c = country?.as_bytes();
+    if c.len() != 2 || rule.countries.is_empty() {
+        return None;
+    }
+    let code = [c[0].to_ascii_uppercase(), c[1].to_ascii_uppercase()];
+    rule.countries
+        .iter()
+        .find(|(k, _)| *k == code)
+        .map(|(_, t)| t)
+}
+
+/// The split variant of a visitor: a hash of (client IP, User-Agent, rule id)
+/// placed on the cumulative weights. Deterministic, so a visitor keeps their
+/// variant; uniform, so weights hold over many visitors.
+pub(crate) fn pick_variant(rule: &RedirectRule, ip: Option<IpAddr>, ua: &str) -> usize {
+    use xxhash_rust::xxh3::Xxh3;
+    let mut h = Xxh3::new();
+    match ip {
+        Some(IpAddr::V4(a)) => h.update(&a.octets()),
+        Some(IpAddr::V6(a)) => h.update(&a.octets()),
+        None => {}
+    }
+    h.update(&[0]);
+    h.update(ua.as_bytes());
+    h.update(&[0]);
+    h.update(rule.id.as_bytes());
+    let point = (h.digest() % u64::from(rule.split_total.max(1))) as u32;
+    let mut acc = 0;
+    for (i, (_, w)) in rule.split.iter().enumerate() {
+        acc += w;
+        if point < acc {
+            return i;
+        }
+    }
+    rule.split.len() - 1
+}
+
+/// The path and query sent upstream: the request's own bytes, or what is
+/// left after `strip_prefix` (always starting with `/`).
+fn proxied_path(rule: &RouteRule, n: &Normalized<'_>, req: &Request<'_>) -> String {
+    let mut out = String::with_capacity(req.path.len() + req.query.map_or(0, |q| q.len() + 1) + 1);
+    match &rule.strip {
+        Some(prefix) => {
+            let rest = n.full.strip_prefix(&**prefix).unwrap_or(&n.full);
+            if !rest.starts_with('/') {
+                out.push('/');
+            }
+            out.push_str(rest);
+        }
+        None => out.push_str(req.path),
+    }
+    if let Some(q) = req.query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
