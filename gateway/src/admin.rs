@@ -44,10 +44,22 @@ impl ServeHttp for Admin {
                 // The rules are loaded before any listener is added, so a
                 // snapshot with a version means ready.
                 let snap = self.live.load();
-                text(
-                    StatusCode::OK,
-                    &format!("ready: rules version {}\n", snap.version),
-                )
+                let mut body = format!(
+                    "ready: rules version {} from {}, live since {}\n",
+                    snap.version,
+                    snap.source,
+                    humantime::format_rfc3339_seconds(snap.loaded_at)
+                );
+                let mut pools: Vec<_> = snap.pools.iter().collect();
+                pools.sort_by(|a, b| a.0.cmp(b.0));
+                for (name, pool) in pools {
+                    body.push_str(&format!(
+                        "upstream {name}: {}/{} backends healthy\n",
+                        pool.healthy_backends(),
+                        pool.total_backends()
+                    ));
+                }
+                text(StatusCode::OK, &body)
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }

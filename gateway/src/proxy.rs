@@ -45,6 +45,11 @@ pub struct Route {
     pub pool: Arc<Pool>,
 }
 
+/// Every backend of the pool is down.
+const NO_HEALTHY: ErrorType = ErrorType::Custom("no healthy backend");
+/// Every backend still eligible already failed to connect for this request.
+const ALL_FAILED: ErrorType = ErrorType::Custom("no backend left to retry");
+
 /// Why a proxied request failed, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamFailure {
@@ -155,8 +160,8 @@ impl ProxyHttp for Gateway {
                     Answer {
                         status: r.status,
                         headers: &[
-                            (header::LOCATION, &r.location),
-                            (header::CACHE_CONTROL, r.cache_control),
+                            ("Location", &r.location),
+                            ("Cache-Control", r.cache_control),
                         ],
                         extra: &[],
                         body: Bytes::new(),
@@ -169,7 +174,7 @@ impl ProxyHttp for Gateway {
                     session,
                     Answer {
                         status: r.status,
-                        headers: &[(header::CONTENT_TYPE, r.content_type)],
+                        headers: &[("Content-Type", r.content_type)],
                         extra: r.headers,
                         body: r.body,
                     },
@@ -349,7 +354,8 @@ impl ProxyHttp for Gateway {
 /// Maps a proxy error to the status the client gets and the failure kind.
 pub fn classify(e: &Error) -> (u16, Option<UpstreamFailure>) {
     match e.etype() {
-        ErrorType::HTTPStatus(503) => (503, Some(UpstreamFailure::NoHealthy)),
+        t if *t == NO_HEALTHY => (503, Some(UpstreamFailure::NoHealthy)),
+        t if *t == ALL_FAILED => (502, Some(UpstreamFailure::Connect)),
         ErrorType::HTTPStatus(code) => (*code, None),
         ErrorType::ConnectTimedout
         | ErrorType::ReadTimedout

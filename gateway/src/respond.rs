@@ -3,7 +3,7 @@
 //! connections stay usable, and HEAD gets the headers without the body.
 
 use bytes::Bytes;
-use http::{header, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -13,7 +13,7 @@ pub struct Answer<'a> {
     /// Status code.
     pub status: u16,
     /// Headers besides `Content-Length`.
-    pub headers: &'a [(HeaderName, &'a HeaderValue)],
+    pub headers: &'a [(&'static str, &'a HeaderValue)],
     /// Extra configured headers (respond rules).
     pub extra: &'a [(HeaderName, HeaderValue)],
     /// Body; not sent for HEAD.
@@ -27,12 +27,12 @@ pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
         Some(answer.headers.len() + answer.extra.len() + 1),
     )?;
     for (name, value) in answer.headers {
-        resp.insert_header(name.clone(), (*value).clone())?;
+        resp.insert_header(*name, (*value).clone())?;
     }
     for (name, value) in answer.extra {
         resp.insert_header(name.clone(), value.clone())?;
     }
-    resp.insert_header(header::CONTENT_LENGTH, answer.body.len())?;
+    resp.insert_header("Content-Length", answer.body.len())?;
     let head = session.req_header().method == http::Method::HEAD;
     if head || answer.body.is_empty() {
         session.write_response_header(Box::new(resp), true).await
@@ -50,10 +50,7 @@ pub async fn text(session: &mut Session, status: u16, body: &'static str) -> Res
         session,
         Answer {
             status,
-            headers: &[
-                (header::CONTENT_TYPE, &TEXT),
-                (header::CACHE_CONTROL, &NO_STORE),
-            ],
+            headers: &[("Content-Type", &TEXT), ("Cache-Control", &NO_STORE)],
             extra: &[],
             body: Bytes::from_static(body.as_bytes()),
         },
