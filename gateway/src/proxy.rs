@@ -229,10 +229,12 @@ impl ProxyHttp for Gateway {
                 Ok(Box::new(peer))
             }
             None => {
-                let mut e = Error::explain(
-                    ErrorType::HTTPStatus(503),
-                    format!("upstream {}: no healthy backend", route.upstream),
-                );
+                let (etype, why) = if ctx.failed.is_empty() {
+                    (NO_HEALTHY, "no healthy backend")
+                } else {
+                    (ALL_FAILED, "every healthy backend failed to connect")
+                };
+                let mut e = Error::explain(etype, format!("upstream {}: {why}", route.upstream));
                 e.set_retry(false);
                 Err(e)
             }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::device::Classifier;
 use crate::error::{RuleError, SourceMap};
 use crate::format::*;
 use crate::host::HostSpec;
@@ -132,8 +133,10 @@ pub(crate) fn compile(
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
+    let classifier = Classifier::new().map_err(|m| vec![c.map.error(0, "", m)])?;
     let set = RuleSet {
         settings: c.settings,
+        classifier,
         hosts: c.hosts,
         redirects: c.redirects,
         routes: c.routes,
@@ -579,6 +582,7 @@ impl Compiler {
                 self.err(s.span().start, &id, "split weights sum to zero");
             }
         }
+        let has_devices = d.ios.is_some() || d.android.is_some() || d.desktop.is_some();
         let ios = d.ios.as_ref().and_then(|t| self.template(t, &id, &caps));
         let android = d
             .android
@@ -627,6 +631,7 @@ impl Compiler {
             expires_at,
             expired_to,
             cache_control,
+            has_devices,
         });
     }
 
@@ -955,6 +960,7 @@ fn placeholder_redirect(id: &str) -> RedirectRule {
         expires_at: None,
         expired_to: None,
         cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
+        has_devices: false,
     }
 }
 

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use serde::Serialize;
 
-use crate::device::Device;
+use crate::device::DeviceClass;
 
 /// The answer to "what do we do with this request?".
 ///
@@ -48,10 +48,10 @@ pub struct Redirect<'a> {
     /// For bulk links, where the code starts in the request path (after the
     /// set's prefix); see [`Redirect::code`].
     pub code_at: Option<usize>,
-    /// Device class derived from the User-Agent.
-    pub device: Device,
-    /// The User-Agent is a known crawler or link-preview bot.
-    pub bot: bool,
+    /// What the User-Agent says, when the rule has device destinations
+    /// (otherwise the User-Agent is not looked at; see
+    /// [`RuleSet::classify`](crate::RuleSet::classify)).
+    pub device: Option<DeviceClass>,
     /// Split variant index when the rule has a `split`.
     pub variant: Option<usize>,
     /// Which destination was chosen.

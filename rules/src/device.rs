@@ -1,6 +1,6 @@
 //! Device and bot classification from the User-Agent.
 
-use memchr::memmem;
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Serialize;
 
 /// The device class a redirect can target.
@@ -63,27 +63,84 @@ const BOT_TOKENS: &[&str] = &[
 /// without the device name (`FBIOS`, `CFNetwork … Darwin`).
 const IOS_TOKENS: &[&str] = &["iPhone", "iPad", "iPod", "FBIOS", "iOS", "CFNetwork"];
 
-/// Classifies a User-Agent: the device class and whether it is a known bot.
-///
-/// iPadOS 13+ Safari in its default "desktop website" mode sends a Macintosh
-/// User-Agent and is classified as desktop: nothing in the header tells them
-/// apart.
-pub fn classify(user_agent: &str) -> (Device, bool) {
-    let ua = user_agent.as_bytes();
-    let bot = BOT_TOKENS
-        .iter()
-        .any(|t| memmem::find(ua, t.as_bytes()).is_some());
-    let device = if memmem::find(ua, b"Android").is_some() {
-        Device::Android
-    } else if IOS_TOKENS
-        .iter()
-        .any(|t| memmem::find(ua, t.as_bytes()).is_some())
-    {
-        Device::Ios
-    } else {
-        Device::Desktop
-    };
-    (device, bot)
+/// What the User-Agent says about the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DeviceClass {
+    /// Device class.
+    pub device: Device,
+    /// A known crawler or link-preview bot.
+    pub bot: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Bot,
+    Ios,
+    Android,
+}
+
+/// Classifies User-Agents in one pass over the header, however many tokens
+/// are known (an Aho-Corasick automaton built once per rule set).
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    automaton: AhoCorasick,
+    kinds: Vec<Token>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Token::Bot => "bot",
+            Token::Ios => "ios",
+            Token::Android => "android",
+        })
+    }
+}
+
+impl Classifier {
+    /// Builds the automaton over the known tokens.
+    pub fn new() -> Result<Self, String> {
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut kinds = Vec::new();
+        for (list, kind) in [
+            (BOT_TOKENS, Token::Bot),
+            (IOS_TOKENS, Token::Ios),
+            (&["Android"][..], Token::Android),
+        ] {
+            patterns.extend_from_slice(list);
+            kinds.extend(std::iter::repeat_n(kind, list.len()));
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| format!("cannot build the User-Agent classifier: {e}"))?;
+        Ok(Classifier { automaton, kinds })
+    }
+
+    /// Classifies a User-Agent: Android wins over iOS markers (some
+    /// Android in-app browsers mention iOS), anything else is desktop.
+    ///
+    /// iPadOS 13+ Safari in its default "desktop website" mode sends a
+    /// Macintosh User-Agent and is classified as desktop: nothing in the
+    /// header tells them apart.
+    pub fn classify(&self, user_agent: &str) -> DeviceClass {
+        let (mut bot, mut ios, mut android) = (false, false, false);
+        for m in self.automaton.find_overlapping_iter(user_agent) {
+            match self.kinds[m.pattern().as_usize()] {
+                Token::Bot => bot = true,
+                Token::Ios => ios = true,
+                Token::Android => android = true,
+            }
+        }
+        let device = if android {
+            Device::Android
+        } else if ios {
+            Device::Ios
+        } else {
+            Device::Desktop
+        };
+        DeviceClass { device, bot }
+    }
 }
 
 #[cfg(test)]
@@ -110,8 +167,9 @@ mod tests {
             ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", Device::Desktop, true),
             ("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", Device::Android, true),
         ];
+        let c = Classifier::new().unwrap();
         for (ua, device, bot) in cases {
-            assert_eq!(classify(ua), (device, bot), "{ua}");
+            assert_eq!(c.classify(ua), DeviceClass { device, bot }, "{ua}");
         }
     }
 }

@@ -50,7 +50,12 @@ pub(crate) fn push(out: &mut String, input: &str, keep: &Keep) {
         let ok = keep.0[b as usize]
             || (b == b'%' && is_hex(bytes.get(i + 1)) && is_hex(bytes.get(i + 2)));
         if !ok {
-            out.push_str(&input[start..i]);
+            // `start == i` inside a multi-byte character whose earlier
+            // bytes were just escaped: nothing to copy, and slicing there
+            // would not be on a character boundary.
+            if start < i {
+                out.push_str(&input[start..i]);
+            }
             push_escape(out, b);
             start = i + 1;
         }
@@ -139,6 +144,8 @@ mod tests {
         assert_eq!(enc("a&b=c+d#e", &QUERY_VALUE), "a%26b%3Dc%2Bd%23e");
         assert_eq!(enc("a=1&b&c=%20+x", &QUERY), "a=1&b&c=%20+x");
         assert_eq!(enc("q=\"<é>\"#", &QUERY), "q=%22%3C%C3%A9%3E%22%23");
+        assert_eq!(enc("é", &PATH), "%C3%A9");
+        assert_eq!(enc("aéb€", &PATH), "a%C3%A9b%E2%82%AC");
     }
 
     #[test]

@@ -102,8 +102,9 @@ mod tests {
         assert_eq!(map.position(3), (2, 1));
         // 'é' is two bytes: the space after it is the 4th character.
         assert_eq!(map.position(7), (2, 4));
-        assert_eq!(map.position(11), (3, 1));
-        assert_eq!(map.position(12), (4, 1));
+        assert_eq!(map.position(10), (3, 1));
+        assert_eq!(map.position(11), (4, 1));
+        assert_eq!(map.position(12), (4, 2));
         let e = map.error(3, "r1", "bad");
         assert_eq!(e.to_string(), "r.toml:2:1: rule r1: bad");
         assert_eq!(map.error(0, "", "x").rule, "-");

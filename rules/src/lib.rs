@@ -40,7 +40,7 @@ mod upstream;
 use std::path::Path;
 
 pub use decision::{Decision, Proxy, Redirect, Respond, Target};
-pub use device::{classify, Device};
+pub use device::{Classifier, Device, DeviceClass};
 pub use error::RuleError;
 pub use explain::Explanation;
 pub use request::{split_query, Request};

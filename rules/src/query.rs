@@ -31,6 +31,15 @@ fn name_of(param: &str) -> &str {
     param.split_once('=').map_or(param, |(n, _)| n)
 }
 
+/// Parameter names compare as every query parser will read them: after
+/// percent-decoding, so `btn%5Fref` is `btn_ref`.
+fn same_name(a: &str, b: &str) -> bool {
+    if !a.contains('%') && !b.contains('%') {
+        return a == b;
+    }
+    percent_encoding::percent_decode_str(a).eq(percent_encoding::percent_decode_str(b))
+}
+
 /// Merges `incoming` into the destination `base` and appends the click id.
 ///
 /// Returns `None` when nothing changes, so the caller can use a pre-built
@@ -66,8 +75,9 @@ pub(crate) fn merge(
     if let Some(dq) = dest_query {
         for param in dq.split('&').filter(|p| !p.is_empty()) {
             let name = name_of(param);
-            let replaced = incoming.is_some_and(|q| q.split('&').any(|ip| name_of(ip) == name));
-            if !replaced && Some(name) != click_name {
+            let replaced =
+                incoming.is_some_and(|q| q.split('&').any(|ip| same_name(name_of(ip), name)));
+            if !replaced && !click_name.is_some_and(|cn| same_name(name, cn)) {
                 out.push(sep);
                 out.push_str(param);
                 sep = '&';
@@ -77,8 +87,8 @@ pub(crate) fn merge(
     if let Some(q) = incoming {
         match click_name {
             // Fast path: the whole query is carried as one piece.
-            Some(cn) if q.split('&').any(|p| name_of(p) == cn) => {
-                for param in q.split('&').filter(|p| name_of(p) != cn) {
+            Some(cn) if q.split('&').any(|p| same_name(name_of(p), cn)) => {
+                for param in q.split('&').filter(|p| !same_name(name_of(p), cn)) {
                     out.push(sep);
                     encode::push(&mut out, param, &encode::QUERY);
                     sep = '&';
@@ -136,6 +146,13 @@ mod tests {
         let out = merge(
             "https://a/x?btn_ref=old",
             Some("btn_ref=evil&q=1"),
+            QueryMode::Merge,
+            Some(("btn_ref", "01ABC")),
+        );
+        assert_eq!(out.unwrap(), "https://a/x?q=1&btn_ref=01ABC");
+        let out = merge(
+            "https://a/x?%62tn_ref=old",
+            Some("btn%5Fref=evil&btn%5fref=evil2&q=1"),
             QueryMode::Merge,
             Some(("btn_ref", "01ABC")),
         );

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::decision::{Decision, Proxy, Redirect, Respond, Target};
-use crate::device::{self, Device};
+use crate::device::{Classifier, Device, DeviceClass};
 use crate::encode;
 use crate::host;
 use crate::matcher::{Hit, HostTable, MatchKind, Target as Slot};
@@ -58,6 +58,8 @@ pub(crate) struct RedirectRule {
     pub expires_at: Option<i64>,
     pub expired_to: Option<Template>,
     pub cache_control: HeaderValue,
+    /// Whether any of `ios`, `android`, `desktop` is set.
+    pub has_devices: bool,
 }
 
 /// A `[[route]]`, compiled.
@@ -160,6 +162,7 @@ pub struct Counts {
 /// Built once per (re)load, then shared read-only by every request.
 pub struct RuleSet {
     pub(crate) settings: Settings,
+    pub(crate) classifier: Classifier,
     pub(crate) hosts: HostTable,
     pub(crate) redirects: Vec<RedirectRule>,
     pub(crate) routes: Vec<RouteRule>,
@@ -193,7 +196,7 @@ pub(crate) struct Normalized<'r> {
 /// Everything `decide` worked out, kept for `explain`.
 pub(crate) struct Trace<'a> {
     pub decision: Decision<'a>,
-    pub device: Option<(Device, bool)>,
+    pub device: Option<DeviceClass>,
     pub captures: Vec<(String, String)>,
 }
 
@@ -209,6 +212,11 @@ impl Captures for HitCaptures<'_, '_, '_> {
 }
 
 impl RuleSet {
+    /// Classifies a User-Agent (device class, known bot).
+    pub fn classify(&self, user_agent: &str) -> DeviceClass {
+        self.classifier.classify(user_agent)
+    }
+
     /// Settings of this rule set.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -348,17 +356,24 @@ impl RuleSet {
         rule: &'a RedirectRule,
         hit: &Hit<'_, '_>,
         req: &Request<'_>,
-        device_out: &mut Option<(Device, bool)>,
+        device_out: &mut Option<DeviceClass>,
     ) -> Decision<'a> {
-        let (device, bot) = device::classify(req.user_agent);
-        *device_out = Some((device, bot));
+        // Classifying costs a scan of the User-Agent; only rules with
+        // device destinations pay for it.
+        let class = rule
+            .has_devices
+            .then(|| self.classifier.classify(req.user_agent));
+        *device_out = class;
         let mut variant = None;
         let (template, target) = if rule.expires_at.is_some_and(|t| req.now >= t) {
             match &rule.expired_to {
                 Some(t) => (t, Target::Expired),
                 None => return Decision::Gone { rule: &rule.id },
             }
-        } else if let Some(t) = (!bot).then(|| device_template(rule, device)).flatten() {
+        } else if let Some(t) = class
+            .filter(|c| !c.bot)
+            .and_then(|c| device_template(rule, c.device))
+        {
             (t, Target::Device)
         } else if let Some(t) = country_template(rule, req.country) {
             (t, Target::Country)
@@ -405,8 +420,7 @@ impl RuleSet {
             cache_control: &rule.cache_control,
             rule: &rule.id,
             code_at: None,
-            device,
-            bot,
+            device: class,
             variant,
             target,
         })
@@ -417,22 +431,27 @@ impl RuleSet {
         set: &'a LinkSet,
         row: usize,
         req: &Request<'_>,
-        device_out: &mut Option<(Device, bool)>,
+        device_out: &mut Option<DeviceClass>,
     ) -> Decision<'a> {
         let link = set.rows[row];
         let extra = set.extras.get(link.extra as usize);
-        let (device, bot) = device::classify(req.user_agent);
-        *device_out = Some((device, bot));
+        let has_devices =
+            extra.is_some_and(|e| e.ios.is_some() || e.android.is_some() || e.desktop.is_some());
+        let class = has_devices.then(|| self.classifier.classify(req.user_agent));
+        *device_out = class;
         if extra
             .and_then(|e| e.expires_at)
             .is_some_and(|t| req.now >= t)
         {
             return Decision::Gone { rule: &set.id };
         }
-        let device_span = extra.filter(|_| !bot).and_then(|e| match device {
-            Device::Ios => e.ios,
-            Device::Android => e.android,
-            Device::Desktop => e.desktop,
+        let device_span = class.filter(|c| !c.bot).and_then(|c| {
+            let e = extra?;
+            match c.device {
+                Device::Ios => e.ios,
+                Device::Android => e.android,
+                Device::Desktop => e.desktop,
+            }
         });
         let (span, target) = match device_span {
             Some(s) => (s, Target::Device),
@@ -456,8 +475,7 @@ impl RuleSet {
             cache_control: &set.cache_control,
             rule: &set.id,
             code_at: Some(set.prefix.len()),
-            device,
-            bot,
+            device: class,
             variant: None,
             target,
         })
