@@ -1,20 +1,10 @@
-//! `gateway`: the edge gateway binary.
+//! `gateway`: the edge gateway binary, a thin command line around the
+//! `gateway` library.
 //!
 //! Link redirects and API routing from a hot-reloadable rule set, on
 //! Pingora. See the README and `docs/` for how to run and operate it.
 
-mod admin;
-mod commands;
-mod config;
-mod forwarding;
-mod logging;
-mod pools;
-mod proxy;
-mod reload;
-mod respond;
-mod server;
-mod signals;
-mod state;
+use gateway::{commands, config, logging, server};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -99,7 +99,7 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-fn header_str<'a>(session: &'a Session, name: impl http::header::AsHeaderName) -> Option<&'a str> {
+fn header_str(session: &Session, name: impl http::header::AsHeaderName) -> Option<&str> {
     session
         .req_header()
         .headers

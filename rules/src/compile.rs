@@ -21,7 +21,7 @@ use crate::ruleset::*;
 use crate::selftest;
 use crate::template::Template;
 use crate::upstream::{Balance, HealthCheck, HealthCheckKind, Upstream};
-use crate::{encode, LoadOptions};
+use crate::{encode, timestamp, LoadOptions};
 
 const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 const DEFAULT_CACHE_CONTROL: &str = "private, max-age=90";
@@ -47,6 +47,8 @@ pub(crate) struct Compiler {
     pub responds: Vec<RespondRule>,
     pub link_sets: Vec<LinkSet>,
     pub upstreams: BTreeMap<String, Upstream>,
+    /// Names under `[upstream]`, including pools with errors.
+    pub upstream_names: std::collections::BTreeSet<String>,
     /// Origins of rules, indexed like the `Target` tables.
     pub redirect_origins: Vec<Origin>,
     pub route_origins: Vec<Origin>,
@@ -82,6 +84,7 @@ pub(crate) fn compile(
         responds: Vec::new(),
         link_sets: Vec::new(),
         upstreams: BTreeMap::new(),
+        upstream_names: Default::default(),
         redirect_origins: Vec::new(),
         route_origins: Vec::new(),
         respond_origins: Vec::new(),
@@ -488,12 +491,10 @@ impl Compiler {
             }
             _ => {
                 let raw = value.get_ref();
-                if !raw.starts_with('/') {
-                    self.err(start, rule, format!("`{raw}` must start with /"));
-                    return None;
-                }
+                // Same checks as paths, but the trailing slash is kept:
+                // `/v1/` must not match `/v1x`.
+                self.rule_path(value, rule)?;
                 let Ok(p) = encode::decode_unreserved(raw) else {
-                    self.err(start, rule, format!("`{raw}` has a bad percent-escape"));
                     return None;
                 };
                 if let Err(other) = self.hosts.table_mut(&host).insert_prefix(&p, target) {
@@ -604,8 +605,17 @@ impl Compiler {
                 continue;
             }
             let b = code.to_ascii_uppercase().into_bytes();
+            let key = [b[0], b[1]];
+            if countries.iter().any(|(k, _)| *k == key) {
+                self.err(
+                    cc.span().start,
+                    &id,
+                    format!("country `{code}` is given twice (codes are case-insensitive)"),
+                );
+                continue;
+            }
             if let Some(t) = self.template(t, &id, &caps) {
-                countries.push(([b[0], b[1]], t));
+                countries.push((key, t));
             }
         }
         let expires_at = d.expires_at.as_ref().and_then(|e| self.time(e, &id));
@@ -623,7 +633,7 @@ impl Compiler {
             query,
             to,
             split,
-            split_total: split_total.min(u32::MAX as u64) as u32,
+            split_total,
             ios,
             android,
             desktop,
@@ -635,18 +645,11 @@ impl Compiler {
         });
     }
 
-    pub(crate) fn time(&mut self, t: &Spanned<String>, rule: &str) -> Option<i64> {
-        match humantime::parse_rfc3339_weak(t.get_ref()) {
-            Ok(time) => Some(unix_seconds(time)),
-            Err(e) => {
-                self.err(
-                    t.span().start,
-                    rule,
-                    format!(
-                        "`{}` is not an RFC 3339 time ({e}), e.g. 2026-12-31T23:59:59Z",
-                        t.get_ref()
-                    ),
-                );
+    pub(crate) fn time(&mut self, t: &Spanned<toml::Value>, rule: &str) -> Option<i64> {
+        match timestamp::parse_value(t.get_ref()) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.err(t.span().start, rule, msg);
                 None
             }
         }
@@ -660,8 +663,18 @@ impl Compiler {
         let target = Target::Respond(self.responds.len() as u32);
         self.respond_origins.push(self.origin(&d.id));
         self.place(d.at(), &id, offset, target);
-        let allowed: Vec<i64> = (200..600).collect();
-        let status = self.status(d.status.as_ref(), &id, &allowed, 200);
+        let status = match &d.status {
+            None => 200,
+            Some(s) if (200..600).contains(s.get_ref()) => *s.get_ref() as u16,
+            Some(s) => {
+                self.err(
+                    s.span().start,
+                    &id,
+                    format!("status {} must be between 200 and 599", s.get_ref()),
+                );
+                200
+            }
+        };
         let content_type = match &d.content_type {
             None => HeaderValue::from_static("text/plain; charset=utf-8"),
             Some(ct) => HeaderValue::from_str(ct.get_ref()).unwrap_or_else(|_| {
@@ -739,8 +752,8 @@ impl Compiler {
         let target = Target::Route(self.routes.len() as u32);
         self.route_origins.push(self.origin(&d.id));
         self.place(d.at(), &id, offset, target);
-        if !self.upstreams.contains_key(d.upstream.get_ref()) {
-            let known: Vec<&str> = self.upstreams.keys().map(String::as_str).collect();
+        if !self.upstream_names.contains(d.upstream.get_ref()) {
+            let known: Vec<&str> = self.upstream_names.iter().map(String::as_str).collect();
             let msg = format!(
                 "unknown upstream `{}` (defined: {})",
                 d.upstream.get_ref(),
@@ -753,13 +766,13 @@ impl Compiler {
             self.err(d.upstream.span().start, &id, msg);
         }
         let strip = match (d.strip_prefix, &d.prefix, &d.path) {
-            (false, _, _) => None,
-            (true, Some(p), _) | (true, None, Some(p)) => encode::decode_unreserved(p.get_ref())
-                .ok()
-                .map(|p| p.into()),
+            (false, _, _) => Strip::Nothing,
+            (true, Some(p), _) => encode::decode_unreserved(p.get_ref())
+                .map_or(Strip::Nothing, |p| Strip::Prefix(p.into())),
+            (true, None, Some(_)) => Strip::Whole,
             (true, None, None) => {
                 self.err(offset, &id, "strip_prefix needs a `prefix` or `path`");
-                None
+                Strip::Nothing
             }
         };
         if let Some(h) = &d.host_header {
@@ -786,10 +799,11 @@ impl Compiler {
         };
         for (name, def) in table.iter() {
             let name_str = name.get_ref().to_string();
+            // Known even when broken, so routes to it are not reported too.
+            self.upstream_names.insert(name_str.clone());
             if let Some(d) = self.parse_one::<UpstreamDef>(def, &name_str) {
-                if let Some(u) = self.upstream(&name_str, name.span().start, d) {
-                    self.upstreams.insert(name_str, u);
-                }
+                let u = self.upstream(&name_str, d);
+                self.upstreams.insert(name_str, u);
             }
         }
     }
@@ -833,8 +847,9 @@ impl Compiler {
         }
     }
 
-    fn upstream(&mut self, name: &str, offset: usize, d: UpstreamDef) -> Option<Upstream> {
-        let errors_before = self.errors.len();
+    /// Builds a pool definition; its errors are recorded, and the pool is
+    /// returned anyway so routes naming it are not also reported.
+    fn upstream(&mut self, name: &str, d: UpstreamDef) -> Upstream {
         if d.servers.get_ref().is_empty() {
             self.err(
                 d.servers.span().start,
@@ -923,8 +938,7 @@ impl Compiler {
             tls: d.tls,
             sni: d.sni,
         };
-        let _ = offset;
-        (self.errors.len() == errors_before).then_some(u)
+        u
     }
 }
 
@@ -961,13 +975,5 @@ fn placeholder_redirect(id: &str) -> RedirectRule {
         expired_to: None,
         cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
         has_devices: false,
-    }
-}
-
-/// Seconds since the Unix epoch (negative before it).
-pub(crate) fn unix_seconds(t: std::time::SystemTime) -> i64 {
-    match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
     }
 }

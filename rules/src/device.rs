@@ -46,7 +46,7 @@ const BOT_TOKENS: &[&str] = &[
     "Discordbot",
     "TelegramBot",
     "Applebot",
-    "Pinterest",
+    "Pinterestbot",
     "Embedly",
     "vkShare",
     "SkypeUriPreview",

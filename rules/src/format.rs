@@ -72,7 +72,7 @@ pub(crate) struct RedirectDef {
     #[serde(default)]
     pub countries: BTreeMap<Spanned<String>, S>,
     pub split: Option<Spanned<Vec<SplitDef>>>,
-    pub expires_at: Option<S>,
+    pub expires_at: Option<Spanned<toml::Value>>,
     pub expired_to: Option<S>,
     pub cache_control: Option<S>,
 }
@@ -175,7 +175,7 @@ pub(crate) struct TestDef {
     pub ip: Option<S>,
     pub click_id: Option<String>,
     /// RFC 3339 time to evaluate at (expiry tests); now by default.
-    pub at: Option<S>,
+    pub at: Option<Spanned<toml::Value>>,
     pub expect_status: Option<i64>,
     pub expect_location: Option<String>,
     pub expect_rule: Option<String>,

@@ -35,6 +35,7 @@ mod request;
 mod ruleset;
 mod selftest;
 mod template;
+mod timestamp;
 mod upstream;
 
 use std::path::Path;
@@ -59,7 +60,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     fn now(&self) -> i64 {
         self.now
-            .unwrap_or_else(|| compile::unix_seconds(std::time::SystemTime::now()))
+            .unwrap_or_else(|| timestamp::unix_seconds(std::time::SystemTime::now()))
     }
 }
 

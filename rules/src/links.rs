@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 
-use crate::compile::{unix_seconds, Compiler};
+use crate::compile::Compiler;
 use crate::error::RuleError;
 use crate::format::LinksDef;
 use crate::matcher::Target;
 use crate::ruleset::{LinkExtra, LinkRow, LinkSet, Span, TrailingSlash};
 use crate::template::{check_url, split_origin};
+use crate::timestamp;
 
 /// Errors reported per CSV file before the rest are only counted, so a
 /// wrong file does not print a million lines.
@@ -189,19 +190,16 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
                 }
             },
         };
-        let mut extra = LinkExtra::default();
-        extra.ios = field(cols.ios).and_then(|u| dest(u, "ios destination", &mut errors));
-        extra.android =
-            field(cols.android).and_then(|u| dest(u, "android destination", &mut errors));
-        extra.desktop =
-            field(cols.desktop).and_then(|u| dest(u, "desktop destination", &mut errors));
+        let mut extra = LinkExtra {
+            ios: field(cols.ios).and_then(|u| dest(u, "ios destination", &mut errors)),
+            android: field(cols.android).and_then(|u| dest(u, "android destination", &mut errors)),
+            desktop: field(cols.desktop).and_then(|u| dest(u, "desktop destination", &mut errors)),
+            expires_at: None,
+        };
         if let Some(e) = field(cols.expires_at) {
-            match humantime::parse_rfc3339_weak(e) {
-                Ok(t) => extra.expires_at = Some(unix_seconds(t)),
-                Err(err) => errors.push(
-                    line,
-                    format!("code `{code}`: expires_at `{e}` is not an RFC 3339 time ({err})"),
-                ),
+            match timestamp::parse(e) {
+                Ok(t) => extra.expires_at = Some(t),
+                Err(msg) => errors.push(line, format!("code `{code}`: expires_at {msg}")),
             }
         }
         let extra_index = if extra.ios.is_some()

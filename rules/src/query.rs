@@ -24,8 +24,13 @@ impl QueryMode {
     }
 }
 
-/// The click id parameter to append last: `(name, value)`.
-pub(crate) type ClickParam<'a> = Option<(&'a str, &'a str)>;
+/// The click id parameter: its configured name, and the id to append last
+/// (none when the caller supplied none; visitors' values are dropped anyway).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Click<'a> {
+    pub name: &'a str,
+    pub id: Option<&'a str>,
+}
 
 fn name_of(param: &str) -> &str {
     param.split_once('=').map_or(param, |(n, _)| n)
@@ -51,13 +56,14 @@ pub(crate) fn merge(
     base: &str,
     incoming: Option<&str>,
     mode: QueryMode,
-    click: ClickParam<'_>,
+    click: Option<Click<'_>>,
 ) -> Option<String> {
     let incoming = match (mode, incoming) {
         (QueryMode::Merge, Some(q)) if !q.is_empty() => Some(q),
         _ => None,
     };
-    if incoming.is_none() && click.is_none() {
+    let click_id = click.and_then(|c| c.id);
+    if incoming.is_none() && click_id.is_none() {
         return None;
     }
     let (before_fragment, fragment) = match base.find('#') {
@@ -68,16 +74,22 @@ pub(crate) fn merge(
         Some((p, q)) => (p, Some(q)),
         None => (before_fragment, None),
     };
-    let click_name = click.map(|(n, _)| n);
+    let click_name = click.map(|c| c.name);
     let mut out = String::with_capacity(base.len() + incoming.map_or(0, str::len) + 48);
     out.push_str(path);
     let mut sep = '?';
     if let Some(dq) = dest_query {
         for param in dq.split('&').filter(|p| !p.is_empty()) {
             let name = name_of(param);
-            let replaced =
-                incoming.is_some_and(|q| q.split('&').any(|ip| same_name(name_of(ip), name)));
-            if !replaced && !click_name.is_some_and(|cn| same_name(name, cn)) {
+            let is_click = click_name.is_some_and(|cn| same_name(name, cn));
+            // The destination's own click-id parameter stays unless an id is
+            // appended; a visitor's one never replaces it.
+            let dropped = if is_click {
+                click_id.is_some()
+            } else {
+                incoming.is_some_and(|q| q.split('&').any(|ip| same_name(name_of(ip), name)))
+            };
+            if !dropped {
                 out.push(sep);
                 out.push_str(param);
                 sep = '&';
@@ -101,7 +113,7 @@ pub(crate) fn merge(
             }
         }
     }
-    if let Some((name, value)) = click {
+    if let (Some(name), Some(value)) = (click_name, click_id) {
         out.push(sep);
         out.push_str(name);
         out.push('=');
@@ -147,18 +159,48 @@ mod tests {
             "https://a/x?btn_ref=old",
             Some("btn_ref=evil&q=1"),
             QueryMode::Merge,
-            Some(("btn_ref", "01ABC")),
+            Some(Click {
+                name: "btn_ref",
+                id: Some("01ABC"),
+            }),
         );
         assert_eq!(out.unwrap(), "https://a/x?q=1&btn_ref=01ABC");
         let out = merge(
             "https://a/x?%62tn_ref=old",
             Some("btn%5Fref=evil&btn%5fref=evil2&q=1"),
             QueryMode::Merge,
-            Some(("btn_ref", "01ABC")),
+            Some(Click {
+                name: "btn_ref",
+                id: Some("01ABC"),
+            }),
         );
         assert_eq!(out.unwrap(), "https://a/x?q=1&btn_ref=01ABC");
-        let out = merge("https://a/x", Some("q"), QueryMode::Drop, Some(("c", "1")));
+        let out = merge(
+            "https://a/x",
+            Some("q"),
+            QueryMode::Drop,
+            Some(Click {
+                name: "c",
+                id: Some("1"),
+            }),
+        );
         assert_eq!(out.unwrap(), "https://a/x?c=1");
+    }
+
+    #[test]
+    fn without_an_id_visitors_still_cannot_plant_one() {
+        let c = Some(Click {
+            name: "btn_ref",
+            id: None,
+        });
+        let out = merge(
+            "https://a/x?btn_ref=dest",
+            Some("btn_ref=forged&q=1"),
+            QueryMode::Merge,
+            c,
+        );
+        assert_eq!(out.unwrap(), "https://a/x?btn_ref=dest&q=1");
+        assert_eq!(merge("https://a/x", None, QueryMode::Merge, c), None);
     }
 
     #[test]

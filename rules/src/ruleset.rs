@@ -50,7 +50,7 @@ pub(crate) struct RedirectRule {
     pub query: QueryMode,
     pub to: Option<Template>,
     pub split: Vec<(Template, u32)>,
-    pub split_total: u32,
+    pub split_total: u64,
     pub ios: Option<Template>,
     pub android: Option<Template>,
     pub desktop: Option<Template>,
@@ -66,9 +66,19 @@ pub(crate) struct RedirectRule {
 pub(crate) struct RouteRule {
     pub id: Box<str>,
     pub upstream: Box<str>,
-    /// The prefix to remove from the path, when `strip_prefix` is set.
-    pub strip: Option<Box<str>>,
+    /// What `strip_prefix` removes from the path.
+    pub strip: Strip,
     pub host_header: Option<Box<str>>,
+}
+
+/// What a route's `strip_prefix` removes.
+pub(crate) enum Strip {
+    /// Forward the path as it is.
+    Nothing,
+    /// Remove this (decoded) prefix.
+    Prefix(Box<str>),
+    /// A `path` route: the whole matched path becomes `/`.
+    Whole,
 }
 
 /// A `[[respond]]`, compiled.
@@ -491,10 +501,14 @@ impl RuleSet {
         req: &Request<'_>,
         mode: QueryMode,
     ) -> Option<HeaderValue> {
-        let click = match (&self.settings.click_id_param, req.click_id) {
-            (Some(name), Some(id)) => Some((name.as_str(), id)),
-            _ => None,
-        };
+        let click = self
+            .settings
+            .click_id_param
+            .as_deref()
+            .map(|name| query::Click {
+                name,
+                id: req.click_id,
+            });
         match query::merge(base, req.query, mode, click) {
             None => match static_value {
                 Some(v) => Some(v),
@@ -548,10 +562,10 @@ pub(crate) fn pick_variant(rule: &RedirectRule, ip: Option<IpAddr>, ua: &str) ->
     h.update(ua.as_bytes());
     h.update(&[0]);
     h.update(rule.id.as_bytes());
-    let point = (h.digest() % u64::from(rule.split_total.max(1))) as u32;
-    let mut acc = 0;
+    let point = h.digest() % rule.split_total.max(1);
+    let mut acc: u64 = 0;
     for (i, (_, w)) in rule.split.iter().enumerate() {
-        acc += w;
+        acc += u64::from(*w);
         if point < acc {
             return i;
         }
@@ -563,15 +577,18 @@ pub(crate) fn pick_variant(rule: &RedirectRule, ip: Option<IpAddr>, ua: &str) ->
 /// left after `strip_prefix` (always starting with `/`).
 fn proxied_path(rule: &RouteRule, n: &Normalized<'_>, req: &Request<'_>) -> String {
     let mut out = String::with_capacity(req.path.len() + req.query.map_or(0, |q| q.len() + 1) + 1);
+    // Always the normalized path (unreserved escapes decoded, which RFC
+    // 3986 makes equivalent), stripped or not, so upstreams see one form.
     match &rule.strip {
-        Some(prefix) => {
+        Strip::Prefix(prefix) => {
             let rest = n.full.strip_prefix(&**prefix).unwrap_or(&n.full);
             if !rest.starts_with('/') {
                 out.push('/');
             }
             out.push_str(rest);
         }
-        None => out.push_str(req.path),
+        Strip::Whole => out.push('/'),
+        Strip::Nothing => out.push_str(&n.full),
     }
     if let Some(q) = req.query {
         out.push('?');

@@ -46,9 +46,7 @@ fn run_one(set: &RuleSet, t: &TestDef, opts: &LoadOptions) -> Result<(), String>
         None => None,
     };
     let now = match &t.at {
-        Some(at) => humantime::parse_rfc3339_weak(at.get_ref())
-            .map(crate::compile::unix_seconds)
-            .map_err(|e| format!("at `{}` is not an RFC 3339 time ({e})", at.get_ref()))?,
+        Some(at) => crate::timestamp::parse_value(at.get_ref()).map_err(|e| format!("at: {e}"))?,
         None => opts.now(),
     };
     let req = Request {

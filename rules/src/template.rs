@@ -203,6 +203,21 @@ pub(crate) fn check_location(location: &str, origin_len: usize) -> bool {
     };
     (tail.is_empty() || matches!(tail.as_bytes()[0], b'/' | b'?' | b'#'))
         && encode::all_kept(tail, &encode::LOCATION)
+        && !has_dot_segment(tail)
+}
+
+/// `.` or `..` as a path segment (also escaped, as URL parsers read
+/// `%2e` as a dot): a capture must not walk the destination's path up to
+/// pages the rule never pointed at.
+fn has_dot_segment(tail: &str) -> bool {
+    let path = &tail[..tail.find(['?', '#']).unwrap_or(tail.len())];
+    if !path.contains('.') && !path.contains('%') {
+        return false;
+    }
+    path.split('/').any(|seg| {
+        let s = seg.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    })
 }
 
 /// Load-time check of a complete URL: it parses, and it passes the
@@ -302,5 +317,12 @@ mod tests {
         assert!(!check_location("https://a.com/\r\nSet-Cookie: x", 13));
         assert!(!check_location("https://a.com/\\evil", 13));
         assert!(!check_location("https://a.com/é", 13));
+        assert!(!check_location("https://a.com/p/../admin", 13));
+        assert!(!check_location("https://a.com/p/%2E%2e/admin", 13));
+        assert!(!check_location("https://a.com/p/./x", 13));
+        assert!(check_location(
+            "https://a.com/p/..x/.well-known/a.b?q=../..",
+            13
+        ));
     }
 }

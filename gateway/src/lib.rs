@@ -1,0 +1,21 @@
+//! The edge gateway: a Pingora server that answers link redirects from a
+//! compiled rule set and forwards API routes to upstream pools.
+//!
+//! The binary (`main.rs`) is a thin command line over these modules:
+//! [`server`] assembles the Pingora services, [`proxy`] is the
+//! `ProxyHttp` implementation, [`state`] holds the live snapshot behind
+//! `arc-swap`, [`reload`] swaps in new rules, [`pools`] runs the upstream
+//! pools and their health checks.
+
+pub mod admin;
+pub mod commands;
+pub mod config;
+pub mod forwarding;
+pub mod logging;
+pub mod pools;
+pub mod proxy;
+pub mod reload;
+pub mod respond;
+pub mod server;
+pub mod signals;
+pub mod state;
