@@ -38,7 +38,8 @@ pub(crate) struct Compiler {
     pub map: SourceMap,
     pub base_dir: PathBuf,
     pub errors: Vec<RuleError>,
-    ids: HashMap<String, String>,
+    /// Offsets of ids that were empty or duplicates.
+    rejected_ids: std::collections::HashSet<usize>,
     pub schemes: Vec<String>,
     pub settings: Settings,
     pub hosts: HostTable,
@@ -69,7 +70,7 @@ pub(crate) fn compile(
         map,
         base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         errors: Vec::new(),
-        ids: HashMap::new(),
+        rejected_ids: Default::default(),
         schemes: vec!["http".into(), "https".into()],
         settings: Settings {
             app_schemes: Vec::new(),
@@ -109,6 +110,7 @@ pub(crate) fn compile(
             c.errors.push(e);
         }
     }
+    c.claim_ids(root);
     // Order matters: schemes before destinations, pools before routes.
     if let Some(v) = root.get("settings") {
         if let Some(s) = c.parse_one::<SettingsDef>(v, "") {
@@ -134,6 +136,17 @@ pub(crate) fn compile(
     }
     let tests: Vec<(usize, TestDef)> = c.array::<TestDef>(root.get("test"), "test");
     if !c.errors.is_empty() {
+        // Kinds are compiled in dependency order; report in reading order,
+        // the rules file first, then CSV files.
+        let main = c.map.file().to_string();
+        c.errors.sort_by(|a, b| {
+            (a.file != main, &a.file, a.line, a.column).cmp(&(
+                b.file != main,
+                &b.file,
+                b.line,
+                b.column,
+            ))
+        });
         return Err(c.errors);
     }
     let classifier = Classifier::new().map_err(|m| vec![c.map.error(0, "", m)])?;
@@ -223,21 +236,45 @@ impl Compiler {
         self.errors.push(e);
     }
 
-    /// Records a rule id; false (and an error naming the first use) when it
-    /// is taken. Ids are unique across all kinds: they label metrics.
-    pub(crate) fn claim_id(&mut self, id: &Spanned<String>) -> bool {
-        let place = self.map.place(id.span().start);
-        if id.get_ref().is_empty() {
-            self.err(id.span().start, "", "id must not be empty");
-            return false;
+    /// Checks every rule id in file order, whatever its kind, so a duplicate
+    /// is reported at the later definition and names the first. Ids are
+    /// unique across kinds: they label metrics.
+    fn claim_ids(&mut self, root: &DeTable<'_>) {
+        let mut ids: Vec<(usize, String)> = Vec::new();
+        for kind in ["redirect", "respond", "route", "links"] {
+            let Some(items) = root.get(kind).and_then(|v| v.get_ref().as_array()) else {
+                continue;
+            };
+            for item in items.iter() {
+                if let Some(id) = item.get_ref().get("id") {
+                    if let Some(s) = id.get_ref().as_str() {
+                        ids.push((id.span().start, s.to_string()));
+                    }
+                }
+            }
         }
-        if let Some(first) = self.ids.get(id.get_ref()) {
-            let msg = format!("duplicate id `{}` (first defined at {first})", id.get_ref());
-            self.err(id.span().start, id.get_ref(), msg);
-            return false;
+        ids.sort_by_key(|(at, _)| *at);
+        let mut first: HashMap<String, usize> = HashMap::new();
+        for (at, id) in ids {
+            if id.is_empty() {
+                self.err(at, "", "id must not be empty");
+                self.rejected_ids.insert(at);
+            } else if let Some(&f) = first.get(&id) {
+                let msg = format!(
+                    "duplicate id `{id}` (first defined at {})",
+                    self.map.place(f)
+                );
+                self.err(at, &id, msg);
+                self.rejected_ids.insert(at);
+            } else {
+                first.insert(id, at);
+            }
         }
-        self.ids.insert(id.get_ref().clone(), place);
-        true
+    }
+
+    /// Whether a rule's id survived [`Compiler::claim_ids`].
+    pub(crate) fn claim_id(&self, id: &Spanned<String>) -> bool {
+        !self.rejected_ids.contains(&id.span().start)
     }
 
     fn settings(&mut self, s: SettingsDef) {
@@ -426,7 +463,9 @@ impl Compiler {
         offset: usize,
         target: Target,
     ) -> Option<Vec<String>> {
-        let host = self.host(at.host, rule, offset)?;
+        // A bad host is reported, but the path and the destinations are
+        // still checked so every problem of the rule shows at once.
+        let host = self.host(at.host, rule, offset);
         let given: Vec<(&str, &Spanned<String>)> = [
             ("path", at.path),
             ("pattern", at.pattern),
@@ -451,59 +490,50 @@ impl Compiler {
             }
         };
         let start = value.span().start;
-        let conflict = |c: &Compiler, other: Target| {
-            format!(
+        let normalized = self.rule_path(value, rule)?;
+        let names = match kind {
+            "path" => Vec::new(),
+            "pattern" => pattern_captures(&normalized),
+            _ => vec!["rest".to_string()],
+        };
+        let Some(host) = host else {
+            return Some(names);
+        };
+        let table = self.hosts.table_mut(&host);
+        let outcome = match kind {
+            "path" => table.insert_exact(&normalized, target).map_err(Some),
+            "pattern" => match table.insert_pattern(&normalized, target) {
+                Ok(()) => Ok(()),
+                Err(PatternError::Conflict { other: Some(o), .. }) => Err(Some(o)),
+                Err(PatternError::Conflict { with, other: None }) => {
+                    let msg = format!(
+                        "pattern `{}` conflicts with pattern `{with}`",
+                        value.get_ref()
+                    );
+                    self.err(start, rule, msg);
+                    Ok(())
+                }
+                Err(PatternError::Invalid(m)) => {
+                    self.err(start, rule, format!("pattern `{}`: {m}", value.get_ref()));
+                    Ok(())
+                }
+            },
+            // Prefixes keep their trailing slash: `/v1/` must not match `/v1x`.
+            _ => match encode::decode_unreserved(value.get_ref()) {
+                Ok(p) => table.insert_prefix(&p, target).map_err(Some),
+                Err(()) => Ok(()),
+            },
+        };
+        if let Err(Some(other)) = outcome {
+            let msg = format!(
                 "{kind} `{}` on host `{}` is already claimed by {}",
                 value.get_ref(),
                 host.describe(),
-                c.describe(other)
-            )
-        };
-        match kind {
-            "path" => {
-                let p = self.rule_path(value, rule)?;
-                if let Err(other) = self.hosts.table_mut(&host).insert_exact(&p, target) {
-                    let msg = conflict(self, other);
-                    self.err(start, rule, msg);
-                }
-                Some(Vec::new())
-            }
-            "pattern" => {
-                let p = self.rule_path(value, rule)?;
-                let names = pattern_captures(&p);
-                match self.hosts.table_mut(&host).insert_pattern(&p, target) {
-                    Ok(()) => {}
-                    Err(PatternError::Conflict { with, other }) => {
-                        let msg = match other {
-                            Some(o) => conflict(self, o),
-                            None => format!(
-                                "pattern `{}` conflicts with pattern `{with}`",
-                                value.get_ref()
-                            ),
-                        };
-                        self.err(start, rule, msg);
-                    }
-                    Err(PatternError::Invalid(m)) => {
-                        self.err(start, rule, format!("pattern `{}`: {m}", value.get_ref()))
-                    }
-                }
-                Some(names)
-            }
-            _ => {
-                let raw = value.get_ref();
-                // Same checks as paths, but the trailing slash is kept:
-                // `/v1/` must not match `/v1x`.
-                self.rule_path(value, rule)?;
-                let Ok(p) = encode::decode_unreserved(raw) else {
-                    return None;
-                };
-                if let Err(other) = self.hosts.table_mut(&host).insert_prefix(&p, target) {
-                    let msg = conflict(self, other);
-                    self.err(start, rule, msg);
-                }
-                Some(vec!["rest".into()])
-            }
+                self.describe(other)
+            );
+            self.err(start, rule, msg);
         }
+        Some(names)
     }
 
     /// "rule `x` at file:line:col" for the other side of a conflict.
@@ -594,7 +624,9 @@ impl Compiler {
             .as_ref()
             .and_then(|t| self.template(t, &id, &caps));
         let mut countries = Vec::new();
-        for (cc, t) in &d.countries {
+        let mut entries: Vec<_> = d.countries.iter().collect();
+        entries.sort_by_key(|(cc, _)| cc.span().start);
+        for (cc, t) in entries {
             let code = cc.get_ref();
             if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
                 self.err(

@@ -55,6 +55,11 @@ impl SourceMap {
         }
     }
 
+    /// The file name used in messages.
+    pub(crate) fn file(&self) -> &str {
+        &self.file
+    }
+
     /// 1-based (line, column) of a byte offset.
     pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text_len);

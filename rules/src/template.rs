@@ -162,6 +162,16 @@ impl Template {
 /// Splits off `scheme://authority`; returns its length and the scheme.
 pub(crate) fn split_origin(raw: &str) -> Result<(usize, &str), String> {
     let Some(sep) = raw.find("://") else {
+        if let Some((scheme, _)) = raw.split_once(':') {
+            let plain = scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            if !scheme.is_empty() && plain {
+                return Err(format!(
+                    "uses `{scheme}:` without `//`: destinations must be scheme://host/... with an allowed scheme"
+                ));
+            }
+        }
         return Err("must be an absolute URL (scheme://host/...)".into());
     };
     let scheme = &raw[..sep];

@@ -16,10 +16,17 @@ pub(crate) fn text(v: &toml::Value) -> Result<String, String> {
     match v {
         toml::Value::String(s) => Ok(s.clone()),
         toml::Value::Datetime(d) => Ok(d.to_string()),
-        other => Err(format!(
-            "a time must be a string like \"2026-12-31T23:59:59Z\", not a {}",
-            other.type_str()
-        )),
+        other => {
+            let t = other.type_str();
+            let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            Err(format!(
+                "a time must be a string like \"2026-12-31T23:59:59Z\", not {article} {t}"
+            ))
+        }
     }
 }
 
