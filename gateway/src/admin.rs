@@ -1,67 +1,275 @@
-//! The admin listener: health endpoints for orchestrators, on loopback by
-//! default.
+//! The admin listener: health endpoints for orchestrators (no token) and
+//! the admin API for rules (bearer token), on loopback by default.
 
 use async_trait::async_trait;
+use bytes::BytesMut;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use serde_json::json;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
-use crate::state::Live;
+use crate::reload::{Outcome, Reloader};
+use rules::{Request, RuleError};
 
 /// The admin HTTP application.
 pub struct Admin {
-    live: Live,
+    reloader: Arc<Reloader>,
+    token: Option<String>,
+    max_body: usize,
 }
 
 impl Admin {
-    /// An admin app over the live snapshot.
-    pub fn new(live: Live) -> Self {
-        Admin { live }
+    /// An admin app over the reloader's live snapshot.
+    pub fn new(reloader: Arc<Reloader>, token: Option<String>, max_body: usize) -> Self {
+        Admin {
+            reloader,
+            token,
+            max_body,
+        }
     }
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
-    let body = body.as_bytes().to_vec();
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Vec<u8>> {
     let len = body.len();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        http::HeaderValue::from_static(content_type),
     );
     headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     resp
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
+    let mut body = serde_json::to_vec_pretty(&value).unwrap_or_default();
+    body.push(b'\n');
+    respond(status, "application/json", body)
+}
+
+/// `{"errors":[{file,line,column,rule,message}]}`.
+fn errors(status: StatusCode, errors: &[RuleError]) -> Response<Vec<u8>> {
+    json_response(status, json!({ "errors": errors }))
+}
+
+/// An error that is not about a rule.
+fn problem(status: StatusCode, message: &str) -> Response<Vec<u8>> {
+    json_response(status, json!({ "errors": [{ "message": message }] }))
+}
+
+fn outcome_response(outcome: Outcome) -> Response<Vec<u8>> {
+    match outcome {
+        Outcome::Applied(v) => {
+            json_response(StatusCode::OK, json!({ "result": "success", "version": v }))
+        }
+        Outcome::Unchanged(v) => json_response(
+            StatusCode::OK,
+            json!({ "result": "unchanged", "version": v }),
+        ),
+        Outcome::Refused(e) => errors(StatusCode::UNPROCESSABLE_ENTITY, &e),
+        Outcome::Failed(m) => problem(StatusCode::INTERNAL_SERVER_ERROR, &m),
+    }
+}
+
+impl Admin {
+    /// Checks `Authorization: Bearer <token>` in constant time.
+    fn authorized(&self, session: &ServerSession) -> bool {
+        let Some(token) = &self.token else {
+            return false;
+        };
+        let Some(given) = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+    }
+
+    /// Reads the request body, refusing more than `max_body` bytes.
+    async fn body(&self, session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<u8>>> {
+        let too_large = || {
+            problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "body larger than {} bytes (admin.max_body_bytes)",
+                    self.max_body
+                ),
+            )
+        };
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.max_body) {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_body {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body.to_vec()),
+                Err(e) => {
+                    return Err(problem(
+                        StatusCode::BAD_REQUEST,
+                        &format!("cannot read body: {e}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn ready(&self) -> Response<Vec<u8>> {
+        // The rules are loaded before any listener is added, so a snapshot
+        // means ready.
+        let snap = self.reloader.live().load();
+        let mut body = format!(
+            "ready: rules version {} from {}, live since {}\n",
+            snap.version,
+            snap.source,
+            humantime::format_rfc3339_seconds(snap.loaded_at)
+        );
+        let mut pools: Vec<_> = snap.pools.iter().collect();
+        pools.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, pool) in pools {
+            body.push_str(&format!(
+                "upstream {name}: {}/{} backends healthy\n",
+                pool.healthy_backends(),
+                pool.total_backends()
+            ));
+        }
+        text(StatusCode::OK, &body)
+    }
+
+    fn explain(&self, query: Option<&str>) -> Response<Vec<u8>> {
+        let params: Vec<(String, String)> =
+            url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let Some(target) = get("url") else {
+            return problem(StatusCode::BAD_REQUEST, "missing url parameter");
+        };
+        let (host, path, query) = match rules::split_url(target) {
+            Ok(parts) => parts,
+            Err(m) => return problem(StatusCode::BAD_REQUEST, &m),
+        };
+        let client_ip = match get("ip").map(str::parse) {
+            None => None,
+            Some(Ok(ip)) => Some(ip),
+            Some(Err(_)) => return problem(StatusCode::BAD_REQUEST, "ip is not an IP address"),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let req = Request {
+            method: get("method").unwrap_or("GET"),
+            host,
+            path,
+            query,
+            user_agent: get("ua").unwrap_or(""),
+            country: get("country"),
+            client_ip,
+            click_id: None,
+            now,
+        };
+        let snap = self.reloader.live().load();
+        let explanation = snap.rules.explain(&req);
+        json_response(
+            StatusCode::OK,
+            json!({ "rules_version": snap.version, "explanation": explanation }),
+        )
+    }
 }
 
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let req = session.req_header();
-        match (req.method.as_str(), req.uri.path()) {
-            ("GET" | "HEAD", "/live") => text(StatusCode::OK, "live\n"),
-            ("GET" | "HEAD", "/ready") => {
-                // The rules are loaded before any listener is added, so a
-                // snapshot with a version means ready.
-                let snap = self.live.load();
-                let mut body = format!(
-                    "ready: rules version {} from {}, live since {}\n",
-                    snap.version,
-                    snap.source,
-                    humantime::format_rfc3339_seconds(snap.loaded_at)
-                );
-                let mut pools: Vec<_> = snap.pools.iter().collect();
-                pools.sort_by(|a, b| a.0.cmp(b.0));
-                for (name, pool) in pools {
-                    body.push_str(&format!(
-                        "upstream {name}: {}/{} backends healthy\n",
-                        pool.healthy_backends(),
-                        pool.total_backends()
-                    ));
-                }
-                text(StatusCode::OK, &body)
+        let method = session.req_header().method.as_str().to_string();
+        let path = session.req_header().uri.path().to_string();
+        let query = session.req_header().uri.query().map(str::to_string);
+        match (method.as_str(), path.as_str()) {
+            ("GET" | "HEAD", "/live") => return text(StatusCode::OK, "live\n"),
+            ("GET" | "HEAD", "/ready") => return self.ready(),
+            _ => {}
+        }
+        if !path.starts_with("/admin/") {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        }
+        if !self.authorized(session) {
+            let msg = if self.token.is_some() {
+                "missing or wrong bearer token"
+            } else {
+                "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)"
+            };
+            let mut resp = problem(StatusCode::UNAUTHORIZED, msg);
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return resp;
+        }
+        match (method.as_str(), path.as_str()) {
+            ("POST", "/admin/reload") => outcome_response(self.reloader.reload("admin").await),
+            ("PUT", "/admin/rules") => {
+                let body = match self.body(session).await {
+                    Ok(b) => b,
+                    Err(resp) => return resp,
+                };
+                let Ok(text) = String::from_utf8(body) else {
+                    return problem(StatusCode::BAD_REQUEST, "the rules must be UTF-8 text");
+                };
+                outcome_response(
+                    self.reloader
+                        .apply(text, "admin", "admin api".into(), true)
+                        .await,
+                )
             }
-            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            ("GET", "/admin/rules") => {
+                json_response(StatusCode::OK, json!(self.reloader.live().load().info()))
+            }
+            ("GET", "/admin/versions") => json_response(
+                StatusCode::OK,
+                json!({ "versions": self.reloader.history().await }),
+            ),
+            ("POST", "/admin/rollback") => match self.reloader.rollback().await {
+                Outcome::Failed(m) if m.starts_with("no previous") => {
+                    problem(StatusCode::CONFLICT, &m)
+                }
+                other => outcome_response(other),
+            },
+            ("GET", "/admin/explain") => self.explain(query.as_deref()),
+            (
+                _,
+                "/admin/reload" | "/admin/rules" | "/admin/versions" | "/admin/rollback"
+                | "/admin/explain",
+            ) => problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+            _ => problem(StatusCode::NOT_FOUND, "no such admin endpoint"),
         }
     }
 }

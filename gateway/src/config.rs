@@ -72,6 +72,8 @@ pub struct AdminSection {
     pub listen: String,
     /// Bearer token for the admin API (also `GATEWAY_ADMIN_TOKEN`).
     pub token: Option<String>,
+    /// Largest request body the admin API accepts (`PUT /admin/rules`).
+    pub max_body_bytes: usize,
 }
 
 impl Default for AdminSection {
@@ -79,6 +81,7 @@ impl Default for AdminSection {
         AdminSection {
             listen: "127.0.0.1:9901".into(),
             token: None,
+            max_body_bytes: 64 << 20,
         }
     }
 }
@@ -87,14 +90,32 @@ impl Default for AdminSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesSection {
-    /// The rules file.
+    /// The rules file. With `url`, it is also where fetched rules are kept,
+    /// so a restart starts from the last good version.
     pub path: PathBuf,
+    /// Reload when the rules file, or a CSV or body file it names, changes.
+    pub watch: bool,
+    /// Quiet time after the last file event before reloading.
+    #[serde(with = "humantime_serde_compat")]
+    pub debounce: Duration,
+    /// Remote source polled for new rules (`http://` or `https://`).
+    pub url: Option<String>,
+    /// How often `url` is polled.
+    #[serde(with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+    /// Add `X-Rules-Version` to every response (for debugging).
+    pub version_header: bool,
 }
 
 impl Default for RulesSection {
     fn default() -> Self {
         RulesSection {
             path: "config/rules.toml".into(),
+            watch: true,
+            debounce: Duration::from_millis(250),
+            url: None,
+            poll_interval: Duration::from_secs(30),
+            version_header: false,
         }
     }
 }
@@ -216,6 +237,11 @@ impl Config {
                 format!("config: `{addr}` is not an address like 127.0.0.1:8080")
             })?;
         }
+        if let Some(url) = &self.rules.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("config: rules.url must start with http:// or https://");
+            }
+        }
         if let Some(t) = &self.admin.token {
             if t.len() < 16 {
                 bail!("config: admin.token must be at least 16 characters");
@@ -237,10 +263,15 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
                 .map(|s| toml::Value::String(s.to_string()))
                 .collect(),
         ),
-        ("server", "threads") => value
+        ("server", "threads") | ("admin", "max_body_bytes") => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
+        ("rules", "watch") | ("rules", "version_header") => match value {
+            "true" | "1" => toml::Value::Boolean(true),
+            "false" | "0" => toml::Value::Boolean(false),
+            _ => toml::Value::String(value.to_string()),
+        },
         _ => toml::Value::String(value.to_string()),
     }
 }

@@ -24,12 +24,26 @@ pub struct Gateway {
     live: Live,
     /// Whether this service's listener is TLS (for `X-Forwarded-Proto`).
     tls: bool,
+    /// Add `X-Rules-Version` to responses.
+    version_header: bool,
 }
 
 impl Gateway {
     /// A gateway answering from `live`.
-    pub fn new(live: Live, tls: bool) -> Self {
-        Gateway { live, tls }
+    pub fn new(live: Live, tls: bool, version_header: bool) -> Self {
+        Gateway {
+            live,
+            tls,
+            version_header,
+        }
+    }
+
+    /// The rules version to announce, when `version_header` is on.
+    fn announce(&self, ctx: &Ctx) -> Option<u64> {
+        ctx.snapshot
+            .as_ref()
+            .filter(|_| self.version_header)
+            .map(|s| s.version)
     }
 }
 
@@ -130,6 +144,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.live.load_full();
         ctx.snapshot = Some(snap.clone());
+        let version = self.version_header.then_some(snap.version);
         let settings = snap.rules.settings();
         let click_id = settings
             .click_id_param
@@ -165,6 +180,7 @@ impl ProxyHttp for Gateway {
                         ],
                         extra: &[],
                         body: Bytes::new(),
+                        rules_version: version,
                     },
                 )
                 .await?;
@@ -177,15 +193,18 @@ impl ProxyHttp for Gateway {
                         headers: &[("Content-Type", r.content_type)],
                         extra: r.headers,
                         body: r.body,
+                        rules_version: version,
                     },
                 )
                 .await?;
             }
             Decision::Gone { .. } => {
-                respond::text(session, 410, "gone: this link has expired\n").await?
+                respond::text(session, 410, "gone: this link has expired\n", version).await?
             }
-            Decision::NotFound => respond::text(session, 404, "not found\n").await?,
-            Decision::BadRequest { .. } => respond::text(session, 400, "bad request\n").await?,
+            Decision::NotFound => respond::text(session, 404, "not found\n", version).await?,
+            Decision::BadRequest { .. } => {
+                respond::text(session, 400, "bad request\n", version).await?
+            }
             Decision::Proxy(p) => {
                 let Some(pool) = snap.pools.get(p.upstream).cloned() else {
                     // Validation guarantees every route names a pool; this
@@ -194,7 +213,7 @@ impl ProxyHttp for Gateway {
                         upstream = p.upstream,
                         "route names an upstream with no pool"
                     );
-                    respond::text(session, 502, "bad gateway\n").await?;
+                    respond::text(session, 502, "bad gateway\n", version).await?;
                     return Ok(true);
                 };
                 ctx.route = Some(Route {
@@ -320,6 +339,9 @@ impl ProxyHttp for Gateway {
                     .map_err(|e| Error::because(ErrorType::InternalError, "request id", e))?,
             )?;
         }
+        if let Some(v) = self.announce(ctx) {
+            resp.insert_header("X-Rules-Version", v)?;
+        }
         Ok(())
     }
 
@@ -342,7 +364,7 @@ impl ProxyHttp for Gateway {
             _ => "error\n",
         };
         if code > 0 {
-            if let Err(err) = respond::text(session, code, body).await {
+            if let Err(err) = respond::text(session, code, body, self.announce(ctx)).await {
                 tracing::debug!(error = %err, "could not write the error response");
             }
         }

@@ -18,6 +18,8 @@ pub struct Answer<'a> {
     pub extra: &'a [(HeaderName, HeaderValue)],
     /// Body; not sent for HEAD.
     pub body: Bytes,
+    /// Rules version for `X-Rules-Version`, when that header is on.
+    pub rules_version: Option<u64>,
 }
 
 /// Writes `answer` and ends the response.
@@ -33,6 +35,9 @@ pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
         resp.insert_header(name.clone(), value.clone())?;
     }
     resp.insert_header("Content-Length", answer.body.len())?;
+    if let Some(v) = answer.rules_version {
+        resp.insert_header("X-Rules-Version", v)?;
+    }
     let head = session.req_header().method == http::Method::HEAD;
     if head || answer.body.is_empty() {
         session.write_response_header(Box::new(resp), true).await
@@ -43,7 +48,12 @@ pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
 }
 
 /// Writes a short plain-text answer (404, 410, 400, 5xx).
-pub async fn text(session: &mut Session, status: u16, body: &'static str) -> Result<()> {
+pub async fn text(
+    session: &mut Session,
+    status: u16,
+    body: &'static str,
+    rules_version: Option<u64>,
+) -> Result<()> {
     static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
     static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
     write(
@@ -53,6 +63,7 @@ pub async fn text(session: &mut Session, status: u16, body: &'static str) -> Res
             headers: &[("Content-Type", &TEXT), ("Cache-Control", &NO_STORE)],
             extra: &[],
             body: Bytes::from_static(body.as_bytes()),
+            rules_version,
         },
     )
     .await

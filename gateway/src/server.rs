@@ -6,6 +6,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admin::Admin;
@@ -13,7 +14,7 @@ use crate::config::Config;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::signals::Signals;
-use crate::state::{self, Live, Snapshot};
+use crate::state::{self, Live, Meta, Snapshot};
 use rules::RuleSet;
 
 /// Starts health-check loops for the pools of whatever snapshot is live,
@@ -35,6 +36,31 @@ impl BackgroundService for HealthChecks {
     }
 }
 
+/// Watches the rules files and polls the remote source, when configured.
+struct Sources {
+    reloader: Arc<Reloader>,
+    watch: Option<Duration>,
+    remote: Option<(String, Duration)>,
+}
+
+#[async_trait]
+impl BackgroundService for Sources {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let watch = async {
+            if let Some(debounce) = self.watch {
+                crate::watch::run(self.reloader.clone(), debounce, shutdown.clone()).await;
+            }
+        };
+        let remote = async {
+            if let Some((url, every)) = &self.remote {
+                crate::remote::run(self.reloader.clone(), url.clone(), *every, shutdown.clone())
+                    .await;
+            }
+        };
+        tokio::join!(watch, remote);
+    }
+}
+
 /// Loads the rules, builds every service and runs until a shutdown signal.
 pub fn run(config: Config, upgrade: bool) -> Result<()> {
     let rules = match RuleSet::load(&config.rules.path) {
@@ -52,7 +78,15 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         }
     };
     let counts = rules.counts();
-    let snapshot = Snapshot::build(rules, None, config.rules.path.display().to_string())?;
+    let text = std::fs::read_to_string(&config.rules.path)
+        .with_context(|| format!("cannot read {}", config.rules.path.display()))?;
+    let meta = Meta {
+        version: 1,
+        source: config.rules.path.display().to_string(),
+        trigger: "startup".into(),
+        text: text.into(),
+    };
+    let snapshot = Snapshot::build(rules, None, meta)?;
     tracing::info!(
         rules = %config.rules.path.display(),
         hash = %snapshot.rules.content_hash(),
@@ -89,7 +123,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     if !config.server.listen.is_empty() {
         let mut proxy = pingora::proxy::http_proxy_service(
             &server.configuration,
-            Gateway::new(live.clone(), false),
+            Gateway::new(live.clone(), false, config.rules.version_header),
         );
         for addr in &config.server.listen {
             proxy.add_tcp(addr);
@@ -99,7 +133,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     if let Some(tls) = &config.tls {
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(live.clone(), true),
+            Gateway::new(live.clone(), true, config.rules.version_header),
             "gateway tls",
         );
         let cert = tls.cert.to_str().context("tls.cert is not valid UTF-8")?;
@@ -110,11 +144,28 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         proxy.add_tls_with_settings(&tls.listen, None, settings);
         server.add_service(proxy);
     }
-    let mut admin = Service::new("admin".to_string(), Admin::new(live.clone()));
+    let admin_app = Admin::new(
+        reloader.clone(),
+        config.admin.token.clone(),
+        config.admin.max_body_bytes,
+    );
+    let mut admin = Service::new("admin".to_string(), admin_app);
     admin.threads = Some(1);
     admin.add_tcp(&config.admin.listen);
     server.add_service(admin);
     server.add_service(background_service("health checks", HealthChecks { live }));
+    server.add_service(background_service(
+        "rules sources",
+        Sources {
+            reloader: reloader.clone(),
+            watch: config.rules.watch.then_some(config.rules.debounce),
+            remote: config
+                .rules
+                .url
+                .clone()
+                .map(|u| (u, config.rules.poll_interval)),
+        },
+    ));
 
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals { reloader }),

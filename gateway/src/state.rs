@@ -2,11 +2,12 @@
 //! an `arc-swap` cell. Each request loads it once and keeps it to the end.
 
 use arc_swap::ArcSwap;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::pools::{self, Pools};
-use rules::RuleSet;
+use rules::{Counts, RuleSet};
 
 /// Everything a request needs, built together and swapped together.
 pub struct Snapshot {
@@ -16,10 +17,31 @@ pub struct Snapshot {
     pub pools: Pools,
     /// Monotonic version, 1 for the rules loaded at start.
     pub version: u64,
-    /// When it went live.
+    /// When it was built.
     pub loaded_at: SystemTime,
-    /// Where it came from (a path, `admin`, a URL).
+    /// Where it came from: a path, `admin`, or a URL.
     pub source: String,
+    /// What made it: `startup`, `file`, `sighup`, `admin`, `remote`.
+    pub trigger: String,
+    /// The rules text it was compiled from, kept for rollback.
+    pub text: Arc<str>,
+}
+
+/// A version as the admin API and logs show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// Version number.
+    pub version: u64,
+    /// Content hash of the rules and every file they name.
+    pub hash: String,
+    /// Where it came from.
+    pub source: String,
+    /// What made it live.
+    pub trigger: String,
+    /// When it was built (RFC 3339).
+    pub loaded_at: String,
+    /// Counts per kind.
+    pub counts: Counts,
 }
 
 impl Snapshot {
@@ -27,17 +49,43 @@ impl Snapshot {
     pub fn build(
         rules: RuleSet,
         previous: Option<&Snapshot>,
-        source: String,
+        meta: Meta,
     ) -> anyhow::Result<Snapshot> {
         let pools = pools::build(rules.upstreams(), previous.map(|p| &p.pools))?;
         Ok(Snapshot {
             rules,
             pools,
-            version: previous.map_or(1, |p| p.version + 1),
+            version: meta.version,
             loaded_at: SystemTime::now(),
-            source,
+            source: meta.source,
+            trigger: meta.trigger,
+            text: meta.text,
         })
     }
+
+    /// The version as shown to operators.
+    pub fn info(&self) -> VersionInfo {
+        VersionInfo {
+            version: self.version,
+            hash: self.rules.content_hash(),
+            source: self.source.clone(),
+            trigger: self.trigger.clone(),
+            loaded_at: humantime::format_rfc3339_seconds(self.loaded_at).to_string(),
+            counts: self.rules.counts(),
+        }
+    }
+}
+
+/// Where a snapshot comes from.
+pub struct Meta {
+    /// Version number to give it.
+    pub version: u64,
+    /// Source description.
+    pub source: String,
+    /// Trigger name.
+    pub trigger: String,
+    /// Rules text.
+    pub text: Arc<str>,
 }
 
 /// The shared cell holding the live snapshot.

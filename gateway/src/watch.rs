@@ -1,0 +1,125 @@
+//! Reload on file changes: the rules file and every CSV and body file it
+//! names.
+//!
+//! Directories are watched, not files: editors write a temporary file and
+//! rename it over the original, and Kubernetes swaps a `..data` symlink in
+//! a ConfigMap volume; a watch on the file itself would see neither. Events
+//! for names that matter are debounced (a burst of writes gives one
+//! reload), and a reload whose content hash did not change is skipped.
+
+use notify::{RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use crate::reload::Reloader;
+
+/// The directories to watch and the file names in them that matter.
+fn targets(files: &[PathBuf]) -> (BTreeSet<PathBuf>, BTreeSet<OsString>) {
+    let mut dirs = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for f in files {
+        let dir = f
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        dirs.insert(dir.to_path_buf());
+        if let Some(n) = f.file_name() {
+            names.insert(n.to_os_string());
+        }
+    }
+    (dirs, names)
+}
+
+/// Whether an event path concerns the rules: a watched name, or a
+/// ConfigMap's `..data` / timestamped `..2026_…` entries.
+fn relevant(path: &Path, names: &BTreeSet<OsString>) -> bool {
+    match path.file_name() {
+        Some(n) => names.contains(n) || n.to_string_lossy().starts_with(".."),
+        None => false,
+    }
+}
+
+/// Runs until `shutdown` fires: watches, debounces, reloads.
+pub async fn run(
+    reloader: Arc<Reloader>,
+    debounce: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            for p in ev.paths {
+                let _ = tx.send(p);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "file watch error"),
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the rules files; reload with SIGHUP or the admin API");
+            return;
+        }
+    };
+    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut names: BTreeSet<OsString>;
+    loop {
+        // (Re)aim the watches at what the live rules reference now.
+        let (dirs, wanted) = targets(reloader.live().load().rules.files());
+        for d in watched.difference(&dirs) {
+            let _ = watcher.unwatch(d);
+        }
+        for d in dirs.difference(&watched) {
+            if let Err(e) = watcher.watch(d, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %d.display(), error = %e, "cannot watch directory");
+            }
+        }
+        watched = dirs;
+        names = wanted;
+
+        // Wait for a relevant event, then for `debounce` of quiet.
+        let first = loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                p = rx.recv() => match p {
+                    Some(p) if relevant(&p, &names) => break p,
+                    Some(_) => continue,
+                    None => return,
+                },
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(debounce) => break,
+                p = rx.recv() => if p.is_none() { return },
+            }
+        }
+        tracing::debug!(path = %first.display(), "rules files changed");
+        reloader.reload("file").await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relevant_names() {
+        let (dirs, names) = targets(&["/etc/g/rules.toml".into(), "/etc/g/links/go.csv".into()]);
+        assert_eq!(dirs.len(), 2);
+        assert!(relevant(Path::new("/etc/g/rules.toml"), &names));
+        assert!(relevant(Path::new("/etc/g/links/go.csv"), &names));
+        assert!(relevant(Path::new("/etc/g/..data"), &names));
+        assert!(relevant(
+            Path::new("/etc/g/..2026_11_28_10_00_00.123"),
+            &names
+        ));
+        assert!(!relevant(Path::new("/etc/g/.rules.toml.swp"), &names));
+        assert!(!relevant(Path::new("/etc/g/notes.txt"), &names));
+    }
+}
