@@ -10,21 +10,30 @@ use serde_json::json;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+use crate::metrics::Metrics;
 use crate::reload::{Outcome, Reloader};
+use crate::state::Snapshot;
 use rules::{Request, RuleError};
 
 /// The admin HTTP application.
 pub struct Admin {
     reloader: Arc<Reloader>,
+    metrics: Arc<Metrics>,
     token: Option<String>,
     max_body: usize,
 }
 
 impl Admin {
     /// An admin app over the reloader's live snapshot.
-    pub fn new(reloader: Arc<Reloader>, token: Option<String>, max_body: usize) -> Self {
+    pub fn new(
+        reloader: Arc<Reloader>,
+        metrics: Arc<Metrics>,
+        token: Option<String>,
+        max_body: usize,
+    ) -> Self {
         Admin {
             reloader,
+            metrics,
             token,
             max_body,
         }
@@ -70,6 +79,35 @@ fn errors(status: StatusCode, errors: &[RuleError]) -> Response<Vec<u8>> {
 /// An error that is not about a rule.
 fn problem(status: StatusCode, message: &str) -> Response<Vec<u8>> {
     json_response(status, json!({ "errors": [{ "message": message }] }))
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub fn metrics_response(metrics: &Metrics, live: &Snapshot) -> Response<Vec<u8>> {
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        metrics.render(live),
+    )
+}
+
+/// A listener that serves only `GET /metrics` (`[metrics] listen`).
+pub struct MetricsOnly {
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The live snapshot, for pool gauges.
+    pub live: crate::state::Live,
+}
+
+#[async_trait]
+impl ServeHttp for MetricsOnly {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method == http::Method::GET && req.uri.path() == "/metrics" {
+            metrics_response(&self.metrics, &self.live.load())
+        } else {
+            text(StatusCode::NOT_FOUND, "not found\n")
+        }
+    }
 }
 
 fn outcome_response(outcome: Outcome) -> Response<Vec<u8>> {
@@ -216,6 +254,9 @@ impl ServeHttp for Admin {
         match (method.as_str(), path.as_str()) {
             ("GET" | "HEAD", "/live") => return text(StatusCode::OK, "live\n"),
             ("GET" | "HEAD", "/ready") => return self.ready(),
+            ("GET", "/metrics") => {
+                return metrics_response(&self.metrics, &self.reloader.live().load())
+            }
             _ => {}
         }
         if !path.starts_with("/admin/") {

@@ -21,6 +21,17 @@ pub struct Config {
     pub rules: RulesSection,
     /// Logging.
     pub log: LogSection,
+    /// A separate metrics listener.
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `GET /metrics` (no token) on this address too; it is always
+    /// served on the admin listener.
+    pub listen: Option<String>,
 }
 
 /// `[server]`.
@@ -139,6 +150,10 @@ pub struct LogSection {
     pub level: String,
     /// `json` or `text`.
     pub format: LogFormat,
+    /// One line per request (target `access`).
+    pub access: bool,
+    /// Fraction of requests that get an access-log line.
+    pub sample: f64,
 }
 
 impl Default for LogSection {
@@ -146,6 +161,8 @@ impl Default for LogSection {
         LogSection {
             level: "info".into(),
             format: LogFormat::Json,
+            access: false,
+            sample: 1.0,
         }
     }
 }
@@ -170,7 +187,7 @@ mod humantime_serde_compat {
     }
 }
 
-const SECTIONS: [&str; 5] = ["server", "tls", "admin", "rules", "log"];
+const SECTIONS: [&str; 6] = ["server", "tls", "admin", "rules", "log", "metrics"];
 
 impl Config {
     /// Reads `path` (when it exists or was asked for explicitly) and applies
@@ -224,6 +241,9 @@ impl Config {
         if self.server.listen.is_empty() && self.tls.is_none() {
             bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
         }
+        if !(0.0..=1.0).contains(&self.log.sample) {
+            bail!("config: log.sample must be between 0.0 and 1.0");
+        }
         if self.server.threads == 0 {
             bail!("config: server.threads must be at least 1");
         }
@@ -267,7 +287,11 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
-        ("rules", "watch") | ("rules", "version_header") => match value {
+        ("log", "sample") => value
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .unwrap_or_else(|_| toml::Value::String(value.to_string())),
+        ("rules", "watch") | ("rules", "version_header") | ("log", "access") => match value {
             "true" | "1" => toml::Value::Boolean(true),
             "false" | "0" => toml::Value::Boolean(false),
             _ => toml::Value::String(value.to_string()),

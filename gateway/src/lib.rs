@@ -7,11 +7,13 @@
 //! `arc-swap`, [`reload`] swaps in new rules, [`pools`] runs the upstream
 //! pools and their health checks.
 
+pub mod access_log;
 pub mod admin;
 pub mod commands;
 pub mod config;
 pub mod forwarding;
 pub mod logging;
+pub mod metrics;
 pub mod pools;
 pub mod proxy;
 pub mod reload;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::metrics::{Metrics, UpstreamMetrics};
 use rules::{Balance, HealthCheckKind, Upstream};
 
 /// How long an idle upstream connection stays in the keep-alive pool.
@@ -29,12 +30,14 @@ pub struct Pool {
     selector: Selector,
     /// Set once a health-check task runs for this pool.
     checking: AtomicBool,
+    /// Pre-resolved metrics.
+    pub metrics: UpstreamMetrics,
 }
 
 impl Pool {
     /// Builds a pool; resolves server names (blocking DNS for names that
     /// are not addresses, which is why this runs off the request path).
-    pub fn new(def: &Upstream) -> anyhow::Result<Pool> {
+    pub fn new(def: &Upstream, metrics: UpstreamMetrics) -> anyhow::Result<Pool> {
         let servers = def.servers.iter().map(String::as_str);
         let mut selector = match def.balance {
             Balance::RoundRobin => Selector::RoundRobin(LoadBalancer::try_from_iter(servers)?),
@@ -89,6 +92,7 @@ impl Pool {
             def: def.clone(),
             selector,
             checking: AtomicBool::new(false),
+            metrics,
         })
     }
 
@@ -176,6 +180,7 @@ pub type Pools = HashMap<String, Arc<Pool>>;
 pub fn build(
     upstreams: &std::collections::BTreeMap<String, Upstream>,
     previous: Option<&Pools>,
+    metrics: &Metrics,
 ) -> anyhow::Result<Pools> {
     let mut pools = Pools::new();
     for (name, def) in upstreams {
@@ -185,7 +190,10 @@ pub fn build(
             .cloned();
         let pool = match reused {
             Some(p) => p,
-            None => Arc::new(Pool::new(def).map_err(|e| anyhow::anyhow!("upstream {name}: {e}"))?),
+            None => Arc::new(
+                Pool::new(def, metrics.upstream(name))
+                    .map_err(|e| anyhow::anyhow!("upstream {name}: {e}"))?,
+            ),
         };
         pools.insert(name.clone(), pool);
     }

@@ -11,9 +11,11 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
+use crate::access_log::AccessLog;
 use crate::forwarding;
+use crate::metrics::{Kind, Metrics};
 use crate::pools::Pool;
 use crate::respond::{self, Answer};
 use crate::state::{Live, Snapshot};
@@ -22,19 +24,29 @@ use rules::{Decision, Request};
 /// The gateway service.
 pub struct Gateway {
     live: Live,
+    metrics: Arc<Metrics>,
     /// Whether this service's listener is TLS (for `X-Forwarded-Proto`).
     tls: bool,
     /// Add `X-Rules-Version` to responses.
     version_header: bool,
+    access: AccessLog,
 }
 
 impl Gateway {
     /// A gateway answering from `live`.
-    pub fn new(live: Live, tls: bool, version_header: bool) -> Self {
+    pub fn new(
+        live: Live,
+        metrics: Arc<Metrics>,
+        tls: bool,
+        version_header: bool,
+        access: AccessLog,
+    ) -> Self {
         Gateway {
             live,
+            metrics,
             tls,
             version_header,
+            access,
         }
     }
 
@@ -104,16 +116,26 @@ pub struct Ctx {
     pub retries: u32,
     /// Request id returned to the client on proxied requests.
     pub request_id: Option<String>,
+    /// When the request head was read.
+    pub started: Option<Instant>,
+    /// What kind of answer it got.
+    pub kind: Option<Kind>,
+    /// Rule id, kept only when access logging is on.
+    pub rule: Option<String>,
+    /// When the first backend was picked.
+    pub upstream_started: Option<Instant>,
+    /// Status the upstream answered with.
+    pub upstream_status: Option<u16>,
 }
 
-fn client_ip(session: &Session) -> Option<IpAddr> {
+pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
 }
 
-fn header_str(session: &Session, name: impl http::header::AsHeaderName) -> Option<&str> {
+pub(crate) fn header_str(session: &Session, name: impl http::header::AsHeaderName) -> Option<&str> {
     session
         .req_header()
         .headers
@@ -121,7 +143,7 @@ fn header_str(session: &Session, name: impl http::header::AsHeaderName) -> Optio
         .and_then(|v| v.to_str().ok())
 }
 
-fn request_host(session: &Session) -> &str {
+pub(crate) fn request_host(session: &Session) -> &str {
     header_str(session, header::HOST)
         .or_else(|| session.req_header().uri.authority().map(|a| a.as_str()))
         .unwrap_or("")
@@ -138,7 +160,10 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+        Ctx {
+            started: Some(Instant::now()),
+            ..Ctx::default()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
@@ -168,6 +193,13 @@ impl ProxyHttp for Gateway {
             };
             snap.rules.decide(&request)
         };
+        ctx.kind = Some(kind_of(&decision));
+        if let Some(hits) = decision.slot().and_then(|s| snap.rule_hits.get(s)) {
+            hits.inc();
+        }
+        if self.access.enabled {
+            ctx.rule = decision.rule().map(str::to_string);
+        }
         match decision {
             Decision::Redirect(r) => {
                 respond::write(
@@ -213,6 +245,7 @@ impl ProxyHttp for Gateway {
                         upstream = p.upstream,
                         "route names an upstream with no pool"
                     );
+                    ctx.kind = Some(Kind::Error);
                     respond::text(session, 502, "bad gateway\n", version).await?;
                     return Ok(true);
                 };
@@ -241,6 +274,7 @@ impl ProxyHttp for Gateway {
                 .map(|ip| ip.to_string().into_bytes())
                 .unwrap_or_default(),
         };
+        ctx.upstream_started.get_or_insert_with(Instant::now);
         match route.pool.select(&key, &ctx.failed) {
             Some(backend) => {
                 let peer = route.pool.peer(&backend);
@@ -273,6 +307,9 @@ impl ProxyHttp for Gateway {
         let allowed = ctx.route.as_ref().map_or(0, |r| r.pool.def.retries);
         if ctx.retries < allowed {
             ctx.retries += 1;
+            if let Some(r) = &ctx.route {
+                r.pool.metrics.retries.inc();
+            }
             tracing::warn!(
                 upstream = ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
                 backend = %peer,
@@ -345,8 +382,47 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let kind = ctx.kind.unwrap_or(if (400..500).contains(&status) {
+            Kind::BadRequest
+        } else {
+            Kind::Error
+        });
+        self.metrics.request(kind, status, elapsed);
+        if let Some(route) = &ctx.route {
+            if let Some(code) = ctx.upstream_status {
+                route.pool.metrics.response(code);
+            }
+            if let Some(t) = ctx.upstream_started {
+                route
+                    .pool
+                    .metrics
+                    .duration
+                    .observe(t.elapsed().as_secs_f64());
+            }
+        }
+        if self.access.sampled() {
+            crate::access_log::write(session, ctx, kind, status, elapsed);
+        }
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (code, failure) = classify(e);
+        if let (Some(failure), Some(route)) = (failure, &ctx.route) {
+            route.pool.metrics.error(failure.as_str());
+        }
         if let Some(failure) = failure {
             tracing::warn!(
                 upstream = ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
@@ -372,6 +448,18 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+}
+
+/// The metrics kind of a decision.
+fn kind_of(d: &Decision<'_>) -> Kind {
+    match d {
+        Decision::Redirect(_) => Kind::Redirect,
+        Decision::Respond(_) => Kind::Respond,
+        Decision::Proxy(_) => Kind::Proxy,
+        Decision::Gone { .. } => Kind::Gone,
+        Decision::NotFound => Kind::NotFound,
+        Decision::BadRequest { .. } => Kind::BadRequest,
     }
 }
 

@@ -5,11 +5,11 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+use crate::metrics::Metrics;
 use crate::state::{Live, Meta, Snapshot, VersionInfo};
 use rules::{LoadOptions, RuleError, RuleSet};
 
@@ -49,21 +49,6 @@ enum Failure {
     Failed(String),
 }
 
-/// Counters the metrics endpoint reads.
-#[derive(Default)]
-pub struct ReloadStats {
-    /// Applied reloads.
-    pub success: AtomicU64,
-    /// Refused or failed reloads.
-    pub failure: AtomicU64,
-    /// Skipped because nothing changed.
-    pub unchanged: AtomicU64,
-    /// Unix time of the last applied reload (or of the start).
-    pub last_success_unix: AtomicU64,
-    /// Duration of the last reload attempt, in microseconds.
-    pub last_duration_us: AtomicU64,
-}
-
 struct Inner {
     next_version: u64,
     history: VecDeque<VersionInfo>,
@@ -76,14 +61,7 @@ pub struct Reloader {
     live: Live,
     path: PathBuf,
     inner: Mutex<Inner>,
-    /// Counters for metrics.
-    pub stats: ReloadStats,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    metrics: Arc<Metrics>,
 }
 
 /// Writes `text` to `path` atomically: a temporary file in the same
@@ -109,10 +87,9 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 impl Reloader {
     /// A reloader for `live` (the snapshot loaded at start), reading rules
     /// from `path`.
-    pub fn new(live: Live, path: PathBuf) -> Arc<Self> {
+    pub fn new(live: Live, path: PathBuf, metrics: Arc<Metrics>) -> Arc<Self> {
         let first = live.load().info();
-        let stats = ReloadStats::default();
-        stats.last_success_unix.store(unix_now(), Ordering::Relaxed);
+        metrics.live(&live.load(), None);
         Arc::new(Reloader {
             inner: Mutex::new(Inner {
                 next_version: first.version + 1,
@@ -121,7 +98,7 @@ impl Reloader {
             }),
             live,
             path,
-            stats,
+            metrics,
         })
     }
 
@@ -185,6 +162,7 @@ impl Reloader {
         let path = self.path.clone();
         let version = inner.next_version;
         let trigger_owned = trigger.to_string();
+        let metrics = self.metrics.clone();
         // Compiling a million links takes about a second of CPU: it runs on
         // the blocking pool, never on a request thread.
         let built = tokio::task::spawn_blocking(move || -> Result<Option<Snapshot>, Failure> {
@@ -204,7 +182,7 @@ impl Reloader {
                 trigger: trigger_owned,
                 text: text.into(),
             };
-            let snapshot = Snapshot::build(rules, Some(&live), meta)
+            let snapshot = Snapshot::build(rules, Some(&live), meta, &metrics)
                 .map_err(|e| Failure::Failed(format!("{e:#}")))?;
             // Written only once everything else succeeded: the file on disk
             // is always a rule set that went live.
@@ -271,6 +249,7 @@ impl Reloader {
         }
         crate::pools::spawn_health_checks(&snapshot.pools);
         let info = snapshot.info();
+        self.metrics.live(&snapshot, Some(&current));
         self.live.store(snapshot);
         inner.previous = Some(current);
         inner.history.push_back(info.clone());
@@ -282,20 +261,13 @@ impl Reloader {
 
     async fn finish(&self, trigger: &str, started: Instant, outcome: Outcome) -> Outcome {
         let elapsed = started.elapsed();
-        self.stats
-            .last_duration_us
-            .store(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.metrics.reload(outcome.result(), elapsed.as_secs_f64());
         let ms = elapsed.as_secs_f64() * 1000.0;
         match &outcome {
             Outcome::Applied(v) => {
-                self.stats.success.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .last_success_unix
-                    .store(unix_now(), Ordering::Relaxed);
                 tracing::info!(trigger, version = v.version, hash = %v.hash, duration_ms = ms, "rules reloaded");
             }
             Outcome::Unchanged(v) => {
-                self.stats.unchanged.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     trigger,
                     version = v.version,
@@ -303,7 +275,6 @@ impl Reloader {
                 );
             }
             Outcome::Refused(errors) => {
-                self.stats.failure.fetch_add(1, Ordering::Relaxed);
                 for e in errors {
                     tracing::error!(trigger, file = %e.file, line = e.line, column = e.column, rule = %e.rule, "{}", e.message);
                 }
@@ -314,7 +285,6 @@ impl Reloader {
                 );
             }
             Outcome::Failed(msg) => {
-                self.stats.failure.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(trigger, error = %msg, "reload failed, the live rules keep serving");
             }
         }

@@ -9,8 +9,10 @@ use pingora::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::admin::Admin;
+use crate::access_log::AccessLog;
+use crate::admin::{Admin, MetricsOnly};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::signals::Signals;
@@ -86,7 +88,8 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         trigger: "startup".into(),
         text: text.into(),
     };
-    let snapshot = Snapshot::build(rules, None, meta)?;
+    let metrics = Metrics::new().context("cannot register metrics")?;
+    let snapshot = Snapshot::build(rules, None, meta, &metrics)?;
     tracing::info!(
         rules = %config.rules.path.display(),
         hash = %snapshot.rules.content_hash(),
@@ -102,7 +105,11 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         "gateway starting"
     );
     let live = state::live(snapshot);
-    let reloader = Reloader::new(live.clone(), config.rules.path.clone());
+    let reloader = Reloader::new(live.clone(), config.rules.path.clone(), metrics.clone());
+    let access = AccessLog {
+        enabled: config.log.access,
+        sample: config.log.sample,
+    };
 
     let grace = config.server.grace_period.as_secs_f64().ceil() as u64;
     let conf = ServerConf {
@@ -123,7 +130,13 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     if !config.server.listen.is_empty() {
         let mut proxy = pingora::proxy::http_proxy_service(
             &server.configuration,
-            Gateway::new(live.clone(), false, config.rules.version_header),
+            Gateway::new(
+                live.clone(),
+                metrics.clone(),
+                false,
+                config.rules.version_header,
+                access,
+            ),
         );
         for addr in &config.server.listen {
             proxy.add_tcp(addr);
@@ -133,7 +146,13 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     if let Some(tls) = &config.tls {
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(live.clone(), true, config.rules.version_header),
+            Gateway::new(
+                live.clone(),
+                metrics.clone(),
+                true,
+                config.rules.version_header,
+                access,
+            ),
             "gateway tls",
         );
         let cert = tls.cert.to_str().context("tls.cert is not valid UTF-8")?;
@@ -146,6 +165,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     }
     let admin_app = Admin::new(
         reloader.clone(),
+        metrics.clone(),
         config.admin.token.clone(),
         config.admin.max_body_bytes,
     );
@@ -153,6 +173,16 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     admin.threads = Some(1);
     admin.add_tcp(&config.admin.listen);
     server.add_service(admin);
+    if let Some(addr) = &config.metrics.listen {
+        let app = MetricsOnly {
+            metrics: metrics.clone(),
+            live: live.clone(),
+        };
+        let mut service = Service::new("metrics".to_string(), app);
+        service.threads = Some(1);
+        service.add_tcp(addr);
+        server.add_service(service);
+    }
     server.add_service(background_service("health checks", HealthChecks { live }));
     server.add_service(background_service(
         "rules sources",

@@ -6,7 +6,9 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::metrics::Metrics;
 use crate::pools::{self, Pools};
+use prometheus::IntCounter;
 use rules::{Counts, RuleSet};
 
 /// Everything a request needs, built together and swapped together.
@@ -25,6 +27,8 @@ pub struct Snapshot {
     pub trigger: String,
     /// The rules text it was compiled from, kept for rollback.
     pub text: Arc<str>,
+    /// Hit counters per rule, in slot order (`Decision::slot`).
+    pub rule_hits: Vec<IntCounter>,
 }
 
 /// A version as the admin API and logs show it.
@@ -50,9 +54,11 @@ impl Snapshot {
         rules: RuleSet,
         previous: Option<&Snapshot>,
         meta: Meta,
+        metrics: &Metrics,
     ) -> anyhow::Result<Snapshot> {
-        let pools = pools::build(rules.upstreams(), previous.map(|p| &p.pools))?;
+        let pools = pools::build(rules.upstreams(), previous.map(|p| &p.pools), metrics)?;
         Ok(Snapshot {
+            rule_hits: metrics.rule_handles(&rules),
             rules,
             pools,
             version: meta.version,

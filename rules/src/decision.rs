@@ -23,6 +23,8 @@ pub enum Decision<'a> {
     Gone {
         /// Id of the expired rule (or link set).
         rule: &'a str,
+        /// Its index in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).
+        slot: usize,
     },
     /// No rule matched the host and path: 404.
     NotFound,
@@ -45,6 +47,8 @@ pub struct Redirect<'a> {
     pub cache_control: &'a HeaderValue,
     /// Rule id, or link-set id for bulk links.
     pub rule: &'a str,
+    /// Index of the rule in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).
+    pub slot: usize,
     /// For bulk links, where the code starts in the request path (after the
     /// set's prefix); see [`Redirect::code`].
     pub code_at: Option<usize>,
@@ -87,6 +91,8 @@ pub struct Respond<'a> {
     pub body: Bytes,
     /// Rule id.
     pub rule: &'a str,
+    /// Index of the rule in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).
+    pub slot: usize,
 }
 
 /// Forward to an upstream pool (`[[route]]`).
@@ -100,6 +106,8 @@ pub struct Proxy<'a> {
     pub host_header: Option<&'a str>,
     /// Rule id.
     pub rule: &'a str,
+    /// Index of the rule in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).
+    pub slot: usize,
 }
 
 impl Redirect<'_> {
@@ -137,13 +145,24 @@ impl Decision<'_> {
         }
     }
 
+    /// Index of the rule in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).
+    pub fn slot(&self) -> Option<usize> {
+        match self {
+            Decision::Redirect(r) => Some(r.slot),
+            Decision::Respond(r) => Some(r.slot),
+            Decision::Proxy(p) => Some(p.slot),
+            Decision::Gone { slot, .. } => Some(*slot),
+            Decision::NotFound | Decision::BadRequest { .. } => None,
+        }
+    }
+
     /// Id of the rule (or link set) that produced the decision.
     pub fn rule(&self) -> Option<&str> {
         match self {
             Decision::Redirect(r) => Some(r.rule),
             Decision::Respond(r) => Some(r.rule),
             Decision::Proxy(p) => Some(p.rule),
-            Decision::Gone { rule } => Some(rule),
+            Decision::Gone { rule, .. } => Some(rule),
             Decision::NotFound | Decision::BadRequest { .. } => None,
         }
     }

@@ -248,6 +248,20 @@ impl RuleSet {
         format!("{:016x}", self.hash)
     }
 
+    /// What [`RuleSet::content_hash`] would be for rules text `rules_text`
+    /// with this set's CSV and body files as they are on disk now. A
+    /// reload compares it with the live hash to skip compiling content
+    /// that did not change. (If the new text names other files its own
+    /// hash differs anyway, so the comparison stays sound.)
+    pub fn content_hash_with(&self, rules_text: &str) -> std::io::Result<String> {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(rules_text.as_bytes());
+        for f in self.files.iter().skip(1) {
+            h.update(&std::fs::read(f)?);
+        }
+        Ok(format!("{:016x}", h.digest()))
+    }
+
     /// Counts per kind.
     pub fn counts(&self) -> Counts {
         Counts {
@@ -261,8 +275,20 @@ impl RuleSet {
         }
     }
 
-    /// Ids of the rules and link sets that can appear in a decision, for
-    /// pre-registering per-rule metrics.
+    /// The dense index of a matched rule in [`RuleSet::rule_ids`] order.
+    fn slot_of(&self, target: Slot) -> usize {
+        let (r, ro, rs) = (self.redirects.len(), self.routes.len(), self.responds.len());
+        match target {
+            Slot::Redirect(i) => i as usize,
+            Slot::Route(i) => r + i as usize,
+            Slot::Respond(i) => r + ro + i as usize,
+            Slot::Link { set, .. } => r + ro + rs + set as usize,
+        }
+    }
+
+    /// Ids of the rules and link sets that can appear in a decision, in
+    /// slot order: a decision's `slot` indexes this sequence, so per-rule
+    /// metrics can be resolved once per rule set instead of per request.
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
         self.redirects
             .iter()
@@ -328,14 +354,20 @@ impl RuleSet {
                 trace.captures.push(("rest".into(), hit.rest.to_string()));
             }
         }
+        let slot = self.slot_of(hit.target);
         trace.decision = match hit.target {
-            Slot::Redirect(i) => {
-                self.redirect(&self.redirects[i as usize], &hit, req, &mut trace.device)
-            }
+            Slot::Redirect(i) => self.redirect(
+                &self.redirects[i as usize],
+                &hit,
+                req,
+                slot,
+                &mut trace.device,
+            ),
             Slot::Link { set, row } => self.link(
                 &self.link_sets[set as usize],
                 row as usize,
                 req,
+                slot,
                 &mut trace.device,
             ),
             Slot::Respond(i) => {
@@ -346,6 +378,7 @@ impl RuleSet {
                     headers: &r.headers,
                     body: r.body.clone(),
                     rule: &r.id,
+                    slot,
                 })
             }
             Slot::Route(i) => {
@@ -355,6 +388,7 @@ impl RuleSet {
                     path_and_query: proxied_path(r, &n, req),
                     host_header: r.host_header.as_deref(),
                     rule: &r.id,
+                    slot,
                 })
             }
         };
@@ -366,6 +400,7 @@ impl RuleSet {
         rule: &'a RedirectRule,
         hit: &Hit<'_, '_>,
         req: &Request<'_>,
+        slot: usize,
         device_out: &mut Option<DeviceClass>,
     ) -> Decision<'a> {
         // Classifying costs a scan of the User-Agent; only rules with
@@ -378,7 +413,12 @@ impl RuleSet {
         let (template, target) = if rule.expires_at.is_some_and(|t| req.now >= t) {
             match &rule.expired_to {
                 Some(t) => (t, Target::Expired),
-                None => return Decision::Gone { rule: &rule.id },
+                None => {
+                    return Decision::Gone {
+                        rule: &rule.id,
+                        slot,
+                    }
+                }
             }
         } else if let Some(t) = class
             .filter(|c| !c.bot)
@@ -429,6 +469,7 @@ impl RuleSet {
             location,
             cache_control: &rule.cache_control,
             rule: &rule.id,
+            slot,
             code_at: None,
             device: class,
             variant,
@@ -441,6 +482,7 @@ impl RuleSet {
         set: &'a LinkSet,
         row: usize,
         req: &Request<'_>,
+        slot: usize,
         device_out: &mut Option<DeviceClass>,
     ) -> Decision<'a> {
         let link = set.rows[row];
@@ -453,7 +495,10 @@ impl RuleSet {
             .and_then(|e| e.expires_at)
             .is_some_and(|t| req.now >= t)
         {
-            return Decision::Gone { rule: &set.id };
+            return Decision::Gone {
+                rule: &set.id,
+                slot,
+            };
         }
         let device_span = class.filter(|c| !c.bot).and_then(|c| {
             let e = extra?;
@@ -484,6 +529,7 @@ impl RuleSet {
             location,
             cache_control: &set.cache_control,
             rule: &set.id,
+            slot,
             code_at: Some(set.prefix.len()),
             device: class,
             variant: None,

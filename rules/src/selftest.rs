@@ -138,7 +138,7 @@ fn describe(d: &Decision<'_>) -> String {
             "proxy to {} {} (rule {})",
             p.upstream, p.path_and_query, p.rule
         ),
-        Decision::Gone { rule } => format!("410 gone (rule {rule})"),
+        Decision::Gone { rule, .. } => format!("410 gone (rule {rule})"),
         Decision::NotFound => "404 not found".into(),
         Decision::BadRequest { reason } => format!("400 bad request ({reason})"),
     }

@@ -194,7 +194,7 @@ fn campaign_countries_devices_and_expiry() {
     assert_eq!(location(&set, sale(end)), "https://shop.example.com/deals");
 
     match set.decide(&Request::get("go.example.com", "/bf23", LIVE)) {
-        Decision::Gone { rule } => assert_eq!(rule, "black-friday-2023"),
+        Decision::Gone { rule, .. } => assert_eq!(rule, "black-friday-2023"),
         other => panic!("{other:?}"),
     }
 }
@@ -318,7 +318,10 @@ fn bulk_links() {
     // Expired rows answer 410; there is no expired_to for bulk links.
     assert!(matches!(
         set.decide(&Request::get("go.example.com", "/bf24", LIVE)),
-        Decision::Gone { rule: "go-links" }
+        Decision::Gone {
+            rule: "go-links",
+            ..
+        }
     ));
     assert_eq!(
         location(&set, Request::get("go.example.com", "/holiday", LIVE)),
@@ -416,5 +419,23 @@ fn routes_and_responds() {
                 .any(|(n, v)| n == "x-robots-tag" && v == "noindex"));
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn decision_slots_index_rule_ids() {
+    let set = load();
+    let ids: Vec<&str> = set.rule_ids().collect();
+    let cases = [
+        ("go.example.com", "/p/1"),
+        ("go.example.com", "/spring"),
+        ("api.example.com", "/v1/x"),
+        ("go.example.com", "/robots.txt"),
+        ("go.example.com", "/bf23"),
+    ];
+    for (host, path) in cases {
+        let d = set.decide(&Request::get(host, path, LIVE));
+        let slot = d.slot().unwrap_or_else(|| panic!("{host}{path}: {d:?}"));
+        assert_eq!(Some(ids[slot]), d.rule(), "{host}{path}");
     }
 }

@@ -1,0 +1,99 @@
+//! One access-log line per request (`[log] access = true`), optionally
+//! sampled. Lines go through `tracing` with target `access`, so they share
+//! the JSON or text format of every other log line and can be filtered
+//! (`RUST_LOG=access=off`).
+
+use pingora::proxy::Session;
+use std::cell::Cell;
+
+use crate::metrics::Kind;
+use crate::proxy::{client_ip, header_str, request_host, Ctx};
+
+/// Access-log settings.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog {
+    /// Log requests at all.
+    pub enabled: bool,
+    /// Fraction of requests logged, 0.0 to 1.0.
+    pub sample: f64,
+}
+
+thread_local! {
+    /// Per-thread credit: each request adds `sample`, a line is written
+    /// whenever a whole unit is reached. Exact over many requests, no
+    /// randomness, no shared state.
+    static CREDIT: Cell<f64> = const { Cell::new(0.0) };
+}
+
+impl AccessLog {
+    /// Whether this request gets a line.
+    pub fn sampled(&self) -> bool {
+        if !self.enabled || self.sample <= 0.0 {
+            return false;
+        }
+        if self.sample >= 1.0 {
+            return true;
+        }
+        CREDIT.with(|c| {
+            let v = c.get() + self.sample;
+            if v >= 1.0 {
+                c.set(v - 1.0);
+                true
+            } else {
+                c.set(v);
+                false
+            }
+        })
+    }
+}
+
+/// Writes the line for a finished request.
+pub fn write(session: &Session, ctx: &Ctx, kind: Kind, status: u16, seconds: f64) {
+    let req = session.req_header();
+    let request_id = ctx
+        .request_id
+        .as_deref()
+        .or_else(|| header_str(session, "x-request-id"))
+        .unwrap_or("");
+    tracing::info!(
+        target: "access",
+        request_id,
+        client_ip = client_ip(session).map(|ip| ip.to_string()).unwrap_or_default(),
+        method = req.method.as_str(),
+        host = request_host(session),
+        path = req.uri.path(),
+        status,
+        kind = kind.as_str(),
+        rule = ctx.rule.as_deref().unwrap_or(""),
+        upstream = ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
+        upstream_status = ctx.upstream_status.unwrap_or(0),
+        duration_us = (seconds * 1e6) as u64,
+        bytes = session.body_bytes_sent() as u64,
+        "access"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_is_exact_over_many_requests() {
+        let log = AccessLog {
+            enabled: true,
+            sample: 0.25,
+        };
+        let n = (0..1000).filter(|_| log.sampled()).count();
+        assert_eq!(n, 250);
+        assert!(!AccessLog {
+            enabled: false,
+            sample: 1.0
+        }
+        .sampled());
+        assert!(AccessLog {
+            enabled: true,
+            sample: 1.0
+        }
+        .sampled());
+    }
+}
