@@ -26,6 +26,14 @@ use crate::{encode, timestamp, LoadOptions};
 const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 const DEFAULT_CACHE_CONTROL: &str = "private, max-age=90";
 
+/// A rule that takes a place in the matcher.
+enum Placed {
+    Redirect(RedirectDef),
+    Respond(RespondDef),
+    Route(RouteDef),
+    Links(LinksDef),
+}
+
 /// Where a placed rule came from, for conflict messages.
 #[derive(Clone)]
 pub(crate) struct Origin {
@@ -120,18 +128,32 @@ pub(crate) fn compile(
     if let Some(v) = root.get("upstream") {
         c.upstream_table(v);
     }
-    for (item, def) in c.array::<RedirectDef>(root.get("redirect"), "redirect") {
-        c.redirect(item, def);
-    }
-    for (item, def) in c.array::<RespondDef>(root.get("respond"), "respond") {
-        c.respond(item, def);
-    }
-    for (item, def) in c.array::<RouteDef>(root.get("route"), "route") {
-        c.route(item, def);
-    }
-    for (item, def) in c.array::<LinksDef>(root.get("links"), "links") {
-        if c.claim_id(&def.id) {
-            links::load(&mut c, item, def);
+    // Placed rules are compiled in file order whatever their kind, so a
+    // conflict is reported at the later rule and names the earlier one.
+    let mut placed: Vec<(usize, Placed)> = Vec::new();
+    let redirects = c.array::<RedirectDef>(root.get("redirect"), "redirect");
+    placed.extend(
+        redirects
+            .into_iter()
+            .map(|(at, d)| (at, Placed::Redirect(d))),
+    );
+    let responds = c.array::<RespondDef>(root.get("respond"), "respond");
+    placed.extend(responds.into_iter().map(|(at, d)| (at, Placed::Respond(d))));
+    let routes = c.array::<RouteDef>(root.get("route"), "route");
+    placed.extend(routes.into_iter().map(|(at, d)| (at, Placed::Route(d))));
+    let links = c.array::<LinksDef>(root.get("links"), "links");
+    placed.extend(links.into_iter().map(|(at, d)| (at, Placed::Links(d))));
+    placed.sort_by_key(|(at, _)| *at);
+    for (at, item) in placed {
+        match item {
+            Placed::Redirect(d) => c.redirect(at, d),
+            Placed::Respond(d) => c.respond(at, d),
+            Placed::Route(d) => c.route(at, d),
+            Placed::Links(d) => {
+                if c.claim_id(&d.id) {
+                    links::load(&mut c, at, d);
+                }
+            }
         }
     }
     let tests: Vec<(usize, TestDef)> = c.array::<TestDef>(root.get("test"), "test");

@@ -53,23 +53,24 @@ impl CsvErrors<'_> {
 /// Loads one link set into the compiler.
 pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
     let id = d.id.get_ref().clone();
-    let Some(host) = c.host(d.host.as_ref(), &id, offset) else {
-        return;
-    };
+    // A bad host or prefix is reported, and the CSV is still checked so
+    // every problem of the set shows at once; the links are just not placed.
+    let host = c.host(d.host.as_ref(), &id, offset);
     let prefix = match &d.prefix {
-        None => "/".to_string(),
-        Some(p) if p.get_ref().starts_with('/') && p.get_ref().ends_with('/') => {
-            p.get_ref().clone()
-        }
-        Some(p) => {
+        None => Some("/".to_string()),
+        Some(p) if !p.get_ref().ends_with('/') => {
             c.err(
                 p.span().start,
                 &id,
                 "links prefix must start and end with /",
             );
-            return;
+            None
         }
+        // Checked like a rule path (leading /, no spaces, `?` or `#`).
+        Some(p) => c.rule_path(p, &id).map(|_| p.get_ref().clone()),
     };
+    let place = host.zip(prefix.clone());
+    let prefix = prefix.unwrap_or_else(|| "/".to_string());
     let status = c.status(d.status.as_ref(), &id, &[301, 302, 303, 307, 308], 302);
     let query = c.query_mode(d.query.as_ref(), &id);
     let cache_control = c.cache_control(d.cache_control.as_ref(), &id);
@@ -123,7 +124,9 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
     let estimate = memchr::memchr_iter(b'\n', &data).count();
     set.rows.reserve(estimate);
     set.lines.reserve(estimate);
-    c.hosts.table_mut(&host).reserve_exact(estimate);
+    if let Some((host, _)) = &place {
+        c.hosts.table_mut(host).reserve_exact(estimate);
+    }
     let schemes = c.schemes.clone();
     let mut record = csv::StringRecord::new();
     loop {
@@ -235,7 +238,11 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
             set: set_index,
             row,
         };
-        if let Err(other) = c.hosts.table_mut(&host).insert_exact(&key, target) {
+        let inserted = match &place {
+            Some((host, _)) => c.hosts.table_mut(host).insert_exact(&key, target),
+            None => Ok(()),
+        };
+        if let Err(other) = inserted {
             let who = match other {
                 Target::Link { set: s, row: r } if s == set_index => {
                     format!(

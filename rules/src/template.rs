@@ -240,6 +240,9 @@ pub(crate) fn check_url(url: &str, origin_len: usize) -> Result<(), String> {
     {
         return Err(format!("`{origin}` has characters a host may not hold"));
     }
+    if has_dot_segment(&url[origin_len..]) {
+        return Err("has a `.` or `..` path segment: write the path it resolves to".into());
+    }
     if !check_location(url, origin_len) {
         return Err(
             "has characters that must be percent-encoded (space, quote, control or non-ASCII)"

@@ -1856,3 +1856,79 @@ fn unreadable_rules_file() {
         "cannot read rules file: ",
     );
 }
+
+#[test]
+fn path_conflicts_are_reported_at_the_later_rule_whatever_the_kinds() {
+    let f = Fixture::new(
+        r#"
+[[respond]]
+id = "first"
+path = "/a"
+body = "x"
+
+[[redirect]]
+id = "second"
+path = "/a"
+to = "https://example.com/"
+"#,
+    );
+    let errors = f.errors();
+    let e = at(
+        &errors,
+        &f.rules_file(),
+        8,
+        8,
+        "second",
+        "is already claimed by rule `first`",
+    );
+    assert!(e.message.contains(":2:6"), "{e}");
+    assert_eq!(errors.len(), 1, "{}", dump(&errors));
+}
+
+#[test]
+fn a_links_set_with_a_bad_host_and_prefix_still_reports_its_csv() {
+    let f = Fixture::new(
+        r#"
+[[links]]
+id = "bulk"
+host = "a b"
+prefix = "/x y/"
+file = "l.csv"
+"#,
+    )
+    .with(
+        "l.csv",
+        "code,to\nok,https://example.com/\nbad,ftp://example.com/\n",
+    );
+    let errors = f.errors();
+    at(&errors, &f.rules_file(), 3, 8, "bulk", "invalid characters");
+    at(
+        &errors,
+        &f.rules_file(),
+        4,
+        10,
+        "bulk",
+        "must not contain spaces",
+    );
+    at(&errors, &f.file("l.csv"), 3, 1, "bulk", "`ftp`");
+}
+
+#[test]
+fn dot_segments_in_a_destination_get_their_own_message() {
+    let f = Fixture::new(
+        r#"
+[[redirect]]
+id = "dots"
+path = "/d"
+to = "https://example.com/a/../b"
+"#,
+    );
+    at(
+        &f.errors(),
+        &f.rules_file(),
+        4,
+        6,
+        "dots",
+        "`..` path segment",
+    );
+}
