@@ -28,7 +28,7 @@ const DEFAULT_CACHE_CONTROL: &str = "private, max-age=90";
 
 /// A rule that takes a place in the matcher.
 enum Placed {
-    Redirect(RedirectDef),
+    Redirect(Box<RedirectDef>),
     Respond(RespondDef),
     Route(RouteDef),
     Links(LinksDef),
@@ -135,7 +135,7 @@ pub(crate) fn compile(
     placed.extend(
         redirects
             .into_iter()
-            .map(|(at, d)| (at, Placed::Redirect(d))),
+            .map(|(at, d)| (at, Placed::Redirect(Box::new(d)))),
     );
     let responds = c.array::<RespondDef>(root.get("respond"), "respond");
     placed.extend(responds.into_iter().map(|(at, d)| (at, Placed::Respond(d))));
@@ -146,7 +146,7 @@ pub(crate) fn compile(
     placed.sort_by_key(|(at, _)| *at);
     for (at, item) in placed {
         match item {
-            Placed::Redirect(d) => c.redirect(at, d),
+            Placed::Redirect(d) => c.redirect(at, *d),
             Placed::Respond(d) => c.respond(at, d),
             Placed::Route(d) => c.route(at, d),
             Placed::Links(d) => {
