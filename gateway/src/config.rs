@@ -23,6 +23,8 @@ pub struct Config {
     pub log: LogSection,
     /// A separate metrics listener.
     pub metrics: MetricsSection,
+    /// Click events.
+    pub clicks: crate::clicks::ClicksSection,
 }
 
 /// `[metrics]`.
@@ -43,7 +45,7 @@ pub struct ServerSection {
     /// Worker threads of the proxy service.
     pub threads: usize,
     /// Time in-flight requests get to finish on SIGTERM/SIGINT.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration")]
     pub grace_period: Duration,
     /// Unix socket used to hand listeners to a new process on upgrade.
     pub upgrade_sock: String,
@@ -107,12 +109,12 @@ pub struct RulesSection {
     /// Reload when the rules file, or a CSV or body file it names, changes.
     pub watch: bool,
     /// Quiet time after the last file event before reloading.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration")]
     pub debounce: Duration,
     /// Remote source polled for new rules (`http://` or `https://`).
     pub url: Option<String>,
     /// How often `url` is polled.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration")]
     pub poll_interval: Duration,
     /// Add `X-Rules-Version` to every response (for debugging).
     pub version_header: bool,
@@ -168,7 +170,7 @@ impl Default for LogSection {
 }
 
 /// Durations written as `"5s"`, `"250ms"` or a number of seconds.
-mod humantime_serde_compat {
+pub(crate) mod duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
@@ -187,7 +189,9 @@ mod humantime_serde_compat {
     }
 }
 
-const SECTIONS: [&str; 6] = ["server", "tls", "admin", "rules", "log", "metrics"];
+const SECTIONS: [&str; 7] = [
+    "server", "tls", "admin", "rules", "log", "metrics", "clicks",
+];
 
 impl Config {
     /// Reads `path` (when it exists or was asked for explicitly) and applies
@@ -241,6 +245,7 @@ impl Config {
         if self.server.listen.is_empty() && self.tls.is_none() {
             bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
         }
+        self.clicks.validate()?;
         if !(0.0..=1.0).contains(&self.log.sample) {
             bail!("config: log.sample must be between 0.0 and 1.0");
         }
@@ -283,7 +288,12 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
                 .map(|s| toml::Value::String(s.to_string()))
                 .collect(),
         ),
-        ("server", "threads") | ("admin", "max_body_bytes") => value
+        ("server", "threads")
+        | ("admin", "max_body_bytes")
+        | ("clicks", "max_file_bytes")
+        | ("clicks", "queue_capacity")
+        | ("clicks", "dedup_capacity")
+        | ("clicks", "batch_size") => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
@@ -291,7 +301,11 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
             .parse::<f64>()
             .map(toml::Value::Float)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
-        ("rules", "watch") | ("rules", "version_header") | ("log", "access") => match value {
+        ("rules", "watch")
+        | ("rules", "version_header")
+        | ("log", "access")
+        | ("clicks", "enabled")
+        | ("clicks", "anonymize_ip") => match value {
             "true" | "1" => toml::Value::Boolean(true),
             "false" | "0" => toml::Value::Boolean(false),
             _ => toml::Value::String(value.to_string()),

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod clicks;
 pub mod commands;
 pub mod config;
 pub mod forwarding;

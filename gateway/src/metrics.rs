@@ -150,6 +150,10 @@ pub struct Metrics {
     pub click_dropped: IntCounter,
     /// Click events waiting in the queue.
     pub click_queue_depth: IntGauge,
+    /// Click events written or posted, by sink.
+    pub click_delivered: IntCounterVec,
+    /// Click events spilled to files while the collector was down.
+    pub click_spilled: IntCounter,
 }
 
 /// Request latency buckets: 50 µs to 10 s.
@@ -329,6 +333,23 @@ impl Metrics {
                 IntGauge::new(
                     "gateway_click_queue_depth",
                     "Click events waiting to be written.",
+                )?,
+            )?,
+            click_delivered: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gateway_click_events_delivered_total",
+                        "Click events written to files or posted, by sink.",
+                    ),
+                    &["sink"],
+                )?,
+            )?,
+            click_spilled: register(
+                &r,
+                IntCounter::new(
+                    "gateway_click_events_spilled_total",
+                    "Click events spilled to files while the collector was unreachable.",
                 )?,
             )?,
             registry: r,

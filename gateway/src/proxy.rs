@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::access_log::AccessLog;
+use crate::clicks::{ClickId, Clicks, Visit};
 use crate::forwarding;
 use crate::metrics::{Kind, Metrics};
 use crate::pools::Pool;
@@ -30,23 +31,31 @@ pub struct Gateway {
     /// Add `X-Rules-Version` to responses.
     version_header: bool,
     access: AccessLog,
+    clicks: Option<Arc<Clicks>>,
+}
+
+/// How a gateway service behaves besides its rules.
+pub struct Options {
+    /// The listener is TLS (for `X-Forwarded-Proto`).
+    pub tls: bool,
+    /// Add `X-Rules-Version` to responses.
+    pub version_header: bool,
+    /// Access-log settings.
+    pub access: AccessLog,
+    /// Click events, when enabled.
+    pub clicks: Option<Arc<Clicks>>,
 }
 
 impl Gateway {
     /// A gateway answering from `live`.
-    pub fn new(
-        live: Live,
-        metrics: Arc<Metrics>,
-        tls: bool,
-        version_header: bool,
-        access: AccessLog,
-    ) -> Self {
+    pub fn new(live: Live, metrics: Arc<Metrics>, opts: Options) -> Self {
         Gateway {
             live,
             metrics,
-            tls,
-            version_header,
-            access,
+            tls: opts.tls,
+            version_header: opts.version_header,
+            access: opts.access,
+            clicks: opts.clicks,
         }
     }
 
@@ -171,27 +180,44 @@ impl ProxyHttp for Gateway {
         ctx.snapshot = Some(snap.clone());
         let version = self.version_header.then_some(snap.version);
         let settings = snap.rules.settings();
-        let click_id = settings
-            .click_id_param
-            .as_ref()
-            .map(|_| uuid::Uuid::now_v7().simple().to_string());
         let decision = {
             let req_header = session.req_header();
-            let request = Request {
-                method: req_header.method.as_str(),
+            let visit = Visit {
+                ip: client_ip(session),
+                user_agent: header_str(session, header::USER_AGENT).unwrap_or(""),
                 host: request_host(session),
                 path: req_header.uri.path(),
-                query: req_header.uri.query(),
-                user_agent: header_str(session, header::USER_AGENT).unwrap_or(""),
+                head: req_header.method == http::Method::HEAD,
                 country: settings
                     .country_header
                     .as_deref()
                     .and_then(|h| header_str(session, h)),
-                client_ip: client_ip(session),
-                click_id: click_id.as_deref(),
+                referer: header_str(session, header::REFERER),
+                request_id: header_str(session, "x-request-id"),
+            };
+            // A click id exists when it is appended or when clicks are
+            // recorded; otherwise no id is made at all.
+            let click = match &self.clicks {
+                Some(c) => Some(c.assign(&visit)),
+                None => settings.click_id_param.as_ref().map(|_| ClickId::fresh()),
+            };
+            let request = Request {
+                method: req_header.method.as_str(),
+                host: visit.host,
+                path: visit.path,
+                query: req_header.uri.query(),
+                user_agent: visit.user_agent,
+                country: visit.country,
+                client_ip: visit.ip,
+                click_id: click.as_ref().map(|c| &*c.id),
                 now: unix_now(),
             };
-            snap.rules.decide(&request)
+            let decision = snap.rules.decide(&request);
+            if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision)
+            {
+                c.record(&visit, click, r, &snap.rules);
+            }
+            decision
         };
         ctx.kind = Some(kind_of(&decision));
         if let Some(hits) = decision.slot().and_then(|s| snap.rule_hits.get(s)) {

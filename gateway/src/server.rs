@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, MetricsOnly};
+use crate::clicks::Pipeline;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::proxy::Gateway;
+use crate::proxy::{Gateway, Options};
 use crate::reload::Reloader;
 use crate::signals::Signals;
 use crate::state::{self, Live, Meta, Snapshot};
@@ -110,6 +111,19 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         enabled: config.log.access,
         sample: config.log.sample,
     };
+    let clicks = if config.clicks.enabled {
+        let p = Pipeline::start(&config.clicks, metrics.clone())?;
+        tracing::info!(sink = ?config.clicks.sink, dir = %config.clicks.dir.display(), "click events on");
+        Some(p)
+    } else {
+        None
+    };
+    let options = |tls: bool| Options {
+        tls,
+        version_header: config.rules.version_header,
+        access,
+        clicks: clicks.as_ref().map(|p| p.clicks.clone()),
+    };
 
     let grace = config.server.grace_period.as_secs_f64().ceil() as u64;
     let conf = ServerConf {
@@ -130,13 +144,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     if !config.server.listen.is_empty() {
         let mut proxy = pingora::proxy::http_proxy_service(
             &server.configuration,
-            Gateway::new(
-                live.clone(),
-                metrics.clone(),
-                false,
-                config.rules.version_header,
-                access,
-            ),
+            Gateway::new(live.clone(), metrics.clone(), options(false)),
         );
         for addr in &config.server.listen {
             proxy.add_tcp(addr);
@@ -146,13 +154,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     if let Some(tls) = &config.tls {
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(
-                live.clone(),
-                metrics.clone(),
-                true,
-                config.rules.version_header,
-                access,
-            ),
+            Gateway::new(live.clone(), metrics.clone(), options(true)),
             "gateway tls",
         );
         let cert = tls.cert.to_str().context("tls.cert is not valid UTF-8")?;
@@ -200,5 +202,10 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals { reloader }),
     });
+    // Every listener is closed and every request finished: write out what
+    // is still queued before the process ends.
+    if let Some(p) = clicks {
+        p.shutdown();
+    }
     Ok(())
 }

@@ -1,0 +1,326 @@
+//! Click attribution: a click id on every redirect and one event per
+//! consumer click, handed to a bounded queue that never blocks a redirect.
+//!
+//! The request path does a cache lookup (de-duplication), builds one JSON
+//! line and `try_send`s it; a full queue drops the event and counts it. A
+//! writer thread batches lines to the sink (files, or an HTTP collector with
+//! spill to files), and on shutdown drains the queue before the process
+//! exits.
+
+mod dedup;
+mod event;
+mod file_sink;
+mod http_sink;
+mod writer;
+
+use prometheus::IntCounter;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::Metrics;
+pub use dedup::Dedup;
+pub use event::{anonymize, Event};
+
+/// `[clicks]` in the server configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClicksSection {
+    /// Produce click events at all. Click ids are appended whenever the
+    /// rules set `click_id_param`.
+    pub enabled: bool,
+    /// `file` or `http`.
+    pub sink: SinkKind,
+    /// Directory of the click files (and of spilled batches for `http`).
+    pub dir: PathBuf,
+    /// A file is rotated when it would grow past this size.
+    pub max_file_bytes: u64,
+    /// Collector URL for `sink = "http"`.
+    pub url: Option<String>,
+    /// Events the queue holds before new ones are dropped.
+    pub queue_capacity: usize,
+    /// A visitor opening the same link again within this window gets the
+    /// same click id and no second event.
+    #[serde(with = "crate::config::duration")]
+    pub dedup_window: Duration,
+    /// Visitors remembered for de-duplication.
+    pub dedup_capacity: u64,
+    /// Keep only the network part of client addresses (IPv4 /24, IPv6 /48).
+    pub anonymize_ip: bool,
+    /// Events per batch written or posted.
+    pub batch_size: usize,
+    /// A partial batch is written after this long.
+    #[serde(with = "crate::config::duration")]
+    pub flush_interval: Duration,
+    /// Time a collector POST may take.
+    #[serde(with = "crate::config::duration")]
+    pub http_timeout: Duration,
+}
+
+/// Where events go.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// JSON lines in rotated files.
+    File,
+    /// NDJSON batches POSTed to a collector.
+    Http,
+}
+
+impl Default for ClicksSection {
+    fn default() -> Self {
+        ClicksSection {
+            enabled: false,
+            sink: SinkKind::File,
+            dir: "/var/lib/gateway/clicks".into(),
+            max_file_bytes: 128 << 20,
+            url: None,
+            queue_capacity: 65536,
+            dedup_window: Duration::from_secs(3600),
+            dedup_capacity: 1_000_000,
+            anonymize_ip: true,
+            batch_size: 1000,
+            flush_interval: Duration::from_secs(1),
+            http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ClicksSection {
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.queue_capacity == 0 || self.batch_size == 0 {
+            anyhow::bail!("config: clicks.queue_capacity and clicks.batch_size must be at least 1");
+        }
+        if self.sink == SinkKind::Http {
+            match &self.url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+                _ => anyhow::bail!(
+                    "config: clicks.sink = \"http\" needs clicks.url (http:// or https://)"
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The request side of the pipeline.
+pub struct Clicks {
+    tx: SyncSender<String>,
+    depth: Arc<AtomicUsize>,
+    dedup: Dedup,
+    anonymize_ip: bool,
+    metrics: Arc<Metrics>,
+    /// `gateway_click_events_total` by [device][bot].
+    counters: [[IntCounter; 2]; 3],
+}
+
+/// Owns the writer thread; [`Pipeline::shutdown`] drains it.
+pub struct Pipeline {
+    /// Shared with the proxy services.
+    pub clicks: Arc<Clicks>,
+    stop: Arc<AtomicBool>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Pipeline {
+    /// Starts the writer thread for `cfg`.
+    pub fn start(cfg: &ClicksSection, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
+        std::fs::create_dir_all(&cfg.dir)
+            .map_err(|e| anyhow::anyhow!("clicks.dir {}: {e}", cfg.dir.display()))?;
+        let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = writer::spawn(
+            cfg.clone(),
+            rx,
+            depth.clone(),
+            stop.clone(),
+            metrics.clone(),
+        )?;
+        let counter =
+            |device: &str, bot: &str| metrics.click_events.with_label_values(&[device, bot]);
+        let counters =
+            ["ios", "android", "desktop"].map(|d| [counter(d, "false"), counter(d, "true")]);
+        Ok(Pipeline {
+            clicks: Arc::new(Clicks {
+                tx,
+                depth,
+                dedup: Dedup::new(cfg.dedup_window, cfg.dedup_capacity),
+                anonymize_ip: cfg.anonymize_ip,
+                metrics,
+                counters,
+            }),
+            stop,
+            writer,
+        })
+    }
+
+    /// Writes everything queued, syncs the files and stops the writer.
+    /// Called once the server stopped serving, so no event comes after.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Release);
+        if self.writer.join().is_err() {
+            tracing::error!("click writer panicked during shutdown");
+        }
+    }
+}
+
+impl Clicks {
+    /// The de-duplication key of a visitor opening a link, and the click id
+    /// they got within the window, if any.
+    pub fn seen(
+        &self,
+        ip: Option<IpAddr>,
+        user_agent: &str,
+        host: &str,
+        path: &str,
+    ) -> (u64, Option<Arc<str>>) {
+        let key = dedup::key(ip, user_agent, host, path);
+        (key, self.dedup.get(key))
+    }
+
+    /// Remembers the click id of a new click.
+    pub fn remember(&self, key: u64, click_id: Arc<str>) {
+        self.dedup.insert(key, click_id);
+    }
+
+    /// Whether client addresses are anonymized.
+    pub fn anonymize_ip(&self) -> bool {
+        self.anonymize_ip
+    }
+
+    /// Hands an event to the writer without waiting; a full queue drops it.
+    pub fn send(&self, event: &Event<'_>) {
+        let line = event.to_line();
+        match self.tx.try_send(line) {
+            Ok(()) => {
+                let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+                self.metrics.click_queue_depth.set(depth as i64);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.metrics.click_dropped.inc();
+            }
+        }
+    }
+
+    /// Counts a click by device and bot (bots and HEAD produce no event).
+    pub fn count(&self, device: rules::Device, bot: bool) {
+        let d = match device {
+            rules::Device::Ios => 0,
+            rules::Device::Android => 1,
+            rules::Device::Desktop => 2,
+        };
+        self.counters[d][usize::from(bot)].inc();
+    }
+}
+
+/// What a click event needs from the request.
+pub struct Visit<'a> {
+    /// Client address.
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`.
+    pub user_agent: &'a str,
+    /// Host as requested.
+    pub host: &'a str,
+    /// Path as requested.
+    pub path: &'a str,
+    /// A HEAD request (no event).
+    pub head: bool,
+    /// Country code.
+    pub country: Option<&'a str>,
+    /// `Referer`.
+    pub referer: Option<&'a str>,
+    /// `X-Request-Id`.
+    pub request_id: Option<&'a str>,
+}
+
+/// The click id given to a visit.
+pub struct ClickId {
+    key: u64,
+    /// The id (32 hex digits of a UUIDv7: time-ordered, URL-safe).
+    pub id: Arc<str>,
+    /// The visitor got this id for this link within the window already.
+    pub repeat: bool,
+}
+
+/// A new time-ordered click id.
+pub fn new_id() -> Arc<str> {
+    uuid::Uuid::now_v7().simple().to_string().into()
+}
+
+impl ClickId {
+    /// A new id for a redirect when clicks are not recorded.
+    pub fn fresh() -> ClickId {
+        ClickId {
+            key: 0,
+            id: new_id(),
+            repeat: false,
+        }
+    }
+}
+
+impl Clicks {
+    /// The click id for a visit: the remembered one within the window, or
+    /// a new one.
+    pub fn assign(&self, v: &Visit<'_>) -> ClickId {
+        let (key, seen) = self.seen(v.ip, v.user_agent, v.host, v.path);
+        match seen {
+            Some(id) => ClickId {
+                key,
+                id,
+                repeat: true,
+            },
+            None => ClickId {
+                key,
+                id: new_id(),
+                repeat: false,
+            },
+        }
+    }
+
+    /// Records the click of a redirect: counted, remembered and queued
+    /// unless it is a repeat, a HEAD or a bot.
+    pub fn record(
+        &self,
+        v: &Visit<'_>,
+        click: &ClickId,
+        r: &rules::Redirect<'_>,
+        rules: &rules::RuleSet,
+    ) {
+        if v.head || click.repeat {
+            return;
+        }
+        let class = r.device.unwrap_or_else(|| rules.classify(v.user_agent));
+        self.count(class.device, class.bot);
+        if class.bot {
+            return;
+        }
+        self.remember(click.key, click.id.clone());
+        let client_ip =
+            v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip }.to_string());
+        self.send(&Event {
+            ts: std::time::SystemTime::now(),
+            click_id: &click.id,
+            rule: r.rule,
+            code: r.code(v.path),
+            host: v.host,
+            path: v.path,
+            device: class.device.as_str(),
+            country: v.country,
+            variant: r.variant,
+            destination: r.location.to_str().unwrap_or(""),
+            referer: v.referer,
+            user_agent: v.user_agent,
+            client_ip,
+            request_id: v.request_id,
+        });
+    }
+}

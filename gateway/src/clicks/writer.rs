@@ -1,0 +1,121 @@
+//! The writer thread: takes lines off the queue in batches and hands them
+//! to the sink. A plain thread, because both sinks block (file writes,
+//! fsync, HTTP posts with backoff) and must never hold up a request thread.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::file_sink::FileSink;
+use super::http_sink::HttpSink;
+use super::{ClicksSection, SinkKind};
+use crate::metrics::Metrics;
+
+enum Sink {
+    File(FileSink),
+    Http(HttpSink),
+}
+
+impl Sink {
+    fn write(&mut self, lines: &[String], metrics: &Metrics) {
+        match self {
+            Sink::File(f) => match f.write_batch(lines) {
+                Ok(()) => metrics
+                    .click_delivered
+                    .with_label_values(&["file"])
+                    .inc_by(lines.len() as u64),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write click events; they are lost");
+                    metrics.click_dropped.inc_by(lines.len() as u64);
+                }
+            },
+            Sink::Http(h) => h.deliver(lines),
+        }
+    }
+
+    fn close(&mut self) {
+        match self {
+            Sink::File(f) => {
+                if let Err(e) = f.close() {
+                    tracing::error!(error = %e, "cannot sync the click file");
+                }
+            }
+            Sink::Http(h) => h.close(),
+        }
+    }
+}
+
+/// Starts the writer. It stops when `stop` is set (after writing everything
+/// queued) or when every sender is gone.
+pub fn spawn(
+    cfg: ClicksSection,
+    rx: Receiver<String>,
+    depth: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let mut sink = match cfg.sink {
+        SinkKind::File => Sink::File(FileSink::new(&cfg.dir, "clicks", cfg.max_file_bytes)),
+        SinkKind::Http => Sink::Http(HttpSink::new(
+            cfg.url.clone().unwrap_or_default(),
+            &cfg.dir,
+            cfg.http_timeout,
+            cfg.max_file_bytes,
+            cfg.batch_size,
+            metrics.clone(),
+        )),
+    };
+    std::thread::Builder::new()
+        .name("click-writer".into())
+        .spawn(move || {
+            let mut batch: Vec<String> = Vec::with_capacity(cfg.batch_size);
+            let mut since = Instant::now();
+            loop {
+                let mut closed = false;
+                match rx.recv_timeout(cfg.flush_interval) {
+                    Ok(line) => {
+                        if batch.is_empty() {
+                            since = Instant::now();
+                        }
+                        batch.push(line);
+                        while batch.len() < cfg.batch_size {
+                            match rx.try_recv() {
+                                Ok(line) => batch.push(line),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => closed = true,
+                }
+                let stopping = closed || stop.load(Ordering::Acquire);
+                if stopping {
+                    // Everything still queued goes out before the process ends.
+                    while let Ok(line) = rx.try_recv() {
+                        batch.push(line);
+                    }
+                }
+                let full = batch.len() >= cfg.batch_size;
+                let due = !batch.is_empty() && since.elapsed() >= cfg.flush_interval;
+                if full || due || (stopping && !batch.is_empty()) {
+                    depth.fetch_sub(
+                        batch.len().min(depth.load(Ordering::Relaxed)),
+                        Ordering::Relaxed,
+                    );
+                    metrics
+                        .click_queue_depth
+                        .set(depth.load(Ordering::Relaxed) as i64);
+                    for chunk in batch.chunks(cfg.batch_size) {
+                        sink.write(chunk, &metrics);
+                    }
+                    batch.clear();
+                }
+                if stopping {
+                    sink.close();
+                    tracing::info!("click events drained");
+                    return;
+                }
+            }
+        })
+}
