@@ -4,29 +4,37 @@
 //! (`RUST_LOG=access=off`).
 
 use pingora::proxy::Session;
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::metrics::Kind;
 use crate::proxy::{client_ip, header_str, request_host, Ctx};
 
 /// Access-log settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct AccessLog {
     /// Log requests at all.
     pub enabled: bool,
     /// Fraction of requests logged, 0.0 to 1.0.
     pub sample: f64,
-}
-
-thread_local! {
-    /// Per-thread credit: each request adds `sample`, a line is written
-    /// whenever a whole unit is reached. Exact over many requests, no
-    /// randomness, no shared state.
-    static CREDIT: Cell<f64> = const { Cell::new(0.0) };
+    /// Requests seen, shared by every worker thread so the sample is exact
+    /// over the whole process, not per thread.
+    seen: Arc<AtomicU64>,
 }
 
 impl AccessLog {
-    /// Whether this request gets a line.
+    /// Settings with a fresh counter.
+    pub fn new(enabled: bool, sample: f64) -> Self {
+        AccessLog {
+            enabled,
+            sample,
+            seen: Arc::default(),
+        }
+    }
+
+    /// Whether this request gets a line: request n is logged when
+    /// `floor(n × sample)` steps up, which logs exactly `sample` of them
+    /// with no randomness.
     pub fn sampled(&self) -> bool {
         if !self.enabled || self.sample <= 0.0 {
             return false;
@@ -34,16 +42,8 @@ impl AccessLog {
         if self.sample >= 1.0 {
             return true;
         }
-        CREDIT.with(|c| {
-            let v = c.get() + self.sample;
-            if v >= 1.0 {
-                c.set(v - 1.0);
-                true
-            } else {
-                c.set(v);
-                false
-            }
-        })
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) as f64;
+        ((n + 1.0) * self.sample).floor() > (n * self.sample).floor()
     }
 }
 
@@ -79,21 +79,23 @@ mod tests {
 
     #[test]
     fn sampling_is_exact_over_many_requests() {
-        let log = AccessLog {
-            enabled: true,
-            sample: 0.25,
-        };
+        let log = AccessLog::new(true, 0.25);
         let n = (0..1000).filter(|_| log.sampled()).count();
         assert_eq!(n, 250);
-        assert!(!AccessLog {
-            enabled: false,
-            sample: 1.0
-        }
-        .sampled());
-        assert!(AccessLog {
-            enabled: true,
-            sample: 1.0
-        }
-        .sampled());
+        // Clones (one per proxy service and thread) share the count.
+        let shared = AccessLog::new(true, 0.5);
+        let clone = shared.clone();
+        let n = (0..100)
+            .filter(|i| {
+                if i % 3 == 0 {
+                    clone.sampled()
+                } else {
+                    shared.sampled()
+                }
+            })
+            .count();
+        assert_eq!(n, 50);
+        assert!(!AccessLog::new(false, 1.0).sampled());
+        assert!(AccessLog::new(true, 1.0).sampled());
     }
 }

@@ -325,7 +325,7 @@ impl Metrics {
                 &r,
                 IntCounter::new(
                     "gateway_click_events_dropped_total",
-                    "Click events dropped because the queue was full.",
+                    "Click events lost: dropped because the queue was full, or not writable or spillable.",
                 )?,
             )?,
             click_queue_depth: register(
@@ -417,6 +417,16 @@ impl Metrics {
             for name in prev.pools.keys().filter(|n| !now.pools.contains_key(*n)) {
                 let _ = self.upstream_healthy.remove_label_values(&[name]);
                 let _ = self.upstream_backends.remove_label_values(&[name]);
+                let _ = self.upstream_retries.remove_label_values(&[name]);
+                let _ = self.upstream_duration.remove_label_values(&[name]);
+                for reason in ["connect", "timeout", "reset", "no_healthy"] {
+                    let _ = self.upstream_errors.remove_label_values(&[name, reason]);
+                }
+                for code in 0..CODES {
+                    let _ = self
+                        .upstream_requests
+                        .remove_label_values(&[name, &code.to_string()]);
+                }
             }
         }
         self.rules_info

@@ -300,9 +300,13 @@ impl ProxyHttp for Gateway {
                 .map(|ip| ip.to_string().into_bytes())
                 .unwrap_or_default(),
         };
-        ctx.upstream_started.get_or_insert_with(Instant::now);
         match route.pool.select(&key, &ctx.failed) {
             Some(backend) => {
+                ctx.upstream_started.get_or_insert_with(Instant::now);
+                if !ctx.failed.is_empty() {
+                    // A real retry: another backend after a failed connect.
+                    route.pool.metrics.retries.inc();
+                }
                 let peer = route.pool.peer(&backend);
                 ctx.backend = Some(backend);
                 Ok(Box::new(peer))
@@ -333,9 +337,7 @@ impl ProxyHttp for Gateway {
         let allowed = ctx.route.as_ref().map_or(0, |r| r.pool.def.retries);
         if ctx.retries < allowed {
             ctx.retries += 1;
-            if let Some(r) = &ctx.route {
-                r.pool.metrics.retries.inc();
-            }
+
             tracing::warn!(
                 upstream = ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
                 backend = %peer,
@@ -431,7 +433,9 @@ impl ProxyHttp for Gateway {
             if let Some(code) = ctx.upstream_status {
                 route.pool.metrics.response(code);
             }
-            if let Some(t) = ctx.upstream_started {
+            // Only answered requests: a refused connect is an error, not a
+            // fast response, and must not pull the percentiles down.
+            if let (Some(t), Some(_)) = (ctx.upstream_started, ctx.upstream_status) {
                 route
                     .pool
                     .metrics

@@ -221,7 +221,19 @@ impl Reloader {
                 let written =
                     tokio::task::spawn_blocking(move || write_atomically(&path, &text)).await;
                 match written {
-                    Ok(Ok(())) => Outcome::Applied(self.install(&mut inner, prev).await),
+                    Ok(Ok(())) => {
+                        // A new version with the previous rules: versions only
+                        // go up, and its metrics and "live since" are now.
+                        let meta = Meta {
+                            version: inner.next_version,
+                            source: format!("rollback to version {}", prev.version),
+                            trigger: "rollback".into(),
+                            text: prev.text.clone(),
+                        };
+                        inner.next_version += 1;
+                        let snapshot = Arc::new(Snapshot::again(&prev, meta, &self.metrics));
+                        Outcome::Applied(self.install(&mut inner, snapshot).await)
+                    }
                     Ok(Err(e)) => {
                         Outcome::Failed(format!("cannot write {}: {e}", self.path.display()))
                     }

@@ -101,16 +101,15 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         upstreams = counts.upstreams,
         listen = ?config.server.listen,
         tls = config.tls.as_ref().map(|t| t.listen.as_str()),
-        admin = %config.admin.listen,
+                admin = %config.admin.listen,
+        metrics = config.metrics.listen.as_deref(),
+        clicks = config.clicks.enabled,
         threads = config.server.threads,
         "gateway starting"
     );
     let live = state::live(snapshot);
     let reloader = Reloader::new(live.clone(), config.rules.path.clone(), metrics.clone());
-    let access = AccessLog {
-        enabled: config.log.access,
-        sample: config.log.sample,
-    };
+    let access = AccessLog::new(config.log.access, config.log.sample);
     let clicks = if config.clicks.enabled {
         let p = Pipeline::start(&config.clicks, metrics.clone())?;
         tracing::info!(sink = ?config.clicks.sink, dir = %config.clicks.dir.display(), "click events on");
@@ -121,7 +120,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     let options = |tls: bool| Options {
         tls,
         version_header: config.rules.version_header,
-        access,
+        access: access.clone(),
         clicks: clicks.as_ref().map(|p| p.clicks.clone()),
     };
 

@@ -14,7 +14,7 @@ use rules::{Counts, RuleSet};
 /// Everything a request needs, built together and swapped together.
 pub struct Snapshot {
     /// The compiled rules.
-    pub rules: RuleSet,
+    pub rules: Arc<RuleSet>,
     /// Upstream pools by name.
     pub pools: Pools,
     /// Monotonic version, 1 for the rules loaded at start.
@@ -59,7 +59,7 @@ impl Snapshot {
         let pools = pools::build(rules.upstreams(), previous.map(|p| &p.pools), metrics)?;
         Ok(Snapshot {
             rule_hits: metrics.rule_handles(&rules),
-            rules,
+            rules: Arc::new(rules),
             pools,
             version: meta.version,
             loaded_at: SystemTime::now(),
@@ -67,6 +67,21 @@ impl Snapshot {
             trigger: meta.trigger,
             text: meta.text,
         })
+    }
+
+    /// A new version serving the same rules and pools as `old` (rollback):
+    /// fresh metric handles, a new version number, built now.
+    pub fn again(old: &Snapshot, meta: Meta, metrics: &Metrics) -> Snapshot {
+        Snapshot {
+            rule_hits: metrics.rule_handles(&old.rules),
+            rules: old.rules.clone(),
+            pools: old.pools.clone(),
+            version: meta.version,
+            loaded_at: SystemTime::now(),
+            source: meta.source,
+            trigger: meta.trigger,
+            text: meta.text,
+        }
     }
 
     /// The version as shown to operators.

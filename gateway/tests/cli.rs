@@ -568,8 +568,8 @@ fn run_rejects_unknown_keys() {
         "lisen_tls",
     );
     run_fails(
-        &format!("{base}[metrics]\nlisten = \"127.0.0.1:1\"\n"),
-        "metrics",
+        &format!("{base}[metric]\nlisten = \"127.0.0.1:1\"\n"),
+        "metric",
     );
 }
 

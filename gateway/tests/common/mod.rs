@@ -40,6 +40,9 @@ pub struct Options<'a> {
     pub extra_config: &'a str,
     /// TLS listener with this (cert, key) PEM pair.
     pub tls: Option<(String, String)>,
+    /// Environment variables for the process (e.g. `GATEWAY_ADMIN_TOKEN`),
+    /// for settings in sections the harness already writes.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Gateway {
@@ -85,6 +88,7 @@ impl Gateway {
             .args(["run", "-c"])
             .arg(&config_path)
             .env_remove("RUST_LOG")
+            .envs(opts.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

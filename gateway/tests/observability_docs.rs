@@ -1,0 +1,631 @@
+//! Keeps the observability documents honest against the real binary:
+//! `docs/alerts.yml` and `docs/grafana-dashboard.json` may only query
+//! metrics that a running gateway exports, `docs/alerts.yml` must have the
+//! shape `promtool check rules` accepts, and `docs/observability.md` must
+//! describe every metric family the gateway exports.
+
+mod common;
+
+use common::{Behavior, Gateway, Options, Upstream};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// A rule set with one of each kind of answer, and a route to `up`.
+fn rules(up: &Upstream) -> String {
+    format!(
+        r#"
+[[redirect]]
+id = "home"
+host = "go.example.com"
+path = "/"
+to = "https://www.example.com/"
+status = 301
+
+[[links]]
+id = "go-links"
+host = "go.example.com"
+prefix = "/l/"
+file = "links.csv"
+
+[[respond]]
+id = "robots"
+path = "/robots.txt"
+body = "User-agent: *\nDisallow: /\n"
+
+[[route]]
+id = "api"
+host = "api.example.com"
+prefix = "/"
+upstream = "api"
+
+[upstream.api]
+servers = ["{addr}"]
+connect_timeout = "500ms"
+health_check = {{ type = "tcp", interval = "200ms", timeout = "200ms" }}
+"#,
+        addr = up.addr
+    )
+}
+
+const LINKS: &[u8] = b"code,to\nspring,https://shop.example.com/spring\n";
+
+/// What a scrape exposes.
+struct Scrape {
+    /// Family name to type, from the `# TYPE` lines.
+    families: BTreeMap<String, String>,
+    /// Every name a query may use: family names and sample names (so the
+    /// `_bucket`, `_sum` and `_count` series of histograms count too).
+    names: BTreeSet<String>,
+}
+
+fn parse_scrape(text: &str) -> Scrape {
+    let mut families = BTreeMap::new();
+    let mut samples = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                panic!("bad TYPE line {line:?}");
+            };
+            families.insert(name.to_string(), kind.to_string());
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            samples.insert(line[..end].to_string());
+        }
+    }
+    let mut names: BTreeSet<String> = families.keys().cloned().collect();
+    for (name, kind) in &families {
+        if kind == "histogram" || kind == "summary" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    for sample in samples {
+        assert!(
+            names.contains(&sample),
+            "sample {sample} has no # TYPE line"
+        );
+    }
+    Scrape { families, names }
+}
+
+/// Metric names a PromQL expression uses: identifiers outside string
+/// literals that start with `gateway_` or `process_`, and `up`. Function
+/// names, label names and keywords never start with those prefixes.
+fn referenced_metrics(expr: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' || c == '`' {
+            // Skip a string literal (label values, regexes).
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\\' && c != '`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            // A Grafana variable such as `$__rate_interval` is not a metric.
+            let is_variable = start > 0 && chars[start - 1] == '$';
+            let ident: String = chars[start..i].iter().collect();
+            // `up` is a metric only where it is not a label name or a
+            // keyword; here it is used only as a selector.
+            if !is_variable
+                && (ident.starts_with("gateway_") || ident.starts_with("process_") || ident == "up")
+            {
+                found.insert(ident);
+            }
+            continue;
+        }
+        i += 1;
+    }
+    found
+}
+
+/// Parentheses, brackets and braces outside string literals pair up.
+fn balanced(expr: &str) -> bool {
+    let mut stack = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in expr.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => stack.push(c),
+            ')' | ']' | '}' => {
+                let open = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if stack.pop() != Some(open) {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    stack.is_empty() && quote.is_none()
+}
+
+/// Checks an expression's metrics against the scrape; returns problems.
+fn check_expr(
+    what: &str,
+    expr: &str,
+    scraped: &Scrape,
+    used: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if expr.trim().is_empty() {
+        problems.push(format!("{what}: empty expr"));
+        return problems;
+    }
+    if !balanced(expr) {
+        problems.push(format!("{what}: unbalanced brackets or quotes in {expr:?}"));
+    }
+    let metrics = referenced_metrics(expr);
+    if metrics.is_empty() {
+        problems.push(format!("{what}: queries no gateway metric: {expr:?}"));
+    }
+    for m in metrics {
+        if m != "up" && !scraped.names.contains(&m) {
+            problems.push(format!("{what}: `{m}` is not exported by the gateway"));
+        }
+        used.insert(m);
+    }
+    problems
+}
+
+/// A Prometheus duration (`5m`, `1h30m`, `90s`, `500ms`), as promtool parses it.
+fn valid_duration(s: &str) -> bool {
+    const UNITS: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+    if s.is_empty() {
+        return false;
+    }
+    let mut rest = s;
+    let mut last_unit: Option<usize> = None;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        // Longest unit first, so `ms` is not read as `m` then `s`.
+        let Some(unit) = (0..UNITS.len())
+            .rev()
+            .find(|&u| rest.starts_with(UNITS[u]) && (UNITS[u] != "m" || !rest.starts_with("ms")))
+        else {
+            return false;
+        };
+        // Units must come in decreasing order, each at most once.
+        if last_unit.is_some_and(|l| unit <= l) {
+            return false;
+        }
+        last_unit = Some(unit);
+        rest = &rest[UNITS[unit].len()..];
+    }
+    true
+}
+
+fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A map of label names to string values; returns problems.
+fn check_string_map(what: &str, y: &Yaml, problems: &mut Vec<String>) {
+    let Some(map) = y.as_hash() else {
+        problems.push(format!("{what}: must be a map"));
+        return;
+    };
+    for (k, v) in map {
+        match (k.as_str(), v.as_str()) {
+            (Some(k), Some(v)) => {
+                if !valid_label_name(k) {
+                    problems.push(format!("{what}: `{k}` is not a valid label name"));
+                }
+                if v.matches("{{").count() != v.matches("}}").count() {
+                    problems.push(format!("{what}.{k}: unbalanced template braces"));
+                }
+            }
+            _ => problems.push(format!("{what}: {k:?}: {v:?} is not string to string")),
+        }
+    }
+}
+
+fn check_alerts(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut used = BTreeSet::new();
+    let docs = YamlLoader::load_from_str(text).expect("docs/alerts.yml is valid YAML");
+    assert_eq!(docs.len(), 1, "docs/alerts.yml holds one YAML document");
+    let root = &docs[0];
+    if let Some(map) = root.as_hash() {
+        for k in map.keys() {
+            if k.as_str() != Some("groups") {
+                problems.push(format!("unknown top-level key {k:?}"));
+            }
+        }
+    }
+    let Some(groups) = root["groups"].as_vec().filter(|g| !g.is_empty()) else {
+        return (used, vec!["`groups` must be a non-empty list".into()]);
+    };
+    let mut group_names = BTreeSet::new();
+    let mut alert_count = 0;
+    for (gi, group) in groups.iter().enumerate() {
+        let Some(gmap) = group.as_hash() else {
+            problems.push(format!("groups[{gi}] must be a map"));
+            continue;
+        };
+        for k in gmap.keys() {
+            let known = [
+                "name",
+                "interval",
+                "rules",
+                "limit",
+                "query_offset",
+                "labels",
+            ];
+            if !k.as_str().is_some_and(|k| known.contains(&k)) {
+                problems.push(format!("groups[{gi}]: unknown key {k:?}"));
+            }
+        }
+        let name = match group["name"].as_str() {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => {
+                problems.push(format!("groups[{gi}]: `name` must be a non-empty string"));
+                format!("#{gi}")
+            }
+        };
+        if !group_names.insert(name.clone()) {
+            problems.push(format!("group {name}: duplicate group name"));
+        }
+        if let Some(interval) = group["interval"].as_str() {
+            if !valid_duration(interval) {
+                problems.push(format!("group {name}: bad interval {interval:?}"));
+            }
+        }
+        let Some(rules) = group["rules"].as_vec().filter(|r| !r.is_empty()) else {
+            problems.push(format!("group {name}: `rules` must be a non-empty list"));
+            continue;
+        };
+        for (ri, rule) in rules.iter().enumerate() {
+            let Some(rmap) = rule.as_hash() else {
+                problems.push(format!("group {name} rule {ri}: must be a map"));
+                continue;
+            };
+            for k in rmap.keys() {
+                let known = [
+                    "alert",
+                    "record",
+                    "expr",
+                    "for",
+                    "keep_firing_for",
+                    "labels",
+                    "annotations",
+                ];
+                if !k.as_str().is_some_and(|k| known.contains(&k)) {
+                    problems.push(format!("group {name} rule {ri}: unknown key {k:?}"));
+                }
+            }
+            if !rule["record"].is_badvalue() {
+                problems.push(format!(
+                    "group {name} rule {ri}: recording rules do not belong in alerts.yml"
+                ));
+            }
+            let alert = match rule["alert"].as_str() {
+                Some(a) if valid_label_name(a) => a.to_string(),
+                other => {
+                    problems.push(format!(
+                        "group {name} rule {ri}: `alert` must be a name like HighErrorRate, got {other:?}"
+                    ));
+                    format!("#{ri}")
+                }
+            };
+            alert_count += 1;
+            let what = format!("alert {alert}");
+            match rule["expr"].as_str() {
+                Some(expr) => problems.extend(check_expr(&what, expr, scraped, &mut used)),
+                None => problems.push(format!("{what}: `expr` must be a string")),
+            }
+            for key in ["for", "keep_firing_for"] {
+                match &rule[key] {
+                    Yaml::BadValue => {}
+                    Yaml::String(d) if valid_duration(d) => {}
+                    other => problems.push(format!("{what}: `{key}` {other:?} is not a duration")),
+                }
+            }
+            check_string_map(&format!("{what} labels"), &rule["labels"], &mut problems);
+            check_string_map(
+                &format!("{what} annotations"),
+                &rule["annotations"],
+                &mut problems,
+            );
+            let severity = rule["labels"]["severity"].as_str().unwrap_or("");
+            if !["critical", "warning", "info"].contains(&severity) {
+                problems.push(format!(
+                    "{what}: labels.severity must be critical, warning or info"
+                ));
+            }
+            for key in ["summary", "description"] {
+                if rule["annotations"][key].as_str().is_none_or(str::is_empty) {
+                    problems.push(format!("{what}: annotations.{key} is missing"));
+                }
+            }
+        }
+    }
+    if alert_count == 0 {
+        problems.push("no alerting rule".into());
+    }
+    (used, problems)
+}
+
+/// Every panel, including those nested in collapsed rows.
+fn panels(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut out = Vec::new();
+    for p in v["panels"].as_array().into_iter().flatten() {
+        out.push(p);
+        out.extend(panels(p));
+    }
+    out
+}
+
+fn check_dashboard(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut used = BTreeSet::new();
+    let d: serde_json::Value =
+        serde_json::from_str(text).expect("docs/grafana-dashboard.json is valid JSON");
+    if d["schemaVersion"].as_u64().is_none_or(|v| v < 36) {
+        problems.push("schemaVersion must be 36 or later".into());
+    }
+    if d["title"].as_str().is_none_or(str::is_empty) {
+        problems.push("the dashboard needs a title".into());
+    }
+    let input = d["__inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["type"] == "datasource" && i["pluginId"] == "prometheus");
+    let variable = d["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|v| v["type"] == "datasource" && v["query"] == "prometheus");
+    if !input && !variable {
+        problems.push("no Prometheus datasource input or variable".into());
+    }
+    let all = panels(&d);
+    if all.is_empty() {
+        problems.push("no panels".into());
+    }
+    let mut ids = BTreeSet::new();
+    for p in all {
+        let title = p["title"].as_str().unwrap_or("<untitled>");
+        match p["id"].as_u64() {
+            Some(id) if ids.insert(id) => {}
+            _ => problems.push(format!("panel {title}: missing or duplicate id")),
+        }
+        if p["gridPos"]["w"].as_u64().is_none() || p["gridPos"]["h"].as_u64().is_none() {
+            problems.push(format!("panel {title}: no gridPos"));
+        }
+        if p["type"] == "row" {
+            continue;
+        }
+        let targets = p["targets"].as_array().map_or(&[][..], Vec::as_slice);
+        if targets.is_empty() {
+            problems.push(format!("panel {title}: no targets"));
+        }
+        for (i, t) in targets.iter().enumerate() {
+            let what = format!("panel {title} target {i}");
+            match t["expr"].as_str() {
+                Some(expr) => problems.extend(check_expr(&what, expr, scraped, &mut used)),
+                None => problems.push(format!("{what}: no expr")),
+            }
+        }
+    }
+    // Annotation queries and query variables must name real metrics too.
+    for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+        if let Some(expr) = a["expr"].as_str() {
+            let what = format!("annotation {}", a["name"].as_str().unwrap_or("?"));
+            problems.extend(check_expr(&what, expr, scraped, &mut used));
+        }
+    }
+    for v in d["templating"]["list"].as_array().into_iter().flatten() {
+        if v["type"] != "query" {
+            continue;
+        }
+        let query = v["query"]["query"].as_str().or(v["query"].as_str());
+        let what = format!("variable {}", v["name"].as_str().unwrap_or("?"));
+        match query {
+            Some(q) => problems.extend(check_expr(&what, q, scraped, &mut used)),
+            None => problems.push(format!("{what}: no query")),
+        }
+    }
+    (used, problems)
+}
+
+#[test]
+fn alerts_dashboard_and_docs_match_the_exported_metrics() {
+    let up = Upstream::start("api", Behavior::Ok);
+    // Click events on (file sink), so the click metrics have series too.
+    let clicks = tempfile::tempdir().unwrap();
+    let clicks_config = format!(
+        "[clicks]\nenabled = true\nsink = \"file\"\ndir = \"{}\"\nflush_interval = \"50ms\"\n",
+        clicks.path().display()
+    );
+    let gw = Gateway::start_with(
+        &rules(&up),
+        Options {
+            files: &[("links.csv", LINKS)],
+            extra_config: &clicks_config,
+            ..Options::default()
+        },
+    );
+    // One of each: redirect, bulk link, fixed response, 404, proxied call.
+    let browser = [(
+        "User-Agent",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    )];
+    assert_eq!(gw.req("GET", "go.example.com", "/", &browser).status, 301);
+    assert_eq!(
+        gw.req("GET", "go.example.com", "/l/spring", &browser)
+            .status,
+        302
+    );
+    assert_eq!(gw.get("any.example.com", "/robots.txt").status, 200);
+    assert_eq!(gw.get("go.example.com", "/nothing-here").status, 404);
+    assert_eq!(gw.get("api.example.com", "/v1/items").status, 200);
+
+    // The click writer flushes in the background: wait until both clicks
+    // are written.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let scrape = loop {
+        let scrape = common::request(gw.admin, "GET", "/metrics", "admin", &[]);
+        assert_eq!(scrape.status, 200);
+        if scrape
+            .text()
+            .contains(r#"gateway_click_events_delivered_total{sink="file"} 2"#)
+            || Instant::now() > deadline
+        {
+            break scrape;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        scrape
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{:?}",
+        scrape.headers
+    );
+    let text = scrape.text();
+    let scraped = parse_scrape(&text);
+    // The series this test relies on are there at all.
+    for needle in [
+        r#"gateway_requests_total{code="301",kind="redirect"}"#,
+        r#"gateway_requests_total{code="404",kind="not_found"}"#,
+        r#"gateway_requests_total{code="200",kind="proxy"}"#,
+        r#"gateway_rule_hits_total{rule="go-links"}"#,
+        r#"gateway_upstream_requests_total{code="200",upstream="api"}"#,
+        r#"gateway_upstream_backends{upstream="api"} 1"#,
+        r#"gateway_upstream_errors_total{reason="no_healthy",upstream="api"} 0"#,
+        r#"gateway_rules_reloads_total{result="failure"} 0"#,
+        r#"gateway_rules_loaded{kind="route"} 1"#,
+        r#"gateway_click_events_total{bot="false",device="desktop"} 2"#,
+        r#"gateway_click_events_delivered_total{sink="file"} 2"#,
+        "gateway_click_events_dropped_total 0",
+    ] {
+        assert!(text.contains(needle), "no {needle} in the scrape:\n{text}");
+    }
+
+    let docs = common::workspace("docs");
+    let read = |name: &str| {
+        std::fs::read_to_string(docs.join(name)).unwrap_or_else(|e| panic!("docs/{name}: {e}"))
+    };
+    let mut problems = Vec::new();
+
+    let (alert_metrics, p) = check_alerts(&read("alerts.yml"), &scraped);
+    problems.extend(p.into_iter().map(|p| format!("docs/alerts.yml: {p}")));
+
+    let (panel_metrics, p) = check_dashboard(&read("grafana-dashboard.json"), &scraped);
+    problems.extend(
+        p.into_iter()
+            .map(|p| format!("docs/grafana-dashboard.json: {p}")),
+    );
+
+    // The alerts and the dashboard cover what operators need.
+    for m in [
+        "gateway_rules_reloads_total",
+        "gateway_upstream_healthy_backends",
+        "gateway_requests_total",
+        "gateway_request_duration_seconds_bucket",
+        "gateway_click_events_dropped_total",
+        "up",
+    ] {
+        if !alert_metrics.contains(m) {
+            problems.push(format!("docs/alerts.yml: no alert uses {m}"));
+        }
+    }
+    for m in [
+        "gateway_requests_total",
+        "gateway_request_duration_seconds_bucket",
+        "gateway_rule_hits_total",
+        "gateway_upstream_healthy_backends",
+        "gateway_upstream_backends",
+        "gateway_upstream_errors_total",
+        "gateway_upstream_retries_total",
+        "gateway_upstream_duration_seconds_bucket",
+        "gateway_rules_reloads_total",
+        "gateway_rules_last_reload_success_timestamp_seconds",
+        "gateway_rules_info",
+        "gateway_rules_loaded",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+    ] {
+        if !panel_metrics.contains(m) {
+            problems.push(format!("docs/grafana-dashboard.json: no panel uses {m}"));
+        }
+    }
+
+    // The reference page names every family the gateway exports.
+    let guide = read("observability.md");
+    let families = scraped.families.keys();
+    for family in families {
+        if !guide.contains(&format!("`{family}`")) {
+            problems.push(format!(
+                "docs/observability.md: `{family}` is not described"
+            ));
+        }
+    }
+
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n  {}\n\nscrape:\n{text}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn expression_scanner() {
+    let m = referenced_metrics(
+        r#"sum by (upstream) (rate(gateway_upstream_errors_total{reason="gateway_x"}[$__rate_interval])) / on() group_left up"#,
+    );
+    assert_eq!(
+        m.into_iter().collect::<Vec<_>>(),
+        ["gateway_upstream_errors_total", "up"]
+    );
+    assert!(balanced(r#"sum(rate(x{code=~"5.."}[5m]))"#));
+    assert!(!balanced("sum(rate(x[5m])"));
+    for ok in ["5m", "1h30m", "90s", "500ms", "1d", "0s"] {
+        assert!(valid_duration(ok), "{ok}");
+    }
+    for bad in ["", "5", "m", "5min", "30s1m", "1.5h", "5m5m"] {
+        assert!(!valid_duration(bad), "{bad}");
+    }
+}
