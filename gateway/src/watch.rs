@@ -52,6 +52,11 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let handler = move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {
+            use notify::event::{AccessKind, AccessMode, EventKind};
+            if matches!(ev.kind, EventKind::Access(k) if k != AccessKind::Close(AccessMode::Write))
+            {
+                return;
+            }
             for p in ev.paths {
                 let _ = tx.send(p);
             }
@@ -92,11 +97,16 @@ pub async fn run(
                 },
             }
         };
+        let mut quiet_until = tokio::time::Instant::now() + debounce;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(debounce) => break,
-                p = rx.recv() => if p.is_none() { return },
+                _ = tokio::time::sleep_until(quiet_until) => break,
+                p = rx.recv() => match p {
+                    None => return,
+                    Some(p) if relevant(&p, &names) => quiet_until = tokio::time::Instant::now() + debounce,
+                    Some(_) => {}
+                },
             }
         }
         tracing::debug!(path = %first.display(), "rules files changed");
