@@ -198,7 +198,7 @@ impl ProxyHttp for Gateway {
             // A click id exists when it is appended or when clicks are
             // recorded; otherwise no id is made at all.
             let click = match &self.clicks {
-                Some(c) => Some(c.assign(&visit)),
+                Some(c) => Some(c.assign(&visit, &snap.rules)),
                 None => settings.click_id_param.as_ref().map(|_| ClickId::fresh()),
             };
             let request = Request {

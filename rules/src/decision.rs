@@ -111,8 +111,9 @@ pub struct Proxy<'a> {
 }
 
 impl Redirect<'_> {
-    /// The bulk-link code within `path` (the request path the decision was
-    /// made for), without a trailing slash.
+    /// The bulk-link code within `path`, the normalized request path
+    /// ([`RuleSet::normalized`](crate::RuleSet::normalized)), without a
+    /// trailing slash.
     pub fn code<'p>(&self, path: &'p str) -> Option<&'p str> {
         let at = self.code_at?;
         path.get(at..).map(|c| c.trim_end_matches('/'))

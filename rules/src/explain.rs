@@ -81,7 +81,9 @@ impl RuleSet {
         match &trace.decision {
             Decision::Redirect(r) => {
                 e.location = Some(String::from_utf8_lossy(r.location.as_bytes()).into_owned());
-                e.code = r.code(req.path).map(str::to_string);
+                if let Some((_, path)) = self.normalized(req.host, req.path) {
+                    e.code = r.code(&path).map(str::to_string);
+                }
                 e.variant = r.variant;
                 e.target = Some(r.target);
                 e.cache_control = r.cache_control.to_str().ok().map(str::to_string);

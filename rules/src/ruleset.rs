@@ -298,6 +298,19 @@ impl RuleSet {
             .chain(self.link_sets.iter().map(|s| &*s.id))
     }
 
+    /// The host and path as the matcher sees them (lower-case host without
+    /// port, unreserved escapes decoded), or `None` for a request that
+    /// would be a bad request. [`Redirect::code`](crate::Redirect::code)
+    /// indexes this path; it also makes a stable key for one link.
+    pub fn normalized<'r>(
+        &self,
+        host: &'r str,
+        path: &'r str,
+    ) -> Option<(Cow<'r, str>, Cow<'r, str>)> {
+        let n = self.normalize(&Request::get(host, path, 0)).ok()?;
+        Some((n.host, n.full))
+    }
+
     /// Decides what to do with `req`.
     pub fn decide<'s>(&'s self, req: &Request<'_>) -> Decision<'s> {
         self.trace(req, false).decision

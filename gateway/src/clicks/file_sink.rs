@@ -58,7 +58,12 @@ impl FileSink {
                 self.current = Some(self.open(&hour)?);
             }
             if let Some(o) = &mut self.current {
-                o.writer.write_all(line.as_bytes())?;
+                if let Err(e) = o.writer.write_all(line.as_bytes()) {
+                    // A torn line may end this file; later lines go to a
+                    // new one so none follows it.
+                    self.current = None;
+                    return Err(e);
+                }
                 o.size += len;
             }
         }
@@ -82,7 +87,9 @@ impl FileSink {
         std::fs::create_dir_all(&self.dir)?;
         let mut n = 0;
         loop {
-            let path = self.dir.join(format!("{}-{hour}-{n}.jsonl", self.prefix));
+            let path = self
+                .dir
+                .join(format!("{}-{hour}-{n:04}.jsonl", self.prefix));
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => {
                     return Ok(Open {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::file_sink::FileSink;
 use crate::metrics::Metrics;
@@ -15,6 +15,10 @@ use crate::metrics::Metrics;
 const ATTEMPTS: u32 = 3;
 /// First backoff; doubled per attempt, plus up to half of it as jitter.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// While the collector is down, how often a batch (or a replay) probes it;
+/// in between, batches go straight to the spill files, so a collector that
+/// hangs cannot slow the writer to one batch per timeout.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Posts batches, spilling what cannot be delivered.
 pub struct HttpSink {
@@ -22,7 +26,13 @@ pub struct HttpSink {
     url: String,
     spill_dir: PathBuf,
     spill: FileSink,
-    down: bool,
+    /// When the collector last failed, while it is believed down.
+    down: Option<Instant>,
+    last_probe: Instant,
+    /// Spill files may exist (also left by an earlier run).
+    pending: bool,
+    /// Shutting down: no backoff, and no waiting on a collector that fails.
+    draining: bool,
     batch_size: usize,
     metrics: Arc<Metrics>,
 }
@@ -54,7 +64,10 @@ impl HttpSink {
             url,
             spill: FileSink::new(&spill_dir, "spill", max_file_bytes),
             spill_dir,
-            down: false,
+            down: None,
+            last_probe: Instant::now(),
+            pending: true,
+            draining: false,
             batch_size,
             metrics,
         }
@@ -74,48 +87,91 @@ impl HttpSink {
         }
     }
 
+    /// Whether a call to the collector may be made now.
+    fn may_call(&self) -> bool {
+        match self.down {
+            None => true,
+            Some(_) => !self.draining && self.last_probe.elapsed() >= PROBE_EVERY,
+        }
+    }
+
+    fn mark_down(&mut self, error: &str) {
+        if self.down.is_none() {
+            tracing::warn!(url = %self.url, error = %error, "click collector unreachable; spilling events to files");
+        }
+        self.down = Some(Instant::now());
+        self.last_probe = Instant::now();
+    }
+
+    fn mark_up(&mut self) {
+        if self.down.take().is_some() {
+            tracing::info!(url = %self.url, "click collector is back; delivering spilled events");
+        }
+    }
+
     /// Delivers a batch, retrying; spills it when the collector is down.
     pub fn deliver(&mut self, lines: &[String]) {
         if lines.is_empty() {
             return;
         }
-        let body: String = lines.concat();
-        // While down, one attempt per batch: enough to notice recovery
-        // without holding the queue up with backoffs.
-        let attempts = if self.down { 1 } else { ATTEMPTS };
-        let mut last = String::new();
-        for attempt in 0..attempts {
-            match self.post(&body) {
-                Ok(()) => {
-                    self.metrics
-                        .click_delivered
-                        .with_label_values(&["http"])
-                        .inc_by(lines.len() as u64);
-                    if self.down {
-                        tracing::info!(url = %self.url, "click collector is back; delivering spilled events");
-                        self.down = false;
+        if self.may_call() {
+            let body: String = lines.concat();
+            // While down, one attempt per probe; while draining, one attempt.
+            let attempts = if self.down.is_some() || self.draining {
+                1
+            } else {
+                ATTEMPTS
+            };
+            self.last_probe = Instant::now();
+            let mut last = String::new();
+            for attempt in 0..attempts {
+                match self.post(&body) {
+                    Ok(()) => {
+                        self.metrics
+                            .click_delivered
+                            .with_label_values(&["http"])
+                            .inc_by(lines.len() as u64);
+                        self.mark_up();
+                        self.replay();
+                        return;
                     }
-                    self.replay();
-                    return;
+                    Err(e) => last = e,
                 }
-                Err(e) => last = e,
+                if attempt + 1 < attempts {
+                    let wait = BACKOFF * 2u32.pow(attempt);
+                    std::thread::sleep(wait + jitter(wait / 2));
+                }
             }
-            if attempt + 1 < attempts {
-                let wait = BACKOFF * 2u32.pow(attempt);
-                std::thread::sleep(wait + jitter(wait / 2));
-            }
+            self.mark_down(&last);
         }
-        if !self.down {
-            tracing::warn!(url = %self.url, error = %last, "click collector unreachable; spilling events to files");
-            self.down = true;
-        }
+        self.spill_lines(lines);
+    }
+
+    fn spill_lines(&mut self, lines: &[String]) {
         match self.spill.write_batch(lines) {
-            Ok(()) => self.metrics.click_spilled.inc_by(lines.len() as u64),
+            Ok(()) => {
+                self.pending = true;
+                self.metrics.click_spilled.inc_by(lines.len() as u64);
+            }
             Err(e) => {
                 tracing::error!(error = %e, dir = %self.spill_dir.display(), "cannot spill click events; they are lost");
                 self.metrics.click_dropped.inc_by(lines.len() as u64);
             }
         }
+    }
+
+    /// Called when the writer is idle: delivers spilled events once the
+    /// collector answers, without waiting for new traffic.
+    pub fn tick(&mut self) {
+        if self.pending && self.may_call() {
+            self.last_probe = Instant::now();
+            self.replay();
+        }
+    }
+
+    /// From now on, never wait on the collector: the process is stopping.
+    pub fn drain(&mut self) {
+        self.draining = true;
     }
 
     /// Posts spilled files, oldest first, deleting each once delivered.
@@ -124,6 +180,7 @@ impl HttpSink {
             tracing::error!(error = %e, "cannot close the spill file");
         }
         let Ok(entries) = std::fs::read_dir(&self.spill_dir) else {
+            self.pending = false;
             return;
         };
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -137,8 +194,7 @@ impl HttpSink {
                 if let Err(e) = self.post(&chunk.concat()) {
                     // Some chunks of this file may be delivered twice on the
                     // next replay; at-least-once, never lost.
-                    tracing::warn!(error = %e, "replaying spilled clicks failed; will retry");
-                    self.down = true;
+                    self.mark_down(&e);
                     return;
                 }
                 self.metrics
@@ -150,6 +206,8 @@ impl HttpSink {
                 tracing::error!(error = %e, file = %file.display(), "cannot remove a delivered spill file");
             }
         }
+        self.mark_up();
+        self.pending = false;
     }
 
     /// Syncs the spill file (shutdown).

@@ -17,7 +17,7 @@ use prometheus::IntCounter;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +114,6 @@ impl ClicksSection {
 /// The request side of the pipeline.
 pub struct Clicks {
     tx: SyncSender<String>,
-    depth: Arc<AtomicUsize>,
     dedup: Dedup,
     anonymize_ip: bool,
     metrics: Arc<Metrics>,
@@ -136,15 +135,9 @@ impl Pipeline {
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| anyhow::anyhow!("clicks.dir {}: {e}", cfg.dir.display()))?;
         let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
-        let depth = Arc::new(AtomicUsize::new(0));
+
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = writer::spawn(
-            cfg.clone(),
-            rx,
-            depth.clone(),
-            stop.clone(),
-            metrics.clone(),
-        )?;
+        let writer = writer::spawn(cfg.clone(), rx, stop.clone(), metrics.clone())?;
         let counter =
             |device: &str, bot: &str| metrics.click_events.with_label_values(&[device, bot]);
         let counters =
@@ -152,7 +145,6 @@ impl Pipeline {
         Ok(Pipeline {
             clicks: Arc::new(Clicks {
                 tx,
-                depth,
                 dedup: Dedup::new(cfg.dedup_window, cfg.dedup_capacity),
                 anonymize_ip: cfg.anonymize_ip,
                 metrics,
@@ -200,14 +192,12 @@ impl Clicks {
     /// Hands an event to the writer without waiting; a full queue drops it.
     pub fn send(&self, event: &Event<'_>) {
         let line = event.to_line();
-        match self.tx.try_send(line) {
-            Ok(()) => {
-                let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
-                self.metrics.click_queue_depth.set(depth as i64);
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.metrics.click_dropped.inc();
-            }
+        // The gauge is the depth itself: raised before the hand-over so the
+        // writer's decrement can never come first.
+        self.metrics.click_queue_depth.inc();
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(line) {
+            self.metrics.click_queue_depth.dec();
+            self.metrics.click_dropped.inc();
         }
     }
 
@@ -270,8 +260,13 @@ impl ClickId {
 impl Clicks {
     /// The click id for a visit: the remembered one within the window, or
     /// a new one.
-    pub fn assign(&self, v: &Visit<'_>) -> ClickId {
-        let (key, seen) = self.seen(v.ip, v.user_agent, v.host, v.path);
+    pub fn assign(&self, v: &Visit<'_>, rules: &rules::RuleSet) -> ClickId {
+        // One link however its host and path are spelled (case, port,
+        // escapes of plain characters).
+        let (key, seen) = match rules.normalized(v.host, v.path) {
+            Some((host, path)) => self.seen(v.ip, v.user_agent, &host, &path),
+            None => self.seen(v.ip, v.user_agent, v.host, v.path),
+        };
         match seen {
             Some(id) => ClickId {
                 key,
@@ -304,13 +299,15 @@ impl Clicks {
             return;
         }
         self.remember(click.key, click.id.clone());
+        let normalized = rules.normalized(v.host, v.path);
+        let code = normalized.as_ref().and_then(|(_, path)| r.code(path));
         let client_ip =
             v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip }.to_string());
         self.send(&Event {
             ts: std::time::SystemTime::now(),
             click_id: &click.id,
             rule: r.rule,
-            code: r.code(v.path),
+            code,
             host: v.host,
             path: v.path,
             device: class.device.as_str(),

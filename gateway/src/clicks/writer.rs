@@ -2,7 +2,7 @@
 //! to the sink. A plain thread, because both sinks block (file writes,
 //! fsync, HTTP posts with backoff) and must never hold up a request thread.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +34,20 @@ impl Sink {
         }
     }
 
+    /// Nothing to write this round.
+    fn idle(&mut self) {
+        if let Sink::Http(h) = self {
+            h.tick();
+        }
+    }
+
+    /// The process is stopping.
+    fn drain(&mut self) {
+        if let Sink::Http(h) = self {
+            h.drain();
+        }
+    }
+
     fn close(&mut self) {
         match self {
             Sink::File(f) => {
@@ -51,7 +65,6 @@ impl Sink {
 pub fn spawn(
     cfg: ClicksSection,
     rx: Receiver<String>,
-    depth: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -91,6 +104,7 @@ pub fn spawn(
                 }
                 let stopping = closed || stop.load(Ordering::Acquire);
                 if stopping {
+                    sink.drain();
                     // Everything still queued goes out before the process ends.
                     while let Ok(line) = rx.try_recv() {
                         batch.push(line);
@@ -99,17 +113,13 @@ pub fn spawn(
                 let full = batch.len() >= cfg.batch_size;
                 let due = !batch.is_empty() && since.elapsed() >= cfg.flush_interval;
                 if full || due || (stopping && !batch.is_empty()) {
-                    depth.fetch_sub(
-                        batch.len().min(depth.load(Ordering::Relaxed)),
-                        Ordering::Relaxed,
-                    );
-                    metrics
-                        .click_queue_depth
-                        .set(depth.load(Ordering::Relaxed) as i64);
+                    metrics.click_queue_depth.sub(batch.len() as i64);
                     for chunk in batch.chunks(cfg.batch_size) {
                         sink.write(chunk, &metrics);
                     }
                     batch.clear();
+                } else if batch.is_empty() {
+                    sink.idle();
                 }
                 if stopping {
                     sink.close();
