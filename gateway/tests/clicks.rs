@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{read_response, Gateway, Options, Response};
+use common::{read_response, wait_until, Gateway, Options, Response};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -138,20 +138,6 @@ fn stop(gw: &mut Gateway) -> ExitStatus {
                 "gateway did not exit within 60s of SIGTERM; log:\n{}",
                 gw.log_text()
             );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

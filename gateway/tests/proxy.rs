@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Behavior, Gateway, Upstream};
+use common::{wait_until, Behavior, Gateway, Upstream};
 use std::time::{Duration, Instant};
 
 /// Rules with one route per host to a pool of `servers`.
@@ -33,17 +33,6 @@ read_timeout = "700ms"
 "#,
         list.join(", ")
     )
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 #[test]
