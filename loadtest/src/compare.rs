@@ -1,0 +1,467 @@
+//! `loadtest compare`: the gateway against nginx (and, when asked, the
+//! Pingora responder) on the same generated links, one worker each, run
+//! alternately with the same load, reporting medians.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::genlinks;
+use crate::load::{self, LoadSpec};
+use crate::nginx::{self, NginxConfig};
+use crate::plot::{self, Series};
+use crate::procfs;
+use crate::report::{fmt_kib, fmt_us, median, render_table, summary_table, Summary};
+use crate::scenario::{Generator, Params, Scenario};
+use crate::servers::{self, free_port, loopback, GatewaySpec, Proc};
+
+/// Everything `loadtest compare` is told.
+#[derive(Clone, Debug)]
+pub struct CompareOptions {
+    /// A redirect scenario (hot, spread or zipf).
+    pub scenario: Scenario,
+    /// Number of links.
+    pub links: u64,
+    /// Runs per server.
+    pub pairs: usize,
+    /// Length of each run.
+    pub duration: Duration,
+    /// Connections.
+    pub connections: usize,
+    /// Open-loop rate, closed-loop when `None`.
+    pub rate: Option<f64>,
+    /// The gateway binary.
+    pub gateway: PathBuf,
+    /// Gateway `server.threads`.
+    pub gateway_threads: usize,
+    /// The nginx binary (found when `None`).
+    pub nginx: Option<PathBuf>,
+    /// Also measure the responder.
+    pub responder: bool,
+    /// The `loadtest` binary (for the responder).
+    pub exe: PathBuf,
+    /// Where to put links, configs and logs (a temporary directory when
+    /// `None`).
+    pub workdir: Option<PathBuf>,
+    /// Unmeasured load before the first run of each server.
+    pub warmup: Duration,
+    /// Time one request may take.
+    pub timeout: Duration,
+    /// Stop each run after this many requests.
+    pub max_requests: u64,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// One server over all its runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerResult {
+    /// `gateway`, `nginx` or `responder`.
+    pub name: String,
+    /// Median requests per second.
+    pub median_rps: f64,
+    /// Median of the runs' p50, µs.
+    pub median_p50_us: f64,
+    /// Median of the runs' p99, µs.
+    pub median_p99_us: f64,
+    /// Median resident memory after a run (master + worker for nginx).
+    pub rss_kib: u64,
+    /// Median proportional set size after a run.
+    pub pss_kib: u64,
+    /// Median CPU use of one core during a run, %.
+    pub median_cpu_pct: f64,
+    /// Median requests per server CPU second.
+    pub median_requests_per_cpu_s: f64,
+    /// Failed requests over all runs.
+    pub failed: u64,
+    /// Seconds from start to ready (links loaded).
+    pub startup_s: f64,
+}
+
+/// The result of `loadtest compare`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareReport {
+    /// nproc, CPU model, memory.
+    pub machine: serde_json::Value,
+    /// Scenario name.
+    pub scenario: String,
+    /// Links.
+    pub links: u64,
+    /// Runs per server.
+    pub pairs: usize,
+    /// Seconds per run.
+    pub duration_s: f64,
+    /// Connections.
+    pub connections: usize,
+    /// Open-loop rate.
+    pub rate: Option<f64>,
+    /// Seconds to generate the links, the rules and the nginx map.
+    pub generate_s: f64,
+    /// Every run, in the order they ran.
+    pub runs: Vec<Summary>,
+    /// Per server.
+    pub servers: Vec<ServerResult>,
+    /// Gateway median req/s over nginx median req/s.
+    pub rps_ratio_gateway_nginx: f64,
+    /// Gateway median req/s over responder median req/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rps_ratio_gateway_responder: Option<f64>,
+}
+
+impl CompareReport {
+    /// The text report.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "compare {} with {} links: {} runs per server of {:.1}s, {} connections{}\n\nruns in order:\n",
+            self.scenario,
+            self.links,
+            self.pairs,
+            self.duration_s,
+            self.connections,
+            self.rate.map(|r| format!(", {r:.0} req/s")).unwrap_or_default()
+        );
+        out.push_str(&summary_table(&self.runs));
+        out.push_str("\nper server (medians):\n");
+        let rows: Vec<Vec<String>> = self
+            .servers
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    format!("{:.0}", s.median_rps),
+                    fmt_us(s.median_p50_us),
+                    fmt_us(s.median_p99_us),
+                    fmt_kib(s.rss_kib),
+                    fmt_kib(s.pss_kib),
+                    format!("{:.0}%", s.median_cpu_pct),
+                    format!("{:.0}", s.median_requests_per_cpu_s),
+                    s.failed.to_string(),
+                    format!("{:.1}s", s.startup_s),
+                ]
+            })
+            .collect();
+        out.push_str(&render_table(
+            &[
+                "server",
+                "req/s",
+                "p50",
+                "p99",
+                "RSS",
+                "PSS",
+                "CPU",
+                "req/CPU-s",
+                "failed",
+                "startup",
+            ],
+            &rows,
+        ));
+        let _ = writeln!(
+            out,
+            "\ngateway / nginx req/s: {:.3}",
+            self.rps_ratio_gateway_nginx
+        );
+        if let Some(r) = self.rps_ratio_gateway_responder {
+            let _ = writeln!(out, "gateway / responder req/s: {r:.3}");
+        }
+        out
+    }
+
+    /// Percentile curves of the last run of each server.
+    pub fn svg(&self) -> String {
+        let mut series = Vec::new();
+        for s in &self.servers {
+            if let Some(run) = self
+                .runs
+                .iter()
+                .rev()
+                .find(|r| r.label.starts_with(&s.name))
+            {
+                series.push(Series {
+                    label: &run.label,
+                    points: &run.curve,
+                });
+            }
+        }
+        plot::percentile_svg(
+            &format!("{} with {} links", self.scenario, self.links),
+            &series,
+        )
+    }
+}
+
+struct Contender {
+    name: &'static str,
+    proc: Proc,
+    addr: std::net::SocketAddr,
+    startup: Duration,
+    runs: Vec<Summary>,
+}
+
+fn check(o: &CompareOptions) -> Result<PathBuf> {
+    // nginx first: without it there is nothing to compare.
+    let nginx = nginx::find_binary(o.nginx.as_deref())?;
+    if !matches!(
+        o.scenario,
+        Scenario::RedirectHot | Scenario::RedirectSpread | Scenario::RedirectZipf
+    ) {
+        bail!("compare supports redirect-hot, redirect-spread and redirect-zipf (nginx answers links only)");
+    }
+    if o.links == 0 || o.links > genlinks::MAX_LINKS {
+        bail!("--links must be between 1 and {}", genlinks::MAX_LINKS);
+    }
+    if o.pairs == 0 || o.pairs > 20 {
+        bail!("--pairs must be between 1 and 20");
+    }
+    if o.duration.is_zero() || o.duration > load::MAX_DURATION {
+        bail!("--duration must be more than zero and at most 10 minutes");
+    }
+    if o.connections == 0 || o.connections > crate::run::MAX_CONNECTIONS {
+        bail!(
+            "--connections must be between 1 and {}",
+            crate::run::MAX_CONNECTIONS
+        );
+    }
+    if !o.gateway.is_file() {
+        bail!(
+            "no gateway binary at {} (build it: cargo build --release -p gateway)",
+            o.gateway.display()
+        );
+    }
+    Ok(nginx)
+}
+
+async fn measure(c: &mut Contender, o: &CompareOptions, duration: Duration, label: Option<String>) {
+    let params = Params {
+        links: o.links,
+        host: genlinks::DEFAULT_HOST.into(),
+        zipf_s: 1.0,
+        seed: o.seed,
+    };
+    let spec = LoadSpec {
+        addr: c.addr,
+        connections: o.connections,
+        duration,
+        rate: o.rate,
+        max_requests: o.max_requests,
+        timeout: o.timeout,
+    };
+    let cpu_before = c.proc.cpu_seconds();
+    let result = load::run(
+        &spec,
+        Generator::for_run(o.scenario, &params, o.connections),
+    )
+    .await;
+    if let Some(label) = label {
+        let mut s = Summary::new(&label, &result);
+        s.server = Some(c.proc.usage_since(cpu_before, s.elapsed_s, s.ok));
+        c.runs.push(s);
+    }
+}
+
+fn server_result(c: &Contender) -> ServerResult {
+    let f = |g: &dyn Fn(&Summary) -> f64| median(&c.runs.iter().map(g).collect::<Vec<_>>());
+    let use_of = |s: &Summary| s.server.unwrap_or_default();
+    ServerResult {
+        name: c.name.into(),
+        median_rps: f(&|s| s.rps),
+        median_p50_us: f(&|s| s.latency_us.p50),
+        median_p99_us: f(&|s| s.latency_us.p99),
+        rss_kib: f(&|s| use_of(s).rss_kib as f64) as u64,
+        pss_kib: f(&|s| use_of(s).pss_kib as f64) as u64,
+        median_cpu_pct: f(&|s| use_of(s).cpu_pct),
+        median_requests_per_cpu_s: f(&|s| use_of(s).requests_per_cpu_s),
+        failed: c.runs.iter().map(|s| s.errors.total()).sum(),
+        startup_s: c.startup.as_secs_f64(),
+    }
+}
+
+/// `loadtest compare`.
+pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
+    let nginx_bin = check(o)?;
+    let temp;
+    let dir: &Path = match &o.workdir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("loadtest-compare")
+                .tempdir()?;
+            temp.path()
+        }
+    };
+    let dir = std::path::absolute(dir)?;
+
+    eprintln!("generating {} links in {}", o.links, dir.display());
+    let t = Instant::now();
+    let csv = dir.join("links.csv");
+    let rules = dir.join("rules.toml");
+    genlinks::generate(
+        o.links,
+        &csv,
+        Some(&rules),
+        genlinks::DEFAULT_HOST,
+        genlinks::DEFAULT_UPSTREAM,
+    )?;
+    let nginx_port = free_port()?;
+    let nginx_conf = NginxConfig {
+        listen: loopback(nginx_port),
+        prefix: dir.join("nginx"),
+        map_file: dir.join("nginx").join("links.map"),
+        links: o.links,
+        workers: 1,
+    };
+    let conf_path = nginx::prepare(&nginx_conf)?;
+    let generate_s = t.elapsed().as_secs_f64();
+
+    let mut contenders = Vec::new();
+    eprintln!("starting the gateway ({} thread)", o.gateway_threads);
+    let gw = servers::start_gateway(
+        &GatewaySpec {
+            bin: o.gateway.clone(),
+            rules: rules.clone(),
+            threads: o.gateway_threads,
+            watch: false,
+            token: None,
+            dir: dir.join("gateway"),
+            log_level: "warn".into(),
+        },
+        Duration::from_secs(300),
+    )
+    .await
+    .context("starting the gateway")?;
+    contenders.push(Contender {
+        name: "gateway",
+        addr: gw.addr,
+        startup: gw.startup,
+        proc: gw.proc,
+        runs: Vec::new(),
+    });
+    eprintln!("starting nginx ({})", nginx_bin.display());
+    let (proc, startup) = servers::start_nginx(
+        &nginx_bin,
+        &conf_path,
+        &nginx_conf.prefix,
+        nginx_conf.listen,
+        genlinks::DEFAULT_HOST,
+        Duration::from_secs(300),
+    )
+    .await
+    .context("starting nginx")?;
+    contenders.push(Contender {
+        name: "nginx",
+        addr: nginx_conf.listen,
+        startup,
+        proc,
+        runs: Vec::new(),
+    });
+    if o.responder {
+        eprintln!("starting the responder");
+        let addr = loopback(free_port()?);
+        let t = Instant::now();
+        let proc = servers::start_responder(&o.exe, addr, 1, &dir.join("responder.log")).await?;
+        contenders.push(Contender {
+            name: "responder",
+            addr,
+            startup: t.elapsed(),
+            proc,
+            runs: Vec::new(),
+        });
+    }
+    same_answers(&contenders, o.links).await?;
+
+    for c in contenders.iter_mut() {
+        if !o.warmup.is_zero() {
+            eprintln!("warming up {}", c.name);
+            measure(c, o, o.warmup, None).await;
+        }
+    }
+    let mut order: Vec<usize> = (0..contenders.len()).collect();
+    for pair in 0..o.pairs {
+        for &i in &order {
+            let c = &mut contenders[i];
+            if !c.proc.alive() {
+                return Err(c.proc.failed("exited during the comparison"));
+            }
+            eprintln!("run {}/{}: {}", pair + 1, o.pairs, c.name);
+            let label = format!("{}#{}", c.name, pair + 1);
+            measure(c, o, o.duration, Some(label)).await;
+        }
+        // Alternate who goes first, so drift on a shared machine does not
+        // always favour the same server.
+        order.reverse();
+    }
+
+    let servers: Vec<ServerResult> = contenders.iter().map(server_result).collect();
+    let rps = |name: &str| {
+        servers
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(0.0, |s| s.median_rps)
+    };
+    let mut runs: Vec<Summary> = contenders.iter().flat_map(|c| c.runs.clone()).collect();
+    runs.sort_by_key(|s| {
+        let n: usize = s
+            .label
+            .rsplit('#')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        n
+    });
+    let gateway = rps("gateway");
+    let report = CompareReport {
+        machine: procfs::machine(),
+        scenario: o.scenario.name().into(),
+        links: o.links,
+        pairs: o.pairs,
+        duration_s: o.duration.as_secs_f64(),
+        connections: o.connections,
+        rate: o.rate,
+        generate_s,
+        runs,
+        rps_ratio_gateway_nginx: gateway / rps("nginx").max(f64::MIN_POSITIVE),
+        rps_ratio_gateway_responder: o
+            .responder
+            .then(|| gateway / rps("responder").max(f64::MIN_POSITIVE)),
+        servers,
+    };
+    for mut c in contenders {
+        c.proc.stop();
+    }
+    Ok(report)
+}
+
+/// Checks the gateway and nginx answer a few links identically, so the
+/// comparison compares the same work.
+async fn same_answers(contenders: &[Contender], links: u64) -> Result<()> {
+    let gw = &contenders[0];
+    let ng = &contenders[1];
+    let n = links.max(1);
+    for i in [genlinks::HOT, (n - 1) / 2, n - 1] {
+        let req = crate::client::build_request(
+            "GET",
+            &format!("/{}", genlinks::code(i)),
+            genlinks::DEFAULT_HOST,
+            &[("Connection", "close")],
+            b"",
+        );
+        let a = crate::client::oneshot(gw.addr, &req, Duration::from_secs(5))
+            .await
+            .map_err(|f| anyhow::anyhow!("gateway: {}", f.detail))?;
+        let b = crate::client::oneshot(ng.addr, &req, Duration::from_secs(5))
+            .await
+            .map_err(|f| anyhow::anyhow!("nginx: {}", f.detail))?;
+        if a.status != 302 || b.status != 302 {
+            bail!(
+                "link {i}: the gateway answered {} and nginx {} (both should redirect)",
+                a.status,
+                b.status
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! `loadtest`: load generator, nginx comparison and reference servers for
+//! the edge gateway. See `docs/performance.md`.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use loadtest::compare::{self, CompareOptions};
+use loadtest::genlinks;
+use loadtest::run::{self, RunOptions};
+use loadtest::scenario::Scenario;
+
+#[derive(Parser)]
+#[command(name = "loadtest", version, about = "Load tests for the edge gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write N deterministic bulk links (code,to) and a matching rules file.
+    GenLinks {
+        /// Number of links (1 to 10,000,000).
+        n: u64,
+        /// The CSV to write.
+        out: PathBuf,
+        /// Also write a rules file with the link set, a pattern rule and an
+        /// API route.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Host of the links and the pattern rule.
+        #[arg(long, default_value = genlinks::DEFAULT_HOST)]
+        host: String,
+        /// Upstream (host:port) of the API route in the rules file.
+        #[arg(long, default_value = genlinks::DEFAULT_UPSTREAM)]
+        upstream: String,
+    },
+    /// Load a running server with one scenario.
+    Run {
+        /// The server, e.g. http://127.0.0.1:8080 (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        target: String,
+        /// The scenario.
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// Length of each run (at most 10m).
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        duration: Duration,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Open-loop: this many requests per second overall, latency from
+        /// the intended send time. Closed-loop without it.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Bulk links N, as given to gen-links (spread, zipf, mixed, reload).
+        #[arg(long)]
+        links: Option<u64>,
+        /// Host of the links.
+        #[arg(long, default_value = genlinks::DEFAULT_HOST)]
+        host: String,
+        /// Print JSON on stdout (the table goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Write the latency percentile curve as SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Time one request may take before it counts as a timeout.
+        #[arg(long, default_value = "2s", value_parser = duration)]
+        timeout: Duration,
+        /// Stop each run after this many requests.
+        #[arg(long, default_value_t = 100_000_000)]
+        max_requests: u64,
+        /// Threads of the load generator (1 leaves the other cores to the
+        /// server).
+        #[arg(long, default_value_t = 1)]
+        client_threads: usize,
+        /// Zipf exponent (redirect-zipf, mixed).
+        #[arg(long, default_value_t = 1.0)]
+        zipf_s: f64,
+        /// Seed of the request streams.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// proxy: the upstream the gateway forwards to, loaded directly too.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// reload: the gateway's admin listener, e.g. http://127.0.0.1:9901.
+        #[arg(long)]
+        admin: Option<String>,
+        /// reload: the admin bearer token.
+        #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// reload: the rules file the gateway runs (flipped with a variant,
+        /// then put back).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// reload: time between two flips.
+        #[arg(long, default_value = "250ms", value_parser = duration)]
+        flip_every: Duration,
+    },
+    /// A fast HTTP/1.1 upstream: 200 "ok" to everything, /healthz included.
+    Upstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: SocketAddr,
+        /// Runtime threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// A minimal Pingora server answering every request with a fixed 302.
+    Responder {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// The Location of every answer.
+        #[arg(long, default_value = loadtest::responder::DEFAULT_LOCATION)]
+        location: String,
+        /// proxy: the HTTP proxy service (like the gateway); app: a
+        /// ServeHttp app.
+        #[arg(long, value_enum, default_value = "proxy")]
+        engine: loadtest::responder::Engine,
+        /// One single-threaded runtime per worker thread instead of
+        /// Pingora's work-stealing runtime.
+        #[arg(long)]
+        no_work_stealing: bool,
+    },
+    /// The gateway against nginx on the same generated links.
+    Compare {
+        /// redirect-hot, redirect-spread or redirect-zipf.
+        #[arg(long, value_enum, default_value = "redirect-spread")]
+        scenario: Scenario,
+        /// Number of links.
+        #[arg(long, default_value_t = 1_000_000)]
+        links: u64,
+        /// Runs per server, alternating.
+        #[arg(long, default_value_t = 3)]
+        pairs: usize,
+        /// Length of each run.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        duration: Duration,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Open-loop rate (closed-loop without it).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// The gateway binary.
+        #[arg(long, default_value = "target/release/gateway")]
+        gateway: PathBuf,
+        /// Gateway worker threads.
+        #[arg(long, default_value_t = 1)]
+        gateway_threads: usize,
+        /// The nginx binary (default: /usr/sbin/nginx, then PATH).
+        #[arg(long)]
+        nginx: Option<PathBuf>,
+        /// Also measure the fixed-302 Pingora responder (the ceiling).
+        #[arg(long)]
+        responder: bool,
+        /// Keep links, configs and logs here (default: a temporary directory).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Unmeasured load before each server's first run.
+        #[arg(long, default_value = "2s", value_parser = duration)]
+        warmup: Duration,
+        /// Time one request may take.
+        #[arg(long, default_value = "2s", value_parser = duration)]
+        timeout: Duration,
+        /// Stop each run after this many requests.
+        #[arg(long, default_value_t = 100_000_000)]
+        max_requests: u64,
+        /// Threads of the load generator.
+        #[arg(long, default_value_t = 1)]
+        client_threads: usize,
+        /// Seed of the request streams.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print JSON on stdout (the table goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Write the percentile curves of the last runs as SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+}
+
+fn write_plot(path: &Option<PathBuf>, svg: impl FnOnce() -> String) -> Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, svg()).with_context(|| format!("write {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    match Cli::parse().command {
+        Command::GenLinks {
+            n,
+            out,
+            rules,
+            host,
+            upstream,
+        } => {
+            genlinks::generate(n, &out, rules.as_deref(), &host, &upstream)?;
+            eprintln!(
+                "wrote {n} links to {}{}",
+                out.display(),
+                rules
+                    .map(|r| format!(" and rules to {}", r.display()))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Run {
+            target,
+            scenario,
+            duration,
+            connections,
+            rate,
+            links,
+            host,
+            json,
+            plot,
+            timeout,
+            max_requests,
+            client_threads,
+            zipf_s,
+            seed,
+            upstream,
+            admin,
+            token,
+            rules,
+            flip_every,
+        } => {
+            let o = RunOptions {
+                target,
+                scenario,
+                duration,
+                connections,
+                rate,
+                links,
+                host,
+                zipf_s,
+                seed,
+                timeout,
+                max_requests,
+                upstream,
+                admin,
+                token,
+                rules,
+                flip_every,
+            };
+            let report = loadtest::runtime(client_threads)?.block_on(run::run(&o))?;
+            if json {
+                // The table goes to stderr, so a saved JSON still shows it.
+                eprint!("{}", report.table());
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            write_plot(&plot, || report.svg())
+        }
+        Command::Upstream { listen, threads } => loadtest::upstream::run(listen, threads),
+        Command::Responder {
+            listen,
+            threads,
+            location,
+            engine,
+            no_work_stealing,
+        } => loadtest::responder::run(&loadtest::responder::ResponderOptions {
+            listen,
+            threads,
+            location,
+            engine,
+            work_stealing: !no_work_stealing,
+        }),
+        Command::Compare {
+            scenario,
+            links,
+            pairs,
+            duration,
+            connections,
+            rate,
+            gateway,
+            gateway_threads,
+            nginx,
+            responder,
+            workdir,
+            warmup,
+            timeout,
+            max_requests,
+            client_threads,
+            seed,
+            json,
+            plot,
+        } => {
+            let o = CompareOptions {
+                scenario,
+                links,
+                pairs,
+                duration,
+                connections,
+                rate,
+                gateway,
+                gateway_threads,
+                nginx,
+                responder,
+                exe: std::env::current_exe()?,
+                workdir,
+                warmup,
+                timeout,
+                max_requests,
+                seed,
+            };
+            let report = loadtest::runtime(client_threads)?.block_on(compare::compare(&o))?;
+            if json {
+                // The table goes to stderr, so a saved JSON still shows it.
+                eprint!("{}", report.table());
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            write_plot(&plot, || report.svg())
+        }
+    }
+}
