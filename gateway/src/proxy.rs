@@ -192,8 +192,15 @@ impl ProxyHttp for Gateway {
                     .country_header
                     .as_deref()
                     .and_then(|h| header_str(session, h)),
-                referer: header_str(session, header::REFERER),
-                request_id: header_str(session, "x-request-id"),
+                // Only click events need these two: no lookups otherwise.
+                referer: self
+                    .clicks
+                    .as_ref()
+                    .and_then(|_| header_str(session, header::REFERER)),
+                request_id: self
+                    .clicks
+                    .as_ref()
+                    .and_then(|_| header_str(session, "x-request-id")),
             };
             // A click id exists when it is appended or when clicks are
             // recorded; otherwise no id is made at all.
@@ -233,8 +240,8 @@ impl ProxyHttp for Gateway {
                     Answer {
                         status: r.status,
                         headers: &[
-                            ("Location", &r.location),
-                            ("Cache-Control", r.cache_control),
+                            (header::LOCATION, &r.location),
+                            (header::CACHE_CONTROL, r.cache_control),
                         ],
                         extra: &[],
                         body: Bytes::new(),
@@ -248,7 +255,7 @@ impl ProxyHttp for Gateway {
                     session,
                     Answer {
                         status: r.status,
-                        headers: &[("Content-Type", r.content_type)],
+                        headers: &[(header::CONTENT_TYPE, r.content_type)],
                         extra: r.headers,
                         body: r.body,
                         rules_version: version,

@@ -25,6 +25,7 @@ mod decision;
 mod device;
 mod encode;
 mod error;
+mod exact;
 mod explain;
 mod format;
 mod host;

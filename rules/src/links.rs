@@ -2,6 +2,7 @@
 //! compact and placed in the matcher as exact paths.
 
 use bytes::Bytes;
+use std::sync::Arc;
 
 use crate::compile::Compiler;
 use crate::error::RuleError;
@@ -99,7 +100,8 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
     let mut set = LinkSet {
         id: id.as_str().into(),
         prefix: prefix.as_str().into(),
-        arena: Bytes::new(),
+        arena: Arc::from(""),
+        arena_bytes: Bytes::new(),
         rows: Vec::new(),
         extras: Vec::new(),
         query,
@@ -107,7 +109,7 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
         file: file.clone(),
         lines: Vec::new(),
     };
-    let mut arena: Vec<u8> = Vec::with_capacity(data.len());
+    let mut arena = String::with_capacity(data.len());
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
@@ -164,7 +166,7 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
             match validate(url, &schemes) {
                 Ok(origin_len) => {
                     let start = arena.len() as u32;
-                    arena.extend_from_slice(url.as_bytes());
+                    arena.push_str(url);
                     Some(Span {
                         start,
                         len: url.len() as u32,
@@ -272,8 +274,12 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
         errors.list.push(last);
     }
     c.errors.extend(errors.list);
-    arena.shrink_to_fit();
-    set.arena = Bytes::from(arena);
+    if let Some((host, _)) = &place {
+        c.hosts.table_mut(host).shrink();
+    }
+    let arena: Arc<str> = Arc::from(arena);
+    set.arena_bytes = Bytes::from_owner(ArcStr(arena.clone()));
+    set.arena = arena;
     set.rows.shrink_to_fit();
     set.lines.shrink_to_fit();
     c.link_sets.push(set);
@@ -317,4 +323,13 @@ fn validate(url: &str, schemes: &[String]) -> Result<usize, String> {
     }
     check_url(url, origin_len)?;
     Ok(origin_len)
+}
+
+/// Lets `Bytes` share the text arena's allocation.
+struct ArcStr(Arc<str>);
+
+impl AsRef<[u8]> for ArcStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }

@@ -4,6 +4,7 @@
 use foldhash::fast::RandomState;
 use std::collections::HashMap;
 
+use crate::exact::ExactPaths;
 use crate::host::HostSpec;
 
 /// What a match points at: an index into the rule set's tables.
@@ -52,7 +53,7 @@ pub(crate) struct Hit<'t, 'p> {
 /// Paths of one host level.
 #[derive(Default)]
 pub(crate) struct PathTable {
-    exact: HashMap<Box<str>, Target, RandomState>,
+    exact: ExactPaths,
     patterns: matchit::Router<(Target, Box<str>)>,
     has_patterns: bool,
     /// Longest first, so the first hit is the longest prefix.
@@ -62,13 +63,7 @@ pub(crate) struct PathTable {
 impl PathTable {
     /// Adds an exact path; on conflict returns the target already there.
     pub(crate) fn insert_exact(&mut self, path: &str, target: Target) -> Result<(), Target> {
-        match self.exact.entry(path.into()) {
-            std::collections::hash_map::Entry::Occupied(e) => Err(*e.get()),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(target);
-                Ok(())
-            }
-        }
+        self.exact.insert(path, target)
     }
 
     /// Adds a pattern; on conflict returns the pattern it conflicts with (or
@@ -107,6 +102,11 @@ impl PathTable {
         self.exact.reserve(n);
     }
 
+    /// Trims spare room once every path is in.
+    pub(crate) fn shrink(&mut self) {
+        self.exact.shrink();
+    }
+
     /// Exact beats pattern beats the longest prefix. `path` is the path used
     /// for exact and pattern matching (trailing slash already handled),
     /// `full` the one prefixes see.
@@ -116,7 +116,7 @@ impl PathTable {
         full: &'p str,
     ) -> Option<(Target, MatchKind, &'t str, matchit::Params<'t, 'p>, &'p str)> {
         if let Some(t) = self.exact.get(path) {
-            return Some((*t, MatchKind::Exact, "", matchit::Params::new(), ""));
+            return Some((t, MatchKind::Exact, "", matchit::Params::new(), ""));
         }
         if self.has_patterns {
             if let Ok(m) = self.patterns.at(path) {

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::decision::{Decision, Proxy, Redirect, Respond, Target};
 use crate::device::{Classifier, Device, DeviceClass};
@@ -121,8 +122,12 @@ pub(crate) struct LinkExtra {
 pub(crate) struct LinkSet {
     pub id: Box<str>,
     pub prefix: Box<str>,
-    /// Every destination of the set, back to back.
-    pub arena: Bytes,
+    /// Every destination of the set, back to back, as text (validated once
+    /// when the set is loaded)...
+    pub arena: Arc<str>,
+    /// ...and the same memory as `Bytes`, so a static destination becomes
+    /// a header value without a copy.
+    pub arena_bytes: Bytes,
     pub rows: Vec<LinkRow>,
     pub extras: Vec<LinkExtra>,
     pub query: QueryMode,
@@ -135,14 +140,16 @@ pub(crate) struct LinkSet {
 
 impl LinkSet {
     fn text(&self, span: Span) -> &str {
-        let bytes = &self.arena[span.start as usize..(span.start + span.len) as usize];
-        // Every span was cut from a `str` at load time.
-        std::str::from_utf8(bytes).unwrap_or("")
+        // Spans were cut from whole `str`s, so they fall on character
+        // boundaries; `get` keeps a bad span from panicking anyway.
+        self.arena
+            .get(span.start as usize..(span.start + span.len) as usize)
+            .unwrap_or("")
     }
 
     fn header(&self, span: Span) -> Option<HeaderValue> {
         let bytes = self
-            .arena
+            .arena_bytes
             .slice(span.start as usize..(span.start + span.len) as usize);
         HeaderValue::from_maybe_shared(bytes).ok()
     }
