@@ -9,17 +9,18 @@ use xxhash_rust::xxh3::Xxh3;
 
 /// Remembered click ids, bounded in count and time.
 pub struct Dedup {
-    cache: Cache<u64, Arc<str>>,
+    cache: Cache<u64, Arc<str>, foldhash::fast::RandomState>,
 }
 
 impl Dedup {
     /// Entries live `window` and at most `capacity` are kept.
     pub fn new(window: Duration, capacity: u64) -> Self {
         Dedup {
+            // Keys are already xxh3 hashes: a cheap hasher is enough.
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(window)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 

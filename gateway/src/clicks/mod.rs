@@ -2,7 +2,7 @@
 //! consumer click, handed to a bounded queue that never blocks a redirect.
 //!
 //! The request path does a cache lookup (de-duplication), builds one JSON
-//! line and `try_send`s it; a full queue drops the event and counts it. A
+//! line and pushes it onto a lock-free queue; a full queue drops the event and counts it. A
 //! writer thread batches lines to the sink (files, or an HTTP collector with
 //! spill to files), and on shutdown drains the queue before the process
 //! exits.
@@ -13,12 +13,12 @@ mod file_sink;
 mod http_sink;
 mod writer;
 
+use crossbeam_queue::ArrayQueue;
 use prometheus::IntCounter;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,7 +113,7 @@ impl ClicksSection {
 
 /// The request side of the pipeline.
 pub struct Clicks {
-    tx: SyncSender<String>,
+    queue: Arc<ArrayQueue<String>>,
     dedup: Dedup,
     anonymize_ip: bool,
     metrics: Arc<Metrics>,
@@ -134,17 +134,17 @@ impl Pipeline {
     pub fn start(cfg: &ClicksSection, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| anyhow::anyhow!("clicks.dir {}: {e}", cfg.dir.display()))?;
-        let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
+        let queue = Arc::new(ArrayQueue::new(cfg.queue_capacity));
 
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = writer::spawn(cfg.clone(), rx, stop.clone(), metrics.clone())?;
+        let writer = writer::spawn(cfg.clone(), queue.clone(), stop.clone(), metrics.clone())?;
         let counter =
             |device: &str, bot: &str| metrics.click_events.with_label_values(&[device, bot]);
         let counters =
             ["ios", "android", "desktop"].map(|d| [counter(d, "false"), counter(d, "true")]);
         Ok(Pipeline {
             clicks: Arc::new(Clicks {
-                tx,
+                queue,
                 dedup: Dedup::new(cfg.dedup_window, cfg.dedup_capacity),
                 anonymize_ip: cfg.anonymize_ip,
                 metrics,
@@ -195,7 +195,7 @@ impl Clicks {
         // The gauge is the depth itself: raised before the hand-over so the
         // writer's decrement can never come first.
         self.metrics.click_queue_depth.inc();
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(line) {
+        if self.queue.push(line).is_err() {
             self.metrics.click_queue_depth.dec();
             self.metrics.click_dropped.inc();
         }

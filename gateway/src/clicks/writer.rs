@@ -2,10 +2,13 @@
 //! to the sink. A plain thread, because both sinks block (file writes,
 //! fsync, HTTP posts with backoff) and must never hold up a request thread.
 
+use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often an idle writer looks at the queue.
+const POLL: Duration = Duration::from_millis(10);
 
 use super::file_sink::FileSink;
 use super::http_sink::HttpSink;
@@ -64,7 +67,7 @@ impl Sink {
 /// queued) or when every sender is gone.
 pub fn spawn(
     cfg: ClicksSection,
-    rx: Receiver<String>,
+    queue: Arc<ArrayQueue<String>>,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -84,30 +87,23 @@ pub fn spawn(
         .spawn(move || {
             let mut batch: Vec<String> = Vec::with_capacity(cfg.batch_size);
             let mut since = Instant::now();
+            // Polled, not woken: a wake-up per event would cost every click
+            // a futex system call on the request path.
+            let nap = cfg.flush_interval.min(POLL);
             loop {
-                let mut closed = false;
-                match rx.recv_timeout(cfg.flush_interval) {
-                    Ok(line) => {
-                        if batch.is_empty() {
-                            since = Instant::now();
-                        }
-                        batch.push(line);
-                        while batch.len() < cfg.batch_size {
-                            match rx.try_recv() {
-                                Ok(line) => batch.push(line),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => closed = true,
-                }
-                let stopping = closed || stop.load(Ordering::Acquire);
+                let stopping = stop.load(Ordering::Acquire);
                 if stopping {
                     sink.drain();
-                    // Everything still queued goes out before the process ends.
-                    while let Ok(line) = rx.try_recv() {
-                        batch.push(line);
+                }
+                while batch.len() < cfg.batch_size || stopping {
+                    match queue.pop() {
+                        Some(line) => {
+                            if batch.is_empty() {
+                                since = Instant::now();
+                            }
+                            batch.push(line);
+                        }
+                        None => break,
                     }
                 }
                 let full = batch.len() >= cfg.batch_size;
@@ -125,6 +121,9 @@ pub fn spawn(
                     sink.close();
                     tracing::info!("click events drained");
                     return;
+                }
+                if !full {
+                    std::thread::sleep(nap);
                 }
             }
         })
