@@ -1,12 +1,10 @@
 //! Turning a rules document into a [`RuleSet`]: parsing, validation with
 //! precise locations, and building the matcher.
 
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
@@ -20,10 +18,10 @@ use crate::query::QueryMode;
 use crate::ruleset::*;
 use crate::selftest;
 use crate::template::Template;
-use crate::upstream::{Balance, HealthCheck, HealthCheckKind, Upstream};
+use crate::upstream::Upstream;
 use crate::{encode, timestamp, LoadOptions};
 
-const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
+pub(crate) const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 const DEFAULT_CACHE_CONTROL: &str = "private, max-age=90";
 
 /// A rule that takes a place in the matcher.
@@ -200,7 +198,7 @@ fn toml_error(map: &SourceMap, e: &toml::de::Error, rule: &str) -> RuleError {
 
 impl Compiler {
     /// Deserializes one table, recording an error located in it on failure.
-    fn parse_one<T: for<'de> Deserialize<'de>>(
+    pub(crate) fn parse_one<T: for<'de> Deserialize<'de>>(
         &mut self,
         v: &Spanned<DeValue<'_>>,
         rule: &str,
@@ -356,7 +354,12 @@ impl Compiler {
     }
 
     /// A destination template, or an error at its span.
-    fn template(&mut self, t: &Spanned<String>, rule: &str, captures: &[&str]) -> Option<Template> {
+    pub(crate) fn template(
+        &mut self,
+        t: &Spanned<String>,
+        rule: &str,
+        captures: &[&str],
+    ) -> Option<Template> {
         match Template::parse(t.get_ref(), &self.schemes, captures) {
             Ok(t) => Some(t),
             Err(msg) => {
@@ -478,7 +481,7 @@ impl Compiler {
 
     /// Places a rule in the matcher; returns the capture names its
     /// destinations may use.
-    fn place(
+    pub(crate) fn place(
         &mut self,
         at: MatchDef<'_>,
         rule: &str,
@@ -582,121 +585,11 @@ impl Compiler {
         }
     }
 
-    fn origin(&self, id: &Spanned<String>) -> Origin {
+    pub(crate) fn origin(&self, id: &Spanned<String>) -> Origin {
         Origin {
             id: id.get_ref().clone(),
             place: self.map.place(id.span().start),
         }
-    }
-
-    fn redirect(&mut self, offset: usize, d: RedirectDef) {
-        if !self.claim_id(&d.id) {
-            return;
-        }
-        let id = d.id.get_ref().clone();
-        let target = Target::Redirect(self.redirects.len() as u32);
-        self.redirect_origins.push(self.origin(&d.id));
-        let Some(names) = self.place(d.at(), &id, offset, target) else {
-            self.redirects.push(placeholder_redirect(&id));
-            return;
-        };
-        let caps: Vec<&str> = names.iter().map(String::as_str).collect();
-        let status = self.status(d.status.as_ref(), &id, &REDIRECT_STATUSES, 302);
-        let query = self.query_mode(d.query.as_ref(), &id);
-        let to = d.to.as_ref().and_then(|t| self.template(t, &id, &caps));
-        let mut split = Vec::new();
-        let mut split_total: u64 = 0;
-        match (&d.to, &d.split) {
-            (Some(_), Some(s)) => {
-                self.err(s.span().start, &id, "give either `to` or `split`, not both")
-            }
-            (None, None) => self.err(offset, &id, "needs a destination: `to` or `split`"),
-            (None, Some(s)) if s.get_ref().is_empty() => {
-                self.err(s.span().start, &id, "split has no variants")
-            }
-            _ => {}
-        }
-        if let Some(s) = &d.split {
-            for v in s.get_ref() {
-                let w = *v.weight.get_ref();
-                if w <= 0 || w > u32::MAX as i64 / 1024 {
-                    self.err(
-                        v.weight.span().start,
-                        &id,
-                        format!("weight {w} must be a positive whole number"),
-                    );
-                }
-                split_total += w.max(0) as u64;
-                if let Some(t) = self.template(&v.to, &id, &caps) {
-                    split.push((t, w.max(0) as u32));
-                }
-            }
-            if split_total == 0 && !s.get_ref().is_empty() {
-                self.err(s.span().start, &id, "split weights sum to zero");
-            }
-        }
-        let has_devices = d.ios.is_some() || d.android.is_some() || d.desktop.is_some();
-        let ios = d.ios.as_ref().and_then(|t| self.template(t, &id, &caps));
-        let android = d
-            .android
-            .as_ref()
-            .and_then(|t| self.template(t, &id, &caps));
-        let desktop = d
-            .desktop
-            .as_ref()
-            .and_then(|t| self.template(t, &id, &caps));
-        let mut countries = Vec::new();
-        let mut entries: Vec<_> = d.countries.iter().collect();
-        entries.sort_by_key(|(cc, _)| cc.span().start);
-        for (cc, t) in entries {
-            let code = cc.get_ref();
-            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
-                self.err(
-                    cc.span().start,
-                    &id,
-                    format!("`{code}` is not a two-letter country code"),
-                );
-                continue;
-            }
-            let b = code.to_ascii_uppercase().into_bytes();
-            let key = [b[0], b[1]];
-            if countries.iter().any(|(k, _)| *k == key) {
-                self.err(
-                    cc.span().start,
-                    &id,
-                    format!("country `{code}` is given twice (codes are case-insensitive)"),
-                );
-                continue;
-            }
-            if let Some(t) = self.template(t, &id, &caps) {
-                countries.push((key, t));
-            }
-        }
-        let expires_at = d.expires_at.as_ref().and_then(|e| self.time(e, &id));
-        if let (Some(e), None) = (&d.expired_to, &d.expires_at) {
-            self.err(e.span().start, &id, "expired_to needs expires_at");
-        }
-        let expired_to = d
-            .expired_to
-            .as_ref()
-            .and_then(|t| self.template(t, &id, &caps));
-        let cache_control = self.cache_control(d.cache_control.as_ref(), &id);
-        self.redirects.push(RedirectRule {
-            id: id.into(),
-            status,
-            query,
-            to,
-            split,
-            split_total,
-            ios,
-            android,
-            desktop,
-            countries,
-            expires_at,
-            expired_to,
-            cache_control,
-            has_devices,
-        });
     }
 
     pub(crate) fn time(&mut self, t: &Spanned<toml::Value>, rule: &str) -> Option<i64> {
@@ -707,292 +600,6 @@ impl Compiler {
                 None
             }
         }
-    }
-
-    fn respond(&mut self, offset: usize, d: RespondDef) {
-        if !self.claim_id(&d.id) {
-            return;
-        }
-        let id = d.id.get_ref().clone();
-        let target = Target::Respond(self.responds.len() as u32);
-        self.respond_origins.push(self.origin(&d.id));
-        self.place(d.at(), &id, offset, target);
-        let status = match &d.status {
-            None => 200,
-            Some(s) if (200..600).contains(s.get_ref()) => *s.get_ref() as u16,
-            Some(s) => {
-                self.err(
-                    s.span().start,
-                    &id,
-                    format!("status {} must be between 200 and 599", s.get_ref()),
-                );
-                200
-            }
-        };
-        let content_type = match &d.content_type {
-            None => HeaderValue::from_static("text/plain; charset=utf-8"),
-            Some(ct) => HeaderValue::from_str(ct.get_ref()).unwrap_or_else(|_| {
-                self.err(
-                    ct.span().start,
-                    &id,
-                    "content_type is not a valid header value",
-                );
-                HeaderValue::from_static("text/plain")
-            }),
-        };
-        let body = match (&d.body, &d.body_file) {
-            (Some(_), Some(f)) => {
-                self.err(
-                    f.span().start,
-                    &id,
-                    "give either `body` or `body_file`, not both",
-                );
-                Bytes::new()
-            }
-            (Some(b), None) => Bytes::from(b.clone()),
-            (None, Some(f)) => {
-                let path = self.base_dir.join(f.get_ref());
-                match std::fs::read(&path) {
-                    Ok(bytes) => {
-                        self.hasher.update(&bytes);
-                        self.files.push(path);
-                        Bytes::from(bytes)
-                    }
-                    Err(e) => {
-                        self.err(
-                            f.span().start,
-                            &id,
-                            format!("cannot read body_file {}: {e}", path.display()),
-                        );
-                        Bytes::new()
-                    }
-                }
-            }
-            (None, None) => Bytes::new(),
-        };
-        let mut headers = Vec::new();
-        for (name, value) in &d.headers {
-            match (
-                HeaderName::from_bytes(name.get_ref().as_bytes()),
-                HeaderValue::from_str(value.get_ref()),
-            ) {
-                (Ok(n), Ok(v)) => headers.push((n, v)),
-                (Err(_), _) => self.err(
-                    name.span().start,
-                    &id,
-                    format!("`{}` is not a valid header name", name.get_ref()),
-                ),
-                (_, Err(_)) => self.err(value.span().start, &id, "not a valid header value"),
-            }
-        }
-        if let Some(cc) = &d.cache_control {
-            let v = self.cache_control(Some(cc), &id);
-            headers.push((http::header::CACHE_CONTROL, v));
-        }
-        self.responds.push(RespondRule {
-            id: id.into(),
-            status,
-            content_type,
-            headers,
-            body,
-        });
-    }
-
-    fn route(&mut self, offset: usize, d: RouteDef) {
-        if !self.claim_id(&d.id) {
-            return;
-        }
-        let id = d.id.get_ref().clone();
-        let target = Target::Route(self.routes.len() as u32);
-        self.route_origins.push(self.origin(&d.id));
-        self.place(d.at(), &id, offset, target);
-        if !self.upstream_names.contains(d.upstream.get_ref()) {
-            let known: Vec<&str> = self.upstream_names.iter().map(String::as_str).collect();
-            let msg = format!(
-                "unknown upstream `{}` (defined: {})",
-                d.upstream.get_ref(),
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            );
-            self.err(d.upstream.span().start, &id, msg);
-        }
-        let strip = match (d.strip_prefix, &d.prefix, &d.path) {
-            (false, _, _) => Strip::Nothing,
-            (true, Some(p), _) => encode::decode_unreserved(p.get_ref())
-                .map_or(Strip::Nothing, |p| Strip::Prefix(p.into())),
-            (true, None, Some(_)) => Strip::Whole,
-            (true, None, None) => {
-                self.err(offset, &id, "strip_prefix needs a `prefix` or `path`");
-                Strip::Nothing
-            }
-        };
-        if let Some(h) = &d.host_header {
-            if crate::host::normalize(h.get_ref()).is_err() || h.get_ref().is_empty() {
-                self.err(h.span().start, &id, "host_header is not a valid host");
-            }
-        }
-        self.routes.push(RouteRule {
-            id: id.into(),
-            upstream: d.upstream.get_ref().as_str().into(),
-            strip,
-            host_header: d.host_header.map(|h| h.into_inner().into()),
-        });
-    }
-
-    fn upstream_table(&mut self, v: &Spanned<DeValue<'_>>) {
-        let Some(table) = v.get_ref().as_table() else {
-            self.err(
-                v.span().start,
-                "",
-                "`upstream` must be a table of pools: [upstream.NAME]",
-            );
-            return;
-        };
-        for (name, def) in table.iter() {
-            let name_str = name.get_ref().to_string();
-            // Known even when broken, so routes to it are not reported too.
-            self.upstream_names.insert(name_str.clone());
-            if let Some(d) = self.parse_one::<UpstreamDef>(def, &name_str) {
-                let u = self.upstream(&name_str, d);
-                self.upstreams.insert(name_str, u);
-            }
-        }
-    }
-
-    fn duration(&mut self, d: Option<&Spanned<String>>, rule: &str, default: Duration) -> Duration {
-        match d {
-            None => default,
-            Some(d) => match humantime::parse_duration(d.get_ref()) {
-                Ok(v) if !v.is_zero() => v,
-                Ok(_) => {
-                    self.err(d.span().start, rule, "duration must be more than zero");
-                    default
-                }
-                Err(e) => {
-                    self.err(
-                        d.span().start,
-                        rule,
-                        format!(
-                            "`{}` is not a duration ({e}), e.g. \"500ms\" or \"2s\"",
-                            d.get_ref()
-                        ),
-                    );
-                    default
-                }
-            },
-        }
-    }
-
-    fn count(&mut self, v: Option<&Spanned<i64>>, rule: &str, default: usize) -> usize {
-        match v {
-            None => default,
-            Some(v) if (1..=1000).contains(v.get_ref()) => *v.get_ref() as usize,
-            Some(v) => {
-                self.err(
-                    v.span().start,
-                    rule,
-                    format!("{} must be between 1 and 1000", v.get_ref()),
-                );
-                default
-            }
-        }
-    }
-
-    /// Builds a pool definition; its errors are recorded, and the pool is
-    /// returned anyway so routes naming it are not also reported.
-    fn upstream(&mut self, name: &str, d: UpstreamDef) -> Upstream {
-        if d.servers.get_ref().is_empty() {
-            self.err(
-                d.servers.span().start,
-                name,
-                "an upstream needs at least one server",
-            );
-        }
-        let mut servers = Vec::new();
-        for s in d.servers.get_ref() {
-            match s.get_ref().rsplit_once(':') {
-                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {
-                    servers.push(s.get_ref().clone())
-                }
-                _ => self.err(
-                    s.span().start,
-                    name,
-                    format!("server `{}` must be host:port", s.get_ref()),
-                ),
-            }
-        }
-        let balance = match d.balance.as_ref().map(|b| (b, b.get_ref().as_str())) {
-            None | Some((_, "round_robin")) => Balance::RoundRobin,
-            Some((_, "consistent")) => Balance::Consistent,
-            Some((b, other)) => {
-                self.err(
-                    b.span().start,
-                    name,
-                    format!("balance must be \"round_robin\" or \"consistent\", not \"{other}\""),
-                );
-                Balance::RoundRobin
-            }
-        };
-        let health_check = d.health_check.as_ref().map(|hc| {
-            let h = hc.get_ref();
-            let kind = match h.kind.as_ref().map(|k| (k, k.get_ref().as_str())) {
-                None | Some((_, "http")) => HealthCheckKind::Http,
-                Some((_, "tcp")) => HealthCheckKind::Tcp,
-                Some((k, other)) => {
-                    self.err(
-                        k.span().start,
-                        name,
-                        format!("health_check type must be \"http\" or \"tcp\", not \"{other}\""),
-                    );
-                    HealthCheckKind::Http
-                }
-            };
-            let path = match &h.path {
-                Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
-                Some(p) => {
-                    self.err(p.span().start, name, "health_check path must start with /");
-                    "/".into()
-                }
-                None => "/".into(),
-            };
-            HealthCheck {
-                kind,
-                path,
-                interval: self.duration(h.interval.as_ref(), name, Duration::from_secs(2)),
-                timeout: self.duration(h.timeout.as_ref(), name, Duration::from_secs(1)),
-                unhealthy_after: self.count(h.unhealthy_after.as_ref(), name, 3),
-                healthy_after: self.count(h.healthy_after.as_ref(), name, 2),
-            }
-        });
-        let retries = match &d.retries {
-            None => 0,
-            Some(r) if (0..=10).contains(r.get_ref()) => *r.get_ref() as u32,
-            Some(r) => {
-                self.err(r.span().start, name, "retries must be between 0 and 10");
-                0
-            }
-        };
-        let u = Upstream {
-            name: name.to_string(),
-            servers,
-            balance,
-            hash_header: d.hash_header,
-            health_check,
-            connect_timeout: self.duration(
-                d.connect_timeout.as_ref(),
-                name,
-                Duration::from_secs(1),
-            ),
-            read_timeout: self.duration(d.read_timeout.as_ref(), name, Duration::from_secs(10)),
-            write_timeout: self.duration(d.write_timeout.as_ref(), name, Duration::from_secs(10)),
-            retries,
-            tls: d.tls,
-            sni: d.sni,
-        };
-        u
     }
 }
 
@@ -1013,7 +620,7 @@ fn pattern_captures(p: &str) -> Vec<String> {
 
 /// Keeps indexes aligned when a rule could not be placed: it is never
 /// reachable, and the errors already recorded stop the load.
-fn placeholder_redirect(id: &str) -> RedirectRule {
+pub(crate) fn placeholder_redirect(id: &str) -> RedirectRule {
     RedirectRule {
         id: id.into(),
         status: 302,

@@ -1,0 +1,101 @@
+//! Compiling `[[respond]]` rules: fixed answers such as
+//! apple-app-site-association, with a body inline or from a file.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+
+use crate::compile::Compiler;
+use crate::format::RespondDef;
+use crate::matcher::Target;
+use crate::ruleset::RespondRule;
+
+impl Compiler {
+    pub(crate) fn respond(&mut self, offset: usize, d: RespondDef) {
+        if !self.claim_id(&d.id) {
+            return;
+        }
+        let id = d.id.get_ref().clone();
+        let target = Target::Respond(self.responds.len() as u32);
+        self.respond_origins.push(self.origin(&d.id));
+        self.place(d.at(), &id, offset, target);
+        let status = match &d.status {
+            None => 200,
+            Some(s) if (200..600).contains(s.get_ref()) => *s.get_ref() as u16,
+            Some(s) => {
+                self.err(
+                    s.span().start,
+                    &id,
+                    format!("status {} must be between 200 and 599", s.get_ref()),
+                );
+                200
+            }
+        };
+        let content_type = match &d.content_type {
+            None => HeaderValue::from_static("text/plain; charset=utf-8"),
+            Some(ct) => HeaderValue::from_str(ct.get_ref()).unwrap_or_else(|_| {
+                self.err(
+                    ct.span().start,
+                    &id,
+                    "content_type is not a valid header value",
+                );
+                HeaderValue::from_static("text/plain")
+            }),
+        };
+        let body = match (&d.body, &d.body_file) {
+            (Some(_), Some(f)) => {
+                self.err(
+                    f.span().start,
+                    &id,
+                    "give either `body` or `body_file`, not both",
+                );
+                Bytes::new()
+            }
+            (Some(b), None) => Bytes::from(b.clone()),
+            (None, Some(f)) => {
+                let path = self.base_dir.join(f.get_ref());
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        self.hasher.update(&bytes);
+                        self.files.push(path);
+                        Bytes::from(bytes)
+                    }
+                    Err(e) => {
+                        self.err(
+                            f.span().start,
+                            &id,
+                            format!("cannot read body_file {}: {e}", path.display()),
+                        );
+                        Bytes::new()
+                    }
+                }
+            }
+            (None, None) => Bytes::new(),
+        };
+        let mut headers = Vec::new();
+        for (name, value) in &d.headers {
+            match (
+                HeaderName::from_bytes(name.get_ref().as_bytes()),
+                HeaderValue::from_str(value.get_ref()),
+            ) {
+                (Ok(n), Ok(v)) => headers.push((n, v)),
+                (Err(_), _) => self.err(
+                    name.span().start,
+                    &id,
+                    format!("`{}` is not a valid header name", name.get_ref()),
+                ),
+                (_, Err(_)) => self.err(value.span().start, &id, "not a valid header value"),
+            }
+        }
+        if let Some(cc) = &d.cache_control {
+            let v = self.cache_control(Some(cc), &id);
+            headers.push((http::header::CACHE_CONTROL, v));
+        }
+        self.responds.push(RespondRule {
+            id: id.into(),
+            status,
+            content_type,
+            headers,
+            body,
+        });
+    }
+}

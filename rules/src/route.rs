@@ -1,0 +1,54 @@
+//! Compiling `[[route]]` rules: which upstream pool, and how the path and
+//! `Host` are rewritten.
+
+use crate::compile::Compiler;
+use crate::encode;
+use crate::format::RouteDef;
+use crate::matcher::Target;
+use crate::ruleset::{RouteRule, Strip};
+
+impl Compiler {
+    pub(crate) fn route(&mut self, offset: usize, d: RouteDef) {
+        if !self.claim_id(&d.id) {
+            return;
+        }
+        let id = d.id.get_ref().clone();
+        let target = Target::Route(self.routes.len() as u32);
+        self.route_origins.push(self.origin(&d.id));
+        self.place(d.at(), &id, offset, target);
+        if !self.upstream_names.contains(d.upstream.get_ref()) {
+            let known: Vec<&str> = self.upstream_names.iter().map(String::as_str).collect();
+            let msg = format!(
+                "unknown upstream `{}` (defined: {})",
+                d.upstream.get_ref(),
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            );
+            self.err(d.upstream.span().start, &id, msg);
+        }
+        let strip = match (d.strip_prefix, &d.prefix, &d.path) {
+            (false, _, _) => Strip::Nothing,
+            (true, Some(p), _) => encode::decode_unreserved(p.get_ref())
+                .map_or(Strip::Nothing, |p| Strip::Prefix(p.into())),
+            (true, None, Some(_)) => Strip::Whole,
+            (true, None, None) => {
+                self.err(offset, &id, "strip_prefix needs a `prefix` or `path`");
+                Strip::Nothing
+            }
+        };
+        if let Some(h) = &d.host_header {
+            if crate::host::normalize(h.get_ref()).is_err() || h.get_ref().is_empty() {
+                self.err(h.span().start, &id, "host_header is not a valid host");
+            }
+        }
+        self.routes.push(RouteRule {
+            id: id.into(),
+            upstream: d.upstream.get_ref().as_str().into(),
+            strip,
+            host_header: d.host_header.map(|h| h.into_inner().into()),
+        });
+    }
+}
