@@ -194,6 +194,18 @@ enum Command {
     },
 }
 
+/// Prints a report: the table, or (with `--json`) the JSON on stdout and
+/// the table on stderr, so a saved JSON still shows it.
+fn print_report(json: bool, table: &str, report: &impl serde::Serialize) -> Result<()> {
+    if json {
+        eprint!("{table}");
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}
+
 fn write_plot(path: &Option<PathBuf>, svg: impl FnOnce() -> String) -> Result<()> {
     if let Some(p) = path {
         std::fs::write(p, svg()).with_context(|| format!("write {}", p.display()))?;
@@ -271,13 +283,7 @@ fn real_main() -> Result<()> {
                 flip_every,
             };
             let report = loadtest::runtime(client_threads)?.block_on(run::run(&o))?;
-            if json {
-                // The table goes to stderr, so a saved JSON still shows it.
-                eprint!("{}", report.table());
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
+            print_report(json, &report.table(), &report)?;
             write_plot(&plot, || report.svg())
         }
         Command::Upstream { listen, threads } => loadtest::upstream::run(listen, threads),
@@ -333,13 +339,7 @@ fn real_main() -> Result<()> {
                 seed,
             };
             let report = loadtest::runtime(client_threads)?.block_on(compare::compare(&o))?;
-            if json {
-                // The table goes to stderr, so a saved JSON still shows it.
-                eprint!("{}", report.table());
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
+            print_report(json, &report.table(), &report)?;
             write_plot(&plot, || report.svg())
         }
     }
