@@ -11,33 +11,48 @@ use std::hash::BuildHasher;
 
 use crate::matcher::Target;
 
+/// Keys up to this long live inside their entry: the entry is already in
+/// cache when the table finds it, so comparing costs no second miss. Short
+/// links (`/abc123`) are the common case.
+const INLINE: usize = 12;
+
 #[derive(Clone, Copy)]
 struct Entry {
-    start: u32,
-    len: u32,
     target: Target,
+    len: u32,
+    /// The key itself when `len <= INLINE`, else its offset in `keys`.
+    data: [u8; INLINE],
 }
 
 /// Exact path → target.
 #[derive(Default)]
 pub(crate) struct ExactPaths {
+    /// Keys longer than `INLINE`, back to back.
     keys: String,
     table: HashTable<Entry>,
     hasher: RandomState,
 }
 
-fn key<'k>(keys: &'k str, e: &Entry) -> &'k str {
-    keys.get(e.start as usize..(e.start + e.len) as usize)
-        .unwrap_or("")
+fn key<'k>(keys: &'k str, e: &'k Entry) -> &'k [u8] {
+    let len = e.len as usize;
+    if len <= INLINE {
+        return &e.data[..len];
+    }
+    let mut start = [0u8; 4];
+    start.copy_from_slice(&e.data[..4]);
+    let start = u32::from_le_bytes(start) as usize;
+    keys.as_bytes().get(start..start + len).unwrap_or(&[])
 }
 
 impl ExactPaths {
     /// The target of `path`.
     #[inline]
     pub(crate) fn get(&self, path: &str) -> Option<Target> {
-        let hash = self.hasher.hash_one(path);
+        let hash = self.hasher.hash_one(path.as_bytes());
         self.table
-            .find(hash, |e| key(&self.keys, e) == path)
+            .find(hash, |e| {
+                e.len as usize == path.len() && key(&self.keys, e) == path.as_bytes()
+            })
             .map(|e| e.target)
     }
 
@@ -46,14 +61,20 @@ impl ExactPaths {
         if let Some(t) = self.get(path) {
             return Err(t);
         }
+        let mut data = [0u8; INLINE];
+        if path.len() <= INLINE {
+            data[..path.len()].copy_from_slice(path.as_bytes());
+        } else {
+            data[..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
+            self.keys.push_str(path);
+        }
         let entry = Entry {
-            start: self.keys.len() as u32,
-            len: path.len() as u32,
             target,
+            len: path.len() as u32,
+            data,
         };
-        self.keys.push_str(path);
         let (keys, hasher) = (&self.keys, &self.hasher);
-        let hash = hasher.hash_one(path);
+        let hash = hasher.hash_one(path.as_bytes());
         self.table
             .insert_unique(hash, entry, |e| hasher.hash_one(key(keys, e)));
         Ok(())
