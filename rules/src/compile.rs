@@ -567,7 +567,7 @@ impl Compiler {
             Target::Redirect(i) => self.redirect_origins.get(i as usize),
             Target::Route(i) => self.route_origins.get(i as usize),
             Target::Respond(i) => self.respond_origins.get(i as usize),
-            Target::Link { set, row } => {
+            Target::Link { set, row, .. } => {
                 return match self.link_sets.get(set as usize) {
                     Some(s) => format!(
                         "link set `{}` at {}:{}",

@@ -103,21 +103,14 @@ mod tests {
         let mut m = ExactPaths::default();
         m.reserve(3);
         for i in 0..1000u32 {
-            m.insert(&format!("/l/{i}"), Target::Link { set: 0, row: i })
-                .unwrap();
+            m.insert(&format!("/l/{i}"), Target::Route(i)).unwrap();
         }
         m.shrink();
         for i in 0..1000u32 {
-            assert_eq!(
-                m.get(&format!("/l/{i}")),
-                Some(Target::Link { set: 0, row: i })
-            );
+            assert_eq!(m.get(&format!("/l/{i}")), Some(Target::Route(i)));
         }
         assert_eq!(m.get("/l/1000"), None);
         assert_eq!(m.get("/l/"), None);
-        assert_eq!(
-            m.insert("/l/7", Target::Redirect(1)),
-            Err(Target::Link { set: 0, row: 7 })
-        );
+        assert_eq!(m.insert("/l/7", Target::Redirect(1)), Err(Target::Route(7)));
     }
 }

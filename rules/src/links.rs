@@ -102,7 +102,7 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
         prefix: prefix.as_str().into(),
         arena: Arc::from(""),
         arena_bytes: Bytes::new(),
-        rows: Vec::new(),
+
         extras: Vec::new(),
         query,
         cache_control,
@@ -124,7 +124,7 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
     };
     // Rough row count, so the tables grow once instead of doubling.
     let estimate = memchr::memchr_iter(b'\n', &data).count();
-    set.rows.reserve(estimate);
+
     set.lines.reserve(estimate);
     if let Some((host, _)) = &place {
         c.hosts.table_mut(host).reserve_exact(estimate);
@@ -235,10 +235,15 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
         } else {
             key
         };
-        let row = set.rows.len() as u32;
+        let row = set.lines.len() as u32;
         let target = Target::Link {
             set: set_index,
             row,
+            link: LinkRow {
+                to,
+                status: row_status,
+                extra: extra_index,
+            },
         };
         let inserted = match &place {
             Some((host, _)) => c.hosts.table_mut(host).insert_exact(&key, target),
@@ -246,7 +251,7 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
         };
         if let Err(other) = inserted {
             let who = match other {
-                Target::Link { set: s, row: r } if s == set_index => {
+                Target::Link { set: s, row: r, .. } if s == set_index => {
                     format!(
                         "line {} of this file",
                         set.lines.get(r as usize).copied().unwrap_or(0)
@@ -260,11 +265,6 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
             );
             continue;
         }
-        set.rows.push(LinkRow {
-            to,
-            status: row_status,
-            extra: extra_index,
-        });
         set.lines.push(line as u32);
     }
     if errors.more > 0 {
@@ -280,7 +280,7 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
     let arena: Arc<str> = Arc::from(arena);
     set.arena_bytes = Bytes::from_owner(ArcStr(arena.clone()));
     set.arena = arena;
-    set.rows.shrink_to_fit();
+
     set.lines.shrink_to_fit();
     c.link_sets.push(set);
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::exact::ExactPaths;
 use crate::host::HostSpec;
+use crate::ruleset::LinkRow;
 
 /// What a match points at: an index into the rule set's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub(crate) enum Target {
     /// `[[respond]]` number n.
     Respond(u32),
     /// Row `row` of `[[links]]` set `set`.
-    Link { set: u32, row: u32 },
+    Link { set: u32, row: u32, link: LinkRow },
 }
 
 /// How the path matched.

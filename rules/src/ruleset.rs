@@ -92,16 +92,17 @@ pub(crate) struct RespondRule {
 }
 
 /// A destination held in a link set's arena.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
     pub start: u32,
     pub len: u32,
     pub origin_len: u32,
 }
 
-/// One bulk link. Kept small: a million of them must fit in a few tens of
-/// megabytes besides their strings.
-#[derive(Debug, Clone, Copy)]
+/// One bulk link. Kept small, and stored inside its exact-path table entry
+/// (see `matcher::Target::Link`), so a hit reads it from the cache line the
+/// lookup already fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LinkRow {
     pub to: Span,
     pub status: u16,
@@ -128,7 +129,7 @@ pub(crate) struct LinkSet {
     /// ...and the same memory as `Bytes`, so a static destination becomes
     /// a header value without a copy.
     pub arena_bytes: Bytes,
-    pub rows: Vec<LinkRow>,
+
     pub extras: Vec<LinkExtra>,
     pub query: QueryMode,
     pub cache_control: HeaderValue,
@@ -273,7 +274,7 @@ impl RuleSet {
     pub fn counts(&self) -> Counts {
         Counts {
             redirects: self.redirects.len(),
-            links: self.link_sets.iter().map(|s| s.rows.len()).sum(),
+            links: self.link_sets.iter().map(|s| s.lines.len()).sum(),
             link_sets: self.link_sets.len(),
             routes: self.routes.len(),
             responds: self.responds.len(),
@@ -383,9 +384,9 @@ impl RuleSet {
                 slot,
                 &mut trace.device,
             ),
-            Slot::Link { set, row } => self.link(
+            Slot::Link { set, link, .. } => self.link(
                 &self.link_sets[set as usize],
-                row as usize,
+                link,
                 req,
                 slot,
                 &mut trace.device,
@@ -500,12 +501,11 @@ impl RuleSet {
     fn link<'a>(
         &'a self,
         set: &'a LinkSet,
-        row: usize,
+        link: LinkRow,
         req: &Request<'_>,
         slot: usize,
         device_out: &mut Option<DeviceClass>,
     ) -> Decision<'a> {
-        let link = set.rows[row];
         let extra = set.extras.get(link.extra as usize);
         let has_devices =
             extra.is_some_and(|e| e.ios.is_some() || e.android.is_some() || e.desktop.is_some());
