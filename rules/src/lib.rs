@@ -20,6 +20,7 @@
 //!
 //! The rule format and matching semantics are documented in `docs/rules.md`.
 
+mod choose;
 mod compile;
 mod decision;
 mod device;
