@@ -216,7 +216,7 @@ impl ProxyHttp for Gateway {
                 user_agent: visit.user_agent,
                 country: visit.country,
                 client_ip: visit.ip,
-                click_id: click.as_ref().map(|c| &*c.id),
+                click_id: click.as_ref().map(|c| c.as_str()),
                 now: unix_now(),
             };
             let decision = snap.rules.decide(&request);

@@ -3,13 +3,12 @@
 
 use moka::sync::Cache;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Remembered click ids, bounded in count and time.
 pub struct Dedup {
-    cache: Cache<u64, Arc<str>, foldhash::fast::RandomState>,
+    cache: Cache<u64, u128, foldhash::fast::RandomState>,
 }
 
 impl Dedup {
@@ -17,7 +16,11 @@ impl Dedup {
     pub fn new(window: Duration, capacity: u64) -> Self {
         Dedup {
             // Keys are already xxh3 hashes: a cheap hasher is enough.
+            // Sized up front: growing a million-entry table while clicks
+            // arrive means rehashing and zeroing fresh pages on the
+            // request path.
             cache: Cache::builder()
+                .initial_capacity(capacity.min(1 << 21) as usize)
                 .max_capacity(capacity)
                 .time_to_live(window)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
@@ -25,12 +28,12 @@ impl Dedup {
     }
 
     /// The click id remembered for `key`.
-    pub fn get(&self, key: u64) -> Option<Arc<str>> {
+    pub fn get(&self, key: u64) -> Option<u128> {
         self.cache.get(&key)
     }
 
     /// Remembers `click_id` for `key`.
-    pub fn insert(&self, key: u64, click_id: Arc<str>) {
+    pub fn insert(&self, key: u64, click_id: u128) {
         self.cache.insert(key, click_id);
     }
 }
@@ -60,8 +63,8 @@ mod tests {
         let k = key(None, "ua", "h", "/p");
         assert_ne!(k, key(None, "ua", "h", "/q"));
         assert!(d.get(k).is_none());
-        d.insert(k, "id1".into());
-        assert_eq!(d.get(k).as_deref(), Some("id1"));
+        d.insert(k, 7);
+        assert_eq!(d.get(k), Some(7));
         std::thread::sleep(Duration::from_millis(300));
         assert!(d.get(k).is_none());
     }

@@ -58,9 +58,22 @@ fn truncated<S: serde::Serializer>(ua: &&str, s: S) -> Result<S::Ok, S::Error> {
 impl Event<'_> {
     /// The event as one JSON line, newline included.
     pub fn to_line(&self) -> String {
-        let mut line = serde_json::to_string(self).unwrap_or_default();
-        line.push('\n');
+        let mut line = String::new();
+        self.write_line(&mut line);
         line
+    }
+
+    /// Writes the event as one JSON line, newline included, into `out`
+    /// (cleared first), reusing its capacity.
+    pub fn write_line(&self, out: &mut String) {
+        out.clear();
+        let mut bytes = std::mem::take(out).into_bytes();
+        if serde_json::to_writer(&mut bytes, self).is_err() {
+            bytes.clear();
+        }
+        bytes.push(b'\n');
+        // serde_json writes UTF-8 only.
+        *out = String::from_utf8(bytes).unwrap_or_default();
     }
 }
 

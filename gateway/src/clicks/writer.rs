@@ -68,6 +68,7 @@ impl Sink {
 pub fn spawn(
     cfg: ClicksSection,
     queue: Arc<ArrayQueue<String>>,
+    spare: Arc<ArrayQueue<String>>,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -113,7 +114,10 @@ pub fn spawn(
                     for chunk in batch.chunks(cfg.batch_size) {
                         sink.write(chunk, &metrics);
                     }
-                    batch.clear();
+                    // Hand the buffers back; a full spare queue just frees them.
+                    for line in batch.drain(..) {
+                        let _ = spare.push(line);
+                    }
                 } else if batch.is_empty() {
                     sink.idle();
                 }
