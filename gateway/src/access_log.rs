@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::metrics::Kind;
-use crate::proxy::{client_ip, header_str, request_host, Ctx};
+use crate::proxy::{header_str, request_host, Ctx};
 
 /// Access-log settings.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +58,7 @@ pub fn write(session: &Session, ctx: &Ctx, kind: Kind, status: u16, seconds: f64
     tracing::info!(
         target: "access",
         request_id,
-        client_ip = client_ip(session).map(|ip| ip.to_string()).unwrap_or_default(),
+                client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         method = req.method.as_str(),
         host = request_host(session),
         path = req.uri.path(),

@@ -51,6 +51,9 @@ pub struct ServerSection {
     pub upgrade_sock: String,
     /// PID file.
     pub pid_file: String,
+    /// Load balancers and CDNs whose `X-Forwarded-For` names the client
+    /// (CIDRs or addresses); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -61,6 +64,7 @@ impl Default for ServerSection {
             grace_period: Duration::from_secs(5),
             upgrade_sock: "/tmp/gateway_upgrade.sock".into(),
             pid_file: "/tmp/gateway.pid".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -246,6 +250,7 @@ impl Config {
             bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
         }
         self.clicks.validate()?;
+        crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)?;
         if !(0.0..=1.0).contains(&self.log.sample) {
             bail!("config: log.sample must be between 0.0 and 1.0");
         }
@@ -280,7 +285,7 @@ impl Config {
 /// comma-separated, numbers are numbers, everything else is a string.
 fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
     match (section, field) {
-        ("server", "listen") => toml::Value::Array(
+        ("server", "listen") | ("server", "trusted_proxies") => toml::Value::Array(
             value
                 .split(',')
                 .map(str::trim)

@@ -10,6 +10,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod clicks;
+pub mod client_ip;
 pub mod commands;
 pub mod config;
 pub mod forwarding;

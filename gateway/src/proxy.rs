@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::access_log::AccessLog;
 use crate::clicks::{ClickId, Clicks, Visit};
+use crate::client_ip::TrustedProxies;
 use crate::forwarding;
 use crate::metrics::{Kind, Metrics};
 use crate::pools::Pool;
@@ -32,6 +33,7 @@ pub struct Gateway {
     version_header: bool,
     access: AccessLog,
     clicks: Option<Arc<Clicks>>,
+    trusted: Arc<TrustedProxies>,
 }
 
 /// How a gateway service behaves besides its rules.
@@ -44,6 +46,8 @@ pub struct Options {
     pub access: AccessLog,
     /// Click events, when enabled.
     pub clicks: Option<Arc<Clicks>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl Gateway {
@@ -56,6 +60,7 @@ impl Gateway {
             version_header: opts.version_header,
             access: opts.access,
             clicks: opts.clicks,
+            trusted: opts.trusted_proxies,
         }
     }
 
@@ -135,6 +140,9 @@ pub struct Ctx {
     pub upstream_started: Option<Instant>,
     /// Status the upstream answered with.
     pub upstream_status: Option<u16>,
+    /// The client's address (see `client_ip`): the TCP peer, or who a
+    /// trusted proxy says the client is.
+    pub client_ip: Option<IpAddr>,
 }
 
 pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
@@ -178,12 +186,15 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.live.load_full();
         ctx.snapshot = Some(snap.clone());
+        ctx.client_ip = self
+            .trusted
+            .client(client_ip(session), header_str(session, "x-forwarded-for"));
         let version = self.version_header.then_some(snap.version);
         let settings = snap.rules.settings();
         let decision = {
             let req_header = session.req_header();
             let visit = Visit {
-                ip: client_ip(session),
+                ip: ctx.client_ip,
                 user_agent: header_str(session, header::USER_AGENT).unwrap_or(""),
                 host: request_host(session),
                 path: req_header.uri.path(),
@@ -303,7 +314,8 @@ impl ProxyHttp for Gateway {
                 .unwrap_or("")
                 .as_bytes()
                 .to_vec(),
-            None => client_ip(session)
+            None => ctx
+                .client_ip
                 .map(|ip| ip.to_string().into_bytes())
                 .unwrap_or_default(),
         };

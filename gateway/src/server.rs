@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, MetricsOnly};
 use crate::clicks::Pipeline;
+use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::{Gateway, Options};
@@ -117,11 +118,13 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     } else {
         None
     };
+    let trusted = Arc::new(TrustedProxies::parse(&config.server.trusted_proxies)?);
     let options = |tls: bool| Options {
         tls,
         version_header: config.rules.version_header,
         access: access.clone(),
         clicks: clicks.as_ref().map(|p| p.clicks.clone()),
+        trusted_proxies: trusted.clone(),
     };
 
     let grace = config.server.grace_period.as_secs_f64().ceil() as u64;

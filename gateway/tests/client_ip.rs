@@ -1,0 +1,148 @@
+//! The client address behind trusted proxies: splits, click events and
+//! access logs use the right-most untrusted `X-Forwarded-For` hop when the
+//! connection comes from a trusted proxy, and the TCP peer otherwise.
+
+mod common;
+
+use common::{wait_until, Gateway, Options};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const RULES: &str = r#"
+[[redirect]]
+id = "home"
+host = "go.example.com"
+path = "/"
+to = "https://shop.example.com/"
+
+[[redirect]]
+id = "ab"
+host = "go.example.com"
+path = "/ab"
+split = [ { to = "https://a.example.com/", weight = 50 }, { to = "https://b.example.com/", weight = 50 } ]
+"#;
+
+fn start(trusted: Option<&str>, clicks: &std::path::Path) -> Gateway {
+    let dir = clicks.display().to_string();
+    let mut env = vec![
+        ("GATEWAY_LOG_ACCESS", "true"),
+        ("GATEWAY_CLICKS_ENABLED", "true"),
+        ("GATEWAY_CLICKS_DIR", dir.as_str()),
+        ("GATEWAY_CLICKS_FLUSH_INTERVAL", "50ms"),
+    ];
+    if let Some(t) = trusted {
+        env.push(("GATEWAY_SERVER_TRUSTED_PROXIES", t));
+    }
+    // The env slice must outlive the call only.
+    let env: Vec<(&str, &str)> = env;
+    Gateway::start_with(
+        RULES,
+        Options {
+            env: &env,
+            ..Default::default()
+        },
+    )
+}
+
+fn access_client_ips(gw: &Gateway) -> Vec<String> {
+    gw.log_text()
+        .lines()
+        .filter(|l| l.contains("\"target\":\"access\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["client_ip"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn click_client_ips(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().extension().is_some_and(|x| x == "jsonl") {
+            for line in std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+            {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    out.push(v["client_ip"].as_str().unwrap_or("").to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_trusted_proxy_names_the_client() {
+    let clicks = tempfile::tempdir().unwrap();
+    let gw = start(Some("127.0.0.0/8"), clicks.path());
+    let r = gw.req(
+        "GET",
+        "go.example.com",
+        "/",
+        &[
+            ("X-Forwarded-For", "1.2.3.4, 198.51.100.23"),
+            ("User-Agent", "ua-1"),
+        ],
+    );
+    assert_eq!(r.status, 302);
+    assert!(
+        wait_until(Duration::from_secs(5), || access_client_ips(&gw)
+            == ["198.51.100.23"]),
+        "{:?}",
+        access_client_ips(&gw)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || click_client_ips(clicks.path())
+            == ["198.51.100.0"]),
+        "{:?}",
+        click_client_ips(clicks.path())
+    );
+}
+
+#[test]
+fn without_trust_the_header_is_ignored() {
+    let clicks = tempfile::tempdir().unwrap();
+    let gw = start(None, clicks.path());
+    gw.req(
+        "GET",
+        "go.example.com",
+        "/",
+        &[("X-Forwarded-For", "198.51.100.23"), ("User-Agent", "ua-1")],
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || access_client_ips(&gw)
+            == ["127.0.0.1"]),
+        "{:?}",
+        access_client_ips(&gw)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || click_client_ips(clicks.path())
+            == ["127.0.0.0"]),
+        "{:?}",
+        click_client_ips(clicks.path())
+    );
+}
+
+#[test]
+fn splits_stick_to_the_forwarded_client() {
+    let clicks = tempfile::tempdir().unwrap();
+    let gw = start(Some("127.0.0.1"), clicks.path());
+    let variant = |ip: &str| {
+        gw.req(
+            "GET",
+            "go.example.com",
+            "/ab",
+            &[("X-Forwarded-For", ip), ("User-Agent", "same-browser")],
+        )
+        .location()
+        .to_string()
+    };
+    let mut seen = HashSet::new();
+    for i in 0..64 {
+        let ip = format!("203.0.113.{i}");
+        let first = variant(&ip);
+        assert_eq!(variant(&ip), first, "client {ip} switched variant");
+        seen.insert(first);
+    }
+    // Same browser, different clients: both variants appear.
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
