@@ -193,7 +193,7 @@ impl ProxyHttp for Gateway {
         let settings = snap.rules.settings();
         let decision = {
             let req_header = session.req_header();
-            let visit = Visit {
+            let mut visit = Visit {
                 ip: ctx.client_ip,
                 user_agent: header_str(session, header::USER_AGENT).unwrap_or(""),
                 host: request_host(session),
@@ -212,11 +212,15 @@ impl ProxyHttp for Gateway {
                     .clicks
                     .as_ref()
                     .and_then(|_| header_str(session, "x-request-id")),
+                normalized: None,
             };
             // A click id exists when it is appended or when clicks are
             // recorded; otherwise no id is made at all.
             let click = match &self.clicks {
-                Some(c) => Some(c.assign(&visit, &snap.rules)),
+                Some(c) => {
+                    visit.normalized = snap.rules.normalized(visit.host, visit.path);
+                    Some(c.assign(&visit))
+                }
                 None => settings.click_id_param.as_ref().map(|_| ClickId::fresh()),
             };
             let request = Request {

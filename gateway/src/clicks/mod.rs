@@ -16,6 +16,7 @@ mod writer;
 use crossbeam_queue::ArrayQueue;
 use prometheus::IntCounter;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -251,6 +252,9 @@ pub struct Visit<'a> {
     pub referer: Option<&'a str>,
     /// `X-Request-Id`.
     pub request_id: Option<&'a str>,
+    /// Host and path as the rules match them (`RuleSet::normalized`), made
+    /// once per visit: one link however it is spelled.
+    pub normalized: Option<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 /// The click id given to a visit: a UUIDv7 (time-ordered), written as 32
@@ -291,11 +295,9 @@ impl ClickId {
 impl Clicks {
     /// The click id for a visit: the remembered one within the window, or
     /// a new one.
-    pub fn assign(&self, v: &Visit<'_>, rules: &rules::RuleSet) -> ClickId {
-        // One link however its host and path are spelled (case, port,
-        // escapes of plain characters).
-        let (key, seen) = match rules.normalized(v.host, v.path) {
-            Some((host, path)) => self.seen(v.ip, v.user_agent, &host, &path),
+    pub fn assign(&self, v: &Visit<'_>) -> ClickId {
+        let (key, seen) = match &v.normalized {
+            Some((host, path)) => self.seen(v.ip, v.user_agent, host, path),
             None => self.seen(v.ip, v.user_agent, v.host, v.path),
         };
         match seen {
@@ -322,8 +324,7 @@ impl Clicks {
             return;
         }
         self.remember(click.key, click.uuid);
-        let normalized = rules.normalized(v.host, v.path);
-        let code = normalized.as_ref().and_then(|(_, path)| r.code(path));
+        let code = v.normalized.as_ref().and_then(|(_, path)| r.code(path));
         let client_ip =
             v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip }.to_string());
         self.send(&Event {
