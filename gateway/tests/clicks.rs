@@ -494,51 +494,9 @@ fn collect(stream: TcpStream, mode: &Mutex<Mode>, received: &Mutex<Received>, st
             .get_ref()
             .set_read_timeout(Some(Duration::from_secs(10)))
             .ok();
-        let mut headers = HashMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let mut body = Vec::new();
-        if let Some(len) = headers
-            .get("content-length")
-            .and_then(|l| l.parse::<usize>().ok())
-        {
-            body = vec![0; len];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-        } else if headers
-            .get("transfer-encoding")
-            .is_some_and(|t| t.contains("chunked"))
-        {
-            loop {
-                let mut size = String::new();
-                if reader.read_line(&mut size).unwrap_or(0) == 0 {
-                    return;
-                }
-                let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-                    return;
-                };
-                let mut chunk = vec![0; n + 2];
-                if reader.read_exact(&mut chunk).is_err() {
-                    return;
-                }
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        }
+        let Some((headers, body)) = common::read_rest_of_request(&mut reader) else {
+            return;
+        };
         reader.get_ref().set_read_timeout(Some(idle)).ok();
         let post = line.starts_with("POST ");
         let current = *mode.lock().unwrap();

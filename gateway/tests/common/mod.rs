@@ -438,29 +438,9 @@ fn serve(
             }
             Err(_) => return,
         }
-        let mut headers = HashMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        if let Some(len) = headers
-            .get("content-length")
-            .and_then(|l| l.parse::<usize>().ok())
-        {
-            let mut body = vec![0; len];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-        }
+        let Some((headers, _body)) = read_rest_of_request(&mut reader) else {
+            return;
+        };
         let request_line = line.trim_end().to_string();
         let health = request_line.contains(" /healthz ");
         if !health {
@@ -482,6 +462,53 @@ fn serve(
             return;
         }
     }
+}
+
+/// Reads a request's headers (after its first line) and its body
+/// (`Content-Length` or chunked). `None` when the connection ends early.
+pub fn read_rest_of_request(
+    reader: &mut BufReader<TcpStream>,
+) -> Option<(HashMap<String, String>, Vec<u8>)> {
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let mut body = Vec::new();
+    if let Some(len) = headers
+        .get("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+    {
+        body = vec![0; len];
+        reader.read_exact(&mut body).ok()?;
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            if reader.read_line(&mut size).unwrap_or(0) == 0 {
+                return None;
+            }
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some((headers, body))
 }
 
 /// Path of a test fixture relative to the workspace.
