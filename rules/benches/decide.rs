@@ -16,7 +16,6 @@
 //! `-- --test` runs each benchmark once.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,36 +27,9 @@ const HOST: &str = "go.example.com";
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 \
                       (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 
-/// Base62 of `i` (`0-9a-zA-Z`), the code of link `i`.
-fn base62(mut i: u64) -> String {
-    const DIGITS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[(i % 62) as usize]);
-        i /= 62;
-        if i == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).expect("ascii")
-}
-
-/// Writes `n` links: code = base62(i), to = https://shop.example.com/item/<i>?utm_source=go.
-fn write_links(path: &Path, n: u64) {
-    let file = std::fs::File::create(path).expect("create csv");
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    writeln!(w, "code,to").unwrap();
-    for i in 0..n {
-        writeln!(
-            w,
-            "{},https://shop.example.com/item/{i}?utm_source=go",
-            base62(i)
-        )
-        .unwrap();
-    }
-    w.flush().unwrap();
-}
+#[path = "support/links.rs"]
+mod links;
+use links::{base62, write_links};
 
 /// `n` `[[redirect]]` rules on distinct exact paths.
 fn redirects(n: usize) -> String {

@@ -5,7 +5,6 @@
 //!
 //! `cargo run --release -p rules --example memory [-- <links>]`
 
-use std::io::Write as _;
 use std::time::Instant;
 
 use rules::RuleSet;
@@ -24,19 +23,8 @@ fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-fn base62(mut i: u64) -> String {
-    const DIGITS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[(i % 62) as usize]);
-        i /= 62;
-        if i == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).expect("ascii")
-}
+#[path = "../benches/support/links.rs"]
+mod links;
 
 fn main() {
     let n: u64 = std::env::args()
@@ -45,22 +33,7 @@ fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("links.csv");
-    {
-        let mut w = std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(&csv).expect("create csv"),
-        );
-        writeln!(w, "code,to").unwrap();
-        for i in 0..n {
-            writeln!(
-                w,
-                "{},https://shop.example.com/item/{i}?utm_source=go",
-                base62(i)
-            )
-            .unwrap();
-        }
-        w.flush().unwrap();
-    }
+    links::write_links(&csv, n);
     let rules = dir.path().join("rules.toml");
     std::fs::write(
         &rules,
