@@ -2,16 +2,13 @@
 
 mod common;
 
+use common::{ANDROID, DESKTOP, IPHONE, SLACKBOT};
+
 use common::{read_response, send, Gateway};
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::TcpStream;
 use std::time::Duration;
-
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
-const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
-const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
-const SLACKBOT: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
 
 const RULES: &str = r#"
 [settings]
