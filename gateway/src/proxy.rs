@@ -186,9 +186,9 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.live.load_full();
         ctx.snapshot = Some(snap.clone());
-        ctx.client_ip = self
-            .trusted
-            .client(client_ip(session), header_str(session, "x-forwarded-for"));
+        ctx.client_ip = self.trusted.client(client_ip(session), || {
+            header_str(session, "x-forwarded-for")
+        });
         let version = self.version_header.then_some(snap.version);
         let settings = snap.rules.settings();
         let decision = {
