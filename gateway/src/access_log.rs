@@ -3,12 +3,11 @@
 //! the JSON or text format of every other log line and can be filtered
 //! (`RUST_LOG=access=off`).
 
-use pingora::proxy::Session;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::metrics::Kind;
-use crate::proxy::{header_str, request_host, Ctx};
 
 /// Access-log settings.
 #[derive(Debug, Clone, Default)]
@@ -47,28 +46,50 @@ impl AccessLog {
     }
 }
 
+/// What one access-log line says about a finished request.
+pub struct Line<'a> {
+    /// `X-Request-Id`, given or generated.
+    pub request_id: &'a str,
+    /// The client (see `client_ip`).
+    pub client_ip: Option<IpAddr>,
+    /// Method.
+    pub method: &'a str,
+    /// Host as requested.
+    pub host: &'a str,
+    /// Path as requested.
+    pub path: &'a str,
+    /// Status sent.
+    pub status: u16,
+    /// How it was answered.
+    pub kind: Kind,
+    /// Rule id, when a rule matched.
+    pub rule: &'a str,
+    /// Upstream pool, for proxied requests.
+    pub upstream: &'a str,
+    /// The upstream's status, 0 when none answered.
+    pub upstream_status: u16,
+    /// Time from the request head to the end of the answer.
+    pub seconds: f64,
+    /// Body bytes sent.
+    pub bytes: u64,
+}
+
 /// Writes the line for a finished request.
-pub fn write(session: &Session, ctx: &Ctx, kind: Kind, status: u16, seconds: f64) {
-    let req = session.req_header();
-    let request_id = ctx
-        .request_id
-        .as_deref()
-        .or_else(|| header_str(session, "x-request-id"))
-        .unwrap_or("");
+pub fn write(line: &Line<'_>) {
     tracing::info!(
         target: "access",
-        request_id,
-                client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        method = req.method.as_str(),
-        host = request_host(session),
-        path = req.uri.path(),
-        status,
-        kind = kind.as_str(),
-        rule = ctx.rule.as_deref().unwrap_or(""),
-        upstream = ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
-        upstream_status = ctx.upstream_status.unwrap_or(0),
-        duration_us = (seconds * 1e6) as u64,
-        bytes = session.body_bytes_sent() as u64,
+        request_id = line.request_id,
+        client_ip = line.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        method = line.method,
+        host = line.host,
+        path = line.path,
+        status = line.status,
+        kind = line.kind.as_str(),
+        rule = line.rule,
+        upstream = line.upstream,
+        upstream_status = line.upstream_status,
+        duration_us = (line.seconds * 1e6) as u64,
+        bytes = line.bytes,
         "access"
     );
 }

@@ -54,6 +54,10 @@ pub struct ServerSection {
     /// Load balancers and CDNs whose `X-Forwarded-For` names the client
     /// (CIDRs or addresses); empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Answer plain HTTP/1.1 `GET`/`HEAD` requests that the rules answer
+    /// (redirects, fixed responses, 404/410) straight from the connection
+    /// instead of through Pingora's proxy pipeline (see `front`).
+    pub fast_path: bool,
 }
 
 impl Default for ServerSection {
@@ -65,6 +69,7 @@ impl Default for ServerSection {
             upgrade_sock: "/tmp/gateway_upgrade.sock".into(),
             pid_file: "/tmp/gateway.pid".into(),
             trusted_proxies: Vec::new(),
+            fast_path: true,
         }
     }
 }

@@ -2,7 +2,6 @@
 //! answered in `request_filter`; routes go to `upstream_peer`.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue};
 use pingora::lb::Backend;
 use pingora::prelude::*;
@@ -11,65 +10,57 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use crate::access_log::AccessLog;
-use crate::clicks::{ClickId, Clicks, Visit};
-use crate::client_ip::TrustedProxies;
+use crate::access_log::{self, Line};
+use crate::decide::{self, Decider, RequestView};
 use crate::forwarding;
-use crate::metrics::{Kind, Metrics};
+use crate::metrics::Kind;
 use crate::pools::Pool;
 use crate::respond::{self, Answer};
-use crate::state::{Live, Snapshot};
-use rules::{Decision, Request};
+use crate::state::Snapshot;
 
-/// The gateway service.
+/// The gateway's `ProxyHttp` service.
 pub struct Gateway {
-    live: Live,
-    metrics: Arc<Metrics>,
+    decider: Arc<Decider>,
     /// Whether this service's listener is TLS (for `X-Forwarded-Proto`).
     tls: bool,
-    /// Add `X-Rules-Version` to responses.
-    version_header: bool,
-    access: AccessLog,
-    clicks: Option<Arc<Clicks>>,
-    trusted: Arc<TrustedProxies>,
-}
-
-/// How a gateway service behaves besides its rules.
-pub struct Options {
-    /// The listener is TLS (for `X-Forwarded-Proto`).
-    pub tls: bool,
-    /// Add `X-Rules-Version` to responses.
-    pub version_header: bool,
-    /// Access-log settings.
-    pub access: AccessLog,
-    /// Click events, when enabled.
-    pub clicks: Option<Arc<Clicks>>,
-    /// Proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl Gateway {
-    /// A gateway answering from `live`.
-    pub fn new(live: Live, metrics: Arc<Metrics>, opts: Options) -> Self {
-        Gateway {
-            live,
-            metrics,
-            tls: opts.tls,
-            version_header: opts.version_header,
-            access: opts.access,
-            clicks: opts.clicks,
-            trusted: opts.trusted_proxies,
-        }
+    /// A gateway deciding with `decider`; `tls` says whether its listener
+    /// is TLS (for `X-Forwarded-Proto`).
+    pub fn new(decider: Arc<Decider>, tls: bool) -> Self {
+        Gateway { decider, tls }
     }
 
     /// The rules version to announce, when `version_header` is on.
     fn announce(&self, ctx: &Ctx) -> Option<u64> {
-        ctx.snapshot
-            .as_ref()
-            .filter(|_| self.version_header)
-            .map(|s| s.version)
+        ctx.snapshot.as_ref().and_then(|s| self.decider.announce(s))
+    }
+}
+
+/// A request as the decision step sees it.
+struct SessionView<'a>(&'a Session);
+
+impl RequestView for SessionView<'_> {
+    fn method(&self) -> &str {
+        self.0.req_header().method.as_str()
+    }
+    fn path(&self) -> &str {
+        self.0.req_header().uri.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.0.req_header().uri.query()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        header_str(self.0, name)
+    }
+    fn host(&self) -> &str {
+        request_host(self.0)
+    }
+    fn peer_ip(&self) -> Option<IpAddr> {
+        client_ip(self.0)
     }
 }
 
@@ -166,12 +157,6 @@ pub(crate) fn request_host(session: &Session) -> &str {
         .unwrap_or("")
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Ctx;
@@ -184,108 +169,19 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let snap = self.live.load_full();
+        let snap = self.decider.live.load_full();
         ctx.snapshot = Some(snap.clone());
-        ctx.client_ip = self.trusted.client(client_ip(session), || {
-            header_str(session, "x-forwarded-for")
-        });
-        let version = self.version_header.then_some(snap.version);
-        let settings = snap.rules.settings();
-        let decision = {
-            let req_header = session.req_header();
-            let mut visit = Visit {
-                ip: ctx.client_ip,
-                user_agent: header_str(session, header::USER_AGENT).unwrap_or(""),
-                host: request_host(session),
-                path: req_header.uri.path(),
-                head: req_header.method == http::Method::HEAD,
-                country: settings
-                    .country_header
-                    .as_deref()
-                    .and_then(|h| header_str(session, h)),
-                // Only click events need these two: no lookups otherwise.
-                referer: self
-                    .clicks
-                    .as_ref()
-                    .and_then(|_| header_str(session, header::REFERER)),
-                request_id: self
-                    .clicks
-                    .as_ref()
-                    .and_then(|_| header_str(session, "x-request-id")),
-                normalized: None,
-            };
-            // A click id exists when it is appended or when clicks are
-            // recorded; otherwise no id is made at all.
-            let click = match &self.clicks {
-                Some(c) => {
-                    visit.normalized = snap.rules.normalized(visit.host, visit.path);
-                    Some(c.assign(&visit))
-                }
-                None => settings.click_id_param.as_ref().map(|_| ClickId::fresh()),
-            };
-            let request = Request {
-                method: req_header.method.as_str(),
-                host: visit.host,
-                path: visit.path,
-                query: req_header.uri.query(),
-                user_agent: visit.user_agent,
-                country: visit.country,
-                client_ip: visit.ip,
-                click_id: click.as_ref().map(|c| c.as_str()),
-                now: unix_now(),
-            };
-            let decision = snap.rules.decide(&request);
-            if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision)
-            {
-                c.record(&visit, click, r, &snap.rules);
-            }
-            decision
-        };
-        ctx.kind = Some(kind_of(&decision));
-        if let Some(hits) = decision.slot().and_then(|s| snap.rule_hits.get(s)) {
-            hits.inc();
+        let version = self.decider.announce(&snap);
+        let decided = self.decider.decide(&snap, &SessionView(session));
+        decide::count_hit(&snap, &decided.decision);
+        ctx.client_ip = decided.client_ip;
+        ctx.kind = Some(decided.kind);
+        if self.decider.access.enabled {
+            ctx.rule = decided.decision.rule().map(str::to_string);
         }
-        if self.access.enabled {
-            ctx.rule = decision.rule().map(str::to_string);
-        }
-        match decision {
-            Decision::Redirect(r) => {
-                respond::write(
-                    session,
-                    Answer {
-                        status: r.status,
-                        headers: &[
-                            (header::LOCATION, &r.location),
-                            (header::CACHE_CONTROL, r.cache_control),
-                        ],
-                        extra: &[],
-                        body: Bytes::new(),
-                        rules_version: version,
-                    },
-                )
-                .await?;
-            }
-            Decision::Respond(r) => {
-                respond::write(
-                    session,
-                    Answer {
-                        status: r.status,
-                        headers: &[(header::CONTENT_TYPE, r.content_type)],
-                        extra: r.headers,
-                        body: r.body,
-                        rules_version: version,
-                    },
-                )
-                .await?;
-            }
-            Decision::Gone { .. } => {
-                respond::text(session, 410, "gone: this link has expired\n", version).await?
-            }
-            Decision::NotFound => respond::text(session, 404, "not found\n", version).await?,
-            Decision::BadRequest { .. } => {
-                respond::text(session, 400, "bad request\n", version).await?
-            }
-            Decision::Proxy(p) => {
+        match Answer::of(decided.decision, version) {
+            Ok(answer) => respond::write(session, answer).await?,
+            Err(p) => {
                 let Some(pool) = snap.pools.get(p.upstream).cloned() else {
                     // Validation guarantees every route names a pool; this
                     // only guards against a future bug turning into a panic.
@@ -451,7 +347,7 @@ impl ProxyHttp for Gateway {
         } else {
             Kind::Error
         });
-        self.metrics.request(kind, status, elapsed);
+        self.decider.metrics.request(kind, status, elapsed);
         if let Some(route) = &ctx.route {
             if let Some(code) = ctx.upstream_status {
                 route.pool.metrics.response(code);
@@ -466,8 +362,26 @@ impl ProxyHttp for Gateway {
                     .observe(t.elapsed().as_secs_f64());
             }
         }
-        if self.access.sampled() {
-            crate::access_log::write(session, ctx, kind, status, elapsed);
+        if self.decider.access.sampled() {
+            let req = session.req_header();
+            access_log::write(&Line {
+                request_id: ctx
+                    .request_id
+                    .as_deref()
+                    .or_else(|| header_str(session, "x-request-id"))
+                    .unwrap_or(""),
+                client_ip: ctx.client_ip,
+                method: req.method.as_str(),
+                host: request_host(session),
+                path: req.uri.path(),
+                status,
+                kind,
+                rule: ctx.rule.as_deref().unwrap_or(""),
+                upstream: ctx.route.as_ref().map_or("", |r| r.upstream.as_str()),
+                upstream_status: ctx.upstream_status.unwrap_or(0),
+                seconds: elapsed,
+                bytes: session.body_bytes_sent() as u64,
+            });
         }
     }
 
@@ -501,18 +415,6 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
-    }
-}
-
-/// The metrics kind of a decision.
-fn kind_of(d: &Decision<'_>) -> Kind {
-    match d {
-        Decision::Redirect(_) => Kind::Redirect,
-        Decision::Respond(_) => Kind::Respond,
-        Decision::Proxy(_) => Kind::Proxy,
-        Decision::Gone { .. } => Kind::Gone,
-        Decision::NotFound => Kind::NotFound,
-        Decision::BadRequest { .. } => Kind::BadRequest,
     }
 }
 

@@ -1,19 +1,27 @@
-//! Writing answers straight from `request_filter`: redirects, fixed
-//! responses and errors. Every answer carries `Content-Length` so keep-alive
-//! connections stay usable, and HEAD gets the headers without the body.
+//! Answers the gateway writes itself: redirects, fixed responses and
+//! errors. One [`Answer`] is built from a decision and written either to a
+//! Pingora session ([`write`]) or straight into an HTTP/1 response buffer
+//! ([`Answer::encode_h1`], used by the fast path in `front`). Every answer
+//! carries `Content-Length` so keep-alive connections stay usable, and HEAD
+//! gets the headers without the body.
 
 use bytes::Bytes;
-use http::{header, HeaderName, HeaderValue};
+use http::{header, HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
+use rules::{Decision, Proxy};
 
 /// An answer the gateway writes itself.
 pub struct Answer<'a> {
     /// Status code.
     pub status: u16,
-    /// Headers besides `Content-Length`.
-    pub headers: &'a [(HeaderName, &'a HeaderValue)],
+    /// `Location`, for redirects.
+    pub location: Option<HeaderValue>,
+    /// `Content-Type`.
+    pub content_type: Option<&'a HeaderValue>,
+    /// `Cache-Control`.
+    pub cache_control: Option<&'a HeaderValue>,
     /// Extra configured headers (respond rules).
     pub extra: &'a [(HeaderName, HeaderValue)],
     /// Body; not sent for HEAD.
@@ -24,20 +32,112 @@ pub struct Answer<'a> {
 
 static ZERO: HeaderValue = HeaderValue::from_static("0");
 static RULES_VERSION: HeaderName = HeaderName::from_static("x-rules-version");
+static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
-/// Writes `answer` and ends the response.
+impl<'a> Answer<'a> {
+    /// The answer to a decision, or the route when the request is proxied.
+    pub fn of(decision: Decision<'a>, rules_version: Option<u64>) -> Result<Self, Proxy<'a>> {
+        Ok(match decision {
+            Decision::Redirect(r) => Answer {
+                status: r.status,
+                location: Some(r.location),
+                content_type: None,
+                cache_control: Some(r.cache_control),
+                extra: &[],
+                body: Bytes::new(),
+                rules_version,
+            },
+            Decision::Respond(r) => Answer {
+                status: r.status,
+                location: None,
+                content_type: Some(r.content_type),
+                cache_control: None,
+                extra: r.headers,
+                body: r.body,
+                rules_version,
+            },
+            Decision::Gone { .. } => {
+                Answer::text(410, "gone: this link has expired\n", rules_version)
+            }
+            Decision::NotFound => Answer::text(404, "not found\n", rules_version),
+            Decision::BadRequest { .. } => Answer::text(400, "bad request\n", rules_version),
+            Decision::Proxy(p) => return Err(p),
+        })
+    }
+
+    /// A short plain-text answer (404, 410, 400, 5xx), never cached.
+    pub fn text(status: u16, body: &'static str, rules_version: Option<u64>) -> Answer<'static> {
+        Answer {
+            status,
+            location: None,
+            content_type: Some(&TEXT),
+            cache_control: Some(&NO_STORE),
+            extra: &[],
+            body: Bytes::from_static(body.as_bytes()),
+            rules_version,
+        }
+    }
+
+    /// Every header but `Content-Length`, in the order they are sent.
+    fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        let fixed = [
+            (&header::LOCATION, self.location.as_ref()),
+            (&header::CONTENT_TYPE, self.content_type),
+            (&header::CACHE_CONTROL, self.cache_control),
+        ];
+        fixed
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n, v)))
+            .chain(self.extra.iter().map(|(n, v)| (n, v)))
+    }
+
+    /// Appends the whole HTTP/1.1 response to `out`: the same status line
+    /// and headers Pingora writes for [`write`] (including `Date` and
+    /// `Connection`), and the body unless the request was HEAD.
+    pub fn encode_h1(&self, head: bool, keep_alive: bool, out: &mut Vec<u8>) {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut line = |name: &[u8], value: &[u8]| {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        for (name, value) in self.headers() {
+            line(name.as_str().as_bytes(), value.as_bytes());
+        }
+        let mut digits = itoa::Buffer::new();
+        line(b"content-length", digits.format(self.body.len()).as_bytes());
+        if let Some(v) = self.rules_version {
+            line(b"x-rules-version", digits.format(v).as_bytes());
+        }
+        line(
+            b"date",
+            pingora::protocols::http::date::get_cached_date().as_bytes(),
+        );
+        line(
+            b"connection",
+            if keep_alive { b"keep-alive" } else { b"close" },
+        );
+        out.extend_from_slice(b"\r\n");
+        if !head {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// Writes `answer` to a Pingora session and ends the response.
 pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
     // No case-preserving name map: the names are standard and HTTP/1.1
     // names are case-insensitive; this is the request path's hottest
     // allocation site after the lookup.
-    let mut resp = ResponseHeader::build_no_case(
-        answer.status,
-        Some(answer.headers.len() + answer.extra.len() + 2),
-    )?;
-    for (name, value) in answer.headers {
-        resp.insert_header(name.clone(), (*value).clone())?;
-    }
-    for (name, value) in answer.extra {
+    let mut resp = ResponseHeader::build_no_case(answer.status, Some(answer.extra.len() + 5))?;
+    for (name, value) in answer.headers() {
         resp.insert_header(name.clone(), value.clone())?;
     }
     let length = match answer.body.len() {
@@ -64,20 +164,34 @@ pub async fn text(
     body: &'static str,
     rules_version: Option<u64>,
 ) -> Result<()> {
-    static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-    static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
-    write(
-        session,
-        Answer {
-            status,
-            headers: &[
-                (header::CONTENT_TYPE, &TEXT),
-                (header::CACHE_CONTROL, &NO_STORE),
-            ],
-            extra: &[],
-            body: Bytes::from_static(body.as_bytes()),
-            rules_version,
-        },
-    )
-    .await
+    write(session, Answer::text(status, body, rules_version)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h1_encoding_has_length_date_and_connection_and_skips_head_bodies() {
+        let a = Answer::text(404, "not found\n", Some(7));
+        let mut out = Vec::new();
+        a.encode_h1(false, true, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        assert!(text.contains("\r\ncontent-type: text/plain; charset=utf-8\r\n"));
+        assert!(text.contains("\r\ncache-control: no-store\r\n"));
+        assert!(text.contains("\r\ncontent-length: 10\r\n"));
+        assert!(text.contains("\r\nx-rules-version: 7\r\n"));
+        assert!(text.contains("\r\ndate: "));
+        assert!(
+            text.ends_with("\r\nconnection: keep-alive\r\n\r\nnot found\n"),
+            "{text}"
+        );
+
+        let mut out = Vec::new();
+        a.encode_h1(true, false, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\ncontent-length: 10\r\n"));
+        assert!(text.ends_with("\r\nconnection: close\r\n\r\n"), "{text}");
+    }
 }

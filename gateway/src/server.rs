@@ -14,8 +14,10 @@ use crate::admin::{Admin, MetricsOnly};
 use crate::clicks::Pipeline;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
+use crate::decide::{Decider, Options};
+use crate::front::Front;
 use crate::metrics::Metrics;
-use crate::proxy::{Gateway, Options};
+use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::signals::Signals;
 use crate::state::{self, Live, Meta, Snapshot};
@@ -105,6 +107,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
                 admin = %config.admin.listen,
         metrics = config.metrics.listen.as_deref(),
         clicks = config.clicks.enabled,
+        fast_path = config.server.fast_path,
         threads = config.server.threads,
         "gateway starting"
     );
@@ -119,13 +122,16 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         None
     };
     let trusted = Arc::new(TrustedProxies::parse(&config.server.trusted_proxies)?);
-    let options = |tls: bool| Options {
-        tls,
-        version_header: config.rules.version_header,
-        access: access.clone(),
-        clicks: clicks.as_ref().map(|p| p.clicks.clone()),
-        trusted_proxies: trusted.clone(),
-    };
+    let decider = Arc::new(Decider::new(
+        live.clone(),
+        metrics.clone(),
+        Options {
+            version_header: config.rules.version_header,
+            access,
+            clicks: clicks.as_ref().map(|p| p.clicks.clone()),
+            trusted_proxies: trusted,
+        },
+    ));
 
     let grace = config.server.grace_period.as_secs_f64().ceil() as u64;
     let conf = ServerConf {
@@ -143,29 +149,27 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let conf = server.configuration.clone();
+    let front = |tls: bool| {
+        let proxy = pingora::proxy::http_proxy(&conf, Gateway::new(decider.clone(), tls));
+        Front::new(decider.clone(), proxy, config.server.fast_path)
+    };
     if !config.server.listen.is_empty() {
-        let mut proxy = pingora::proxy::http_proxy_service(
-            &server.configuration,
-            Gateway::new(live.clone(), metrics.clone(), options(false)),
-        );
+        let mut service = Service::new("gateway".to_string(), front(false));
         for addr in &config.server.listen {
-            proxy.add_tcp(addr);
+            service.add_tcp(addr);
         }
-        server.add_service(proxy);
+        server.add_service(service);
     }
     if let Some(tls) = &config.tls {
-        let mut proxy = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            Gateway::new(live.clone(), metrics.clone(), options(true)),
-            "gateway tls",
-        );
+        let mut service = Service::new("gateway tls".to_string(), front(true));
         let cert = tls.cert.to_str().context("tls.cert is not valid UTF-8")?;
         let key = tls.key.to_str().context("tls.key is not valid UTF-8")?;
         let mut settings = pingora::listeners::tls::TlsSettings::intermediate(cert, key)
             .map_err(|e| anyhow::anyhow!("tls: cannot load {cert} / {key}: {e}"))?;
         settings.enable_h2();
-        proxy.add_tls_with_settings(&tls.listen, None, settings);
-        server.add_service(proxy);
+        service.add_tls_with_settings(&tls.listen, None, settings);
+        server.add_service(service);
     }
     let admin_app = Admin::new(
         reloader.clone(),

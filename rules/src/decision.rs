@@ -120,7 +120,7 @@ impl Redirect<'_> {
     }
 }
 
-impl Decision<'_> {
+impl<'a> Decision<'a> {
     /// The action name used in logs, metrics and `explain --json`.
     pub fn action(&self) -> &'static str {
         match self {
@@ -158,7 +158,7 @@ impl Decision<'_> {
     }
 
     /// Id of the rule (or link set) that produced the decision.
-    pub fn rule(&self) -> Option<&str> {
+    pub fn rule(&self) -> Option<&'a str> {
         match self {
             Decision::Redirect(r) => Some(r.rule),
             Decision::Respond(r) => Some(r.rule),

@@ -1,0 +1,170 @@
+//! The decision step every request goes through, shared by the Pingora
+//! pipeline (`proxy`) and the HTTP/1 fast path (`front`): who the client
+//! is, its click id, the rule decision, the click event and the per-rule
+//! hit counter. Both front ends see the request through [`RequestView`], so
+//! a redirect is decided the same way whichever one read it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::access_log::AccessLog;
+use crate::clicks::{ClickId, Clicks, Visit};
+use crate::client_ip::TrustedProxies;
+use crate::metrics::{Kind, Metrics};
+use crate::state::{Live, Snapshot};
+use rules::{Decision, Request};
+
+/// What the decision step reads from a request.
+pub trait RequestView {
+    /// The method, as sent.
+    fn method(&self) -> &str;
+    /// The path of the request target, without the query.
+    fn path(&self) -> &str;
+    /// The query of the request target, without `?`.
+    fn query(&self) -> Option<&str>;
+    /// The first value of a header, when it is visible ASCII (as
+    /// `http::HeaderValue::to_str` accepts).
+    fn header(&self, name: &str) -> Option<&str>;
+    /// The `Host` header, or the authority of an absolute-form target.
+    fn host(&self) -> &str;
+    /// The TCP peer's address.
+    fn peer_ip(&self) -> Option<IpAddr>;
+}
+
+/// How requests are decided besides the rules themselves.
+pub struct Options {
+    /// Add `X-Rules-Version` to responses.
+    pub version_header: bool,
+    /// Access-log settings.
+    pub access: AccessLog,
+    /// Click events, when enabled.
+    pub clicks: Option<Arc<Clicks>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
+}
+
+/// The rules, metrics and click pipeline every request is decided with.
+pub struct Decider {
+    /// The live snapshot.
+    pub live: Live,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+    /// Access-log settings.
+    pub access: AccessLog,
+    version_header: bool,
+    clicks: Option<Arc<Clicks>>,
+    trusted: Arc<TrustedProxies>,
+}
+
+/// A decision and what was learnt making it.
+pub struct Decided<'s> {
+    /// What to do.
+    pub decision: Decision<'s>,
+    /// Its metrics kind.
+    pub kind: Kind,
+    /// The client (see `client_ip`).
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Decider {
+    /// A decider answering from `live`.
+    pub fn new(live: Live, metrics: Arc<Metrics>, opts: Options) -> Self {
+        Decider {
+            live,
+            metrics,
+            access: opts.access,
+            version_header: opts.version_header,
+            clicks: opts.clicks,
+            trusted: opts.trusted_proxies,
+        }
+    }
+
+    /// The rules version to announce in `X-Rules-Version`, when it is on.
+    pub fn announce(&self, snap: &Snapshot) -> Option<u64> {
+        self.version_header.then_some(snap.version)
+    }
+
+    /// Decides `req` against `snap`: assigns the click id and records the
+    /// click of a redirect (see [`count_hit`] for the rule's counter).
+    pub fn decide<'s>(&self, snap: &'s Snapshot, req: &impl RequestView) -> Decided<'s> {
+        let client_ip = self
+            .trusted
+            .client(req.peer_ip(), || req.header("x-forwarded-for"));
+        let settings = snap.rules.settings();
+        let mut visit = Visit {
+            ip: client_ip,
+            user_agent: req.header("user-agent").unwrap_or(""),
+            host: req.host(),
+            path: req.path(),
+            head: req.method() == "HEAD",
+            country: settings
+                .country_header
+                .as_deref()
+                .and_then(|h| req.header(h)),
+            // Only click events need these two: no lookups otherwise.
+            referer: self.clicks.as_ref().and_then(|_| req.header("referer")),
+            request_id: self
+                .clicks
+                .as_ref()
+                .and_then(|_| req.header("x-request-id")),
+            normalized: None,
+        };
+        // A click id exists when it is appended or when clicks are
+        // recorded; otherwise no id is made at all.
+        let click = match &self.clicks {
+            Some(c) => {
+                visit.normalized = snap.rules.normalized(visit.host, visit.path);
+                Some(c.assign(&visit))
+            }
+            None => settings.click_id_param.as_ref().map(|_| ClickId::fresh()),
+        };
+        let request = Request {
+            method: req.method(),
+            host: visit.host,
+            path: visit.path,
+            query: req.query(),
+            user_agent: visit.user_agent,
+            country: visit.country,
+            client_ip,
+            click_id: click.as_ref().map(|c| c.as_str()),
+            now: unix_now(),
+        };
+        let decision = snap.rules.decide(&request);
+        if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision) {
+            c.record(&visit, click, r, &snap.rules);
+        }
+        Decided {
+            kind: kind_of(&decision),
+            decision,
+            client_ip,
+        }
+    }
+}
+
+/// Counts the hit of the rule behind `decision`. Kept apart from
+/// [`Decider::decide`] so a request the fast path hands over to the proxy
+/// pipeline is counted once, by the pipeline.
+pub fn count_hit(snap: &Snapshot, decision: &Decision<'_>) {
+    if let Some(hits) = decision.slot().and_then(|s| snap.rule_hits.get(s)) {
+        hits.inc();
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The metrics kind of a decision.
+fn kind_of(d: &Decision<'_>) -> Kind {
+    match d {
+        Decision::Redirect(_) => Kind::Redirect,
+        Decision::Respond(_) => Kind::Respond,
+        Decision::Proxy(_) => Kind::Proxy,
+        Decision::Gone { .. } => Kind::Gone,
+        Decision::NotFound => Kind::NotFound,
+        Decision::BadRequest { .. } => Kind::BadRequest,
+    }
+}
