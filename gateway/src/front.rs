@@ -18,7 +18,7 @@ use bytes::{Buf, BytesMut};
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Stream, ALPN};
-use pingora::proxy::HttpProxy;
+use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,8 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::access_log::{self, Line};
 use crate::decide::{self, Decider, RequestView};
-use crate::proxy::Gateway;
 use crate::respond::Answer;
+use rules::Decision;
 
 /// Heads larger than this go to Pingora, which has its own limits and
 /// errors for them.
@@ -42,19 +42,36 @@ const IDLE: Duration = Duration::from_secs(60);
 /// when the buffered requests run out.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// What the fast path does with a plain request: the seam between the
+/// connection handling here and the gateway's decisions (or, in the load
+/// test's responder, a fixed answer).
+pub trait FastAnswer: Send + Sync + 'static {
+    /// Appends the whole response to `req` to `out` and returns `true`, or
+    /// returns `false` (having written nothing) to hand the request to the
+    /// proxy pipeline. `keep_alive` is false when the connection closes
+    /// after this answer.
+    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool;
+}
+
+impl<T: FastAnswer> FastAnswer for Arc<T> {
+    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool {
+        (**self).answer(req, keep_alive, out)
+    }
+}
+
 /// The listener's app: the fast path, with the proxy pipeline behind it.
-pub struct Front {
-    decider: Arc<Decider>,
-    proxy: Arc<HttpProxy<Gateway>>,
+pub struct Front<A, P> {
+    answers: A,
+    proxy: Arc<HttpProxy<P>>,
     enabled: bool,
 }
 
-impl Front {
-    /// A front answering with `decider` and handing the rest to `proxy`;
+impl<A, P> Front<A, P> {
+    /// A front answering with `answers` and handing the rest to `proxy`;
     /// with `enabled` false every connection goes straight to `proxy`.
-    pub fn new(decider: Arc<Decider>, proxy: HttpProxy<Gateway>, enabled: bool) -> Self {
+    pub fn new(answers: A, proxy: HttpProxy<P>, enabled: bool) -> Self {
         Front {
-            decider,
+            answers,
             proxy: Arc::new(proxy),
             enabled,
         }
@@ -73,7 +90,12 @@ enum Step {
 }
 
 #[async_trait]
-impl ServerApp for Front {
+impl<A, P> ServerApp for Front<A, P>
+where
+    A: FastAnswer,
+    P: ProxyHttp + Send + Sync + 'static,
+    P::CTX: Send + Sync,
+{
     async fn process_new(
         self: &Arc<Self>,
         mut stream: Stream,
@@ -86,6 +108,9 @@ impl ServerApp for Front {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         let mut idle_shutdown = shutdown.clone();
+        // One waiter for the connection's whole life, not one per read.
+        let shutting_down = idle_shutdown.changed();
+        tokio::pin!(shutting_down);
         let mut input = BytesMut::with_capacity(4096);
         let mut output = Vec::with_capacity(1024);
         loop {
@@ -113,7 +138,7 @@ impl ServerApp for Front {
                         r = pingora::time::timeout(IDLE, stream.read_buf(&mut input)) => r,
                         // An idle keep-alive connection closes at shutdown;
                         // one mid-request gets to finish it.
-                        _ = idle_shutdown.changed(), if idle => return None,
+                        _ = &mut shutting_down, if idle => return None,
                     };
                     match read {
                         Ok(Ok(n)) if n > 0 => {}
@@ -146,7 +171,7 @@ impl ServerApp for Front {
     }
 }
 
-impl Front {
+impl<A: FastAnswer, P> Front<A, P> {
     /// Answers the first request in `input` into `output` when the fast
     /// path can; returns what happened and how many input bytes it used.
     fn answer(
@@ -163,46 +188,62 @@ impl Front {
             Ok(httparse::Status::Partial) => return (Step::NeedMore, 0),
             Err(_) => return (Step::HandOver, 0),
         };
-        let Some(view) = H1Request::plain(&req, peer) else {
+        let Some(req) = H1Request::plain(&req, peer) else {
             return (Step::HandOver, 0);
         };
-        let started = Instant::now();
-        let snap = self.decider.live.load();
-        let decided = self.decider.decide(&snap, &view);
-        if matches!(decided.decision, rules::Decision::Proxy(_)) {
-            return (Step::HandOver, 0);
+        let close = req.close || shutting_down;
+        if self.answers.answer(&req, !close, output) {
+            (Step::Answered { close }, used)
+        } else {
+            (Step::HandOver, 0)
         }
-        decide::count_hit(&snap, &decided.decision);
-        let rule = decided.decision.rule();
-        let logged = self.decider.access.sampled();
-        let rule = if logged { rule.unwrap_or("") } else { "" };
+    }
+}
+
+/// The gateway's fast answers: everything the rules answer themselves.
+impl FastAnswer for Decider {
+    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool {
+        let started = Instant::now();
+        let snap = self.live.load();
+        let decided = self.decide(&snap, req);
+        if matches!(decided.decision, Decision::Proxy(_)) {
+            // The pipeline decides it again and counts it then.
+            return false;
+        }
         let kind = decided.kind;
-        // `of` only refuses routes, which were handed over above.
-        let Ok(answer) = Answer::of(decided.decision, self.decider.announce(&snap)) else {
-            return (Step::HandOver, 0);
+        let client_ip = decided.client_ip;
+        let logged = self.access.sampled();
+        let rule = if logged {
+            decided.decision.rule()
+        } else {
+            None
         };
-        let head = view.method == "HEAD";
-        let close = view.close || shutting_down;
-        answer.encode_h1(head, !close, output);
+        decide::count_hit(&snap, &decided.decision);
+        let answer = match Answer::of(decided.decision, self.announce(&snap)) {
+            Ok(answer) => answer,
+            Err(_route) => return false, // ruled out above
+        };
+        let head = req.method == "HEAD";
+        answer.encode_h1(head, keep_alive, out);
         let seconds = started.elapsed().as_secs_f64();
-        self.decider.metrics.request(kind, answer.status, seconds);
+        self.metrics.request(kind, answer.status, seconds);
         if logged {
             access_log::write(&Line {
-                request_id: view.header("x-request-id").unwrap_or(""),
-                client_ip: decided.client_ip,
-                method: view.method,
-                host: view.host,
-                path: view.path,
+                request_id: req.header("x-request-id").unwrap_or(""),
+                client_ip,
+                method: req.method,
+                host: req.host,
+                path: req.path,
                 status: answer.status,
                 kind,
-                rule,
+                rule: rule.unwrap_or(""),
                 upstream: "",
                 upstream_status: 0,
                 seconds,
                 bytes: if head { 0 } else { answer.body.len() as u64 },
             });
         }
-        (Step::Answered { close }, used)
+        true
     }
 }
 
@@ -221,7 +262,7 @@ async fn send(stream: &mut Stream, output: &mut Vec<u8>) -> Option<()> {
 }
 
 /// A parsed HTTP/1.1 head the fast path may answer.
-struct H1Request<'b> {
+pub struct H1Request<'b> {
     method: &'b str,
     path: &'b str,
     query: Option<&'b str>,

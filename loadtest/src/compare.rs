@@ -14,6 +14,7 @@ use crate::nginx::{self, NginxConfig};
 use crate::plot::{self, Series};
 use crate::procfs;
 use crate::report::{fmt_kib, fmt_us, median, render_table, summary_table, Summary};
+use crate::responder::Engine;
 use crate::scenario::{Generator, Params, Scenario};
 use crate::servers::{self, free_port, loopback, GatewaySpec, Proc};
 
@@ -38,8 +39,8 @@ pub struct CompareOptions {
     pub gateway_threads: usize,
     /// The nginx binary (found when `None`).
     pub nginx: Option<PathBuf>,
-    /// Also measure the responder.
-    pub responder: bool,
+    /// Also measure the responder, with this engine.
+    pub responder: Option<Engine>,
     /// The `loadtest` binary (for the responder).
     pub exe: PathBuf,
     /// Where to put links, configs and logs (a temporary directory when
@@ -105,6 +106,9 @@ pub struct CompareReport {
     pub servers: Vec<ServerResult>,
     /// Gateway median req/s over nginx median req/s.
     pub rps_ratio_gateway_nginx: f64,
+    /// The responder's engine (`front`, `proxy` or `app`), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responder_engine: Option<&'static str>,
     /// Gateway median req/s over responder median req/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rps_ratio_gateway_responder: Option<f64>,
@@ -163,7 +167,8 @@ impl CompareReport {
             self.rps_ratio_gateway_nginx
         );
         if let Some(r) = self.rps_ratio_gateway_responder {
-            let _ = writeln!(out, "gateway / responder req/s: {r:.3}");
+            let engine = self.responder_engine.unwrap_or("");
+            let _ = writeln!(out, "gateway / responder ({engine}) req/s: {r:.3}");
         }
         out
     }
@@ -358,11 +363,12 @@ pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
         proc,
         runs: Vec::new(),
     });
-    if o.responder {
-        eprintln!("starting the responder");
+    if let Some(engine) = o.responder {
+        eprintln!("starting the responder ({})", engine.name());
         let addr = loopback(free_port()?);
         let t = Instant::now();
-        let proc = servers::start_responder(&o.exe, addr, 1, &dir.join("responder.log")).await?;
+        let proc =
+            servers::start_responder(&o.exe, addr, 1, engine, &dir.join("responder.log")).await?;
         contenders.push(Contender {
             name: "responder",
             addr,
@@ -424,9 +430,10 @@ pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
         generate_s,
         runs,
         rps_ratio_gateway_nginx: gateway / rps("nginx").max(f64::MIN_POSITIVE),
+        responder_engine: o.responder.map(|e| e.name()),
         rps_ratio_gateway_responder: o
             .responder
-            .then(|| gateway / rps("responder").max(f64::MIN_POSITIVE)),
+            .map(|_| gateway / rps("responder").max(f64::MIN_POSITIVE)),
         servers,
     };
     for mut c in contenders {

@@ -126,8 +126,8 @@ enum Command {
         /// The Location of every answer.
         #[arg(long, default_value = loadtest::responder::DEFAULT_LOCATION)]
         location: String,
-        /// proxy: the HTTP proxy service (like the gateway); app: a
-        /// ServeHttp app.
+        /// front: the gateway's HTTP/1 fast path; proxy: the HTTP proxy
+        /// service; app: a ServeHttp app.
         #[arg(long, value_enum, default_value = "proxy")]
         engine: loadtest::responder::Engine,
         /// One single-threaded runtime per worker thread instead of
@@ -164,9 +164,11 @@ enum Command {
         /// The nginx binary (default: /usr/sbin/nginx, then PATH).
         #[arg(long)]
         nginx: Option<PathBuf>,
-        /// Also measure the fixed-302 Pingora responder (the ceiling).
-        #[arg(long)]
-        responder: bool,
+        /// Also measure the fixed-302 responder (the ceiling): `front`
+        /// (the gateway's HTTP/1 fast path, the default when no engine is
+        /// named), `proxy` (Pingora's proxy pipeline) or `app`.
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "front")]
+        responder: Option<loadtest::responder::Engine>,
         /// Keep links, configs and logs here (default: a temporary directory).
         #[arg(long)]
         workdir: Option<PathBuf>,

@@ -4,14 +4,19 @@
 //! gateway's redirects, so it is the ceiling the gateway is compared with:
 //! whatever the gateway costs beyond it is rules, metrics and bookkeeping.
 //!
-//! Two other shapes exist to measure what Pingora itself costs:
-//! `--engine app` answers from a `ServeHttp` app (no proxy phases, no
-//! per-request context), and `--no-work-stealing` runs each worker thread
-//! on its own single-threaded runtime.
+//! `--engine front` answers on the gateway's own HTTP/1 fast path
+//! (`gateway::front`) with the same fixed answer: the ceiling for the
+//! gateway's redirects, which take that path too. Two other shapes exist to
+//! measure what Pingora itself costs: `--engine app` answers from a
+//! `ServeHttp` app (no proxy phases, no per-request context), and
+//! `--no-work-stealing` runs each worker thread on its own single-threaded
+//! runtime.
 
 use anyhow::Result;
 use async_trait::async_trait;
 use clap::ValueEnum;
+use gateway::front::{FastAnswer, Front, H1Request};
+use gateway::respond::Answer;
 use http::HeaderValue;
 use pingora::apps::http_app::ServeHttp;
 use pingora::http::ResponseHeader;
@@ -34,6 +39,20 @@ pub enum Engine {
     Proxy,
     /// A `ServeHttp` app.
     App,
+    /// The gateway's HTTP/1 fast path (`gateway::front::Front`), with the
+    /// proxy service behind it as in the gateway.
+    Front,
+}
+
+impl Engine {
+    /// The name `--engine` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Proxy => "proxy",
+            Engine::App => "app",
+            Engine::Front => "front",
+        }
+    }
 }
 
 /// How the responder runs.
@@ -106,6 +125,22 @@ impl ServeHttp for Responder {
     }
 }
 
+impl FastAnswer for Responder {
+    fn answer(&self, _req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool {
+        let answer = Answer {
+            status: 302,
+            location: Some(self.location.clone()),
+            content_type: None,
+            cache_control: Some(&self.cache_control),
+            extra: &[],
+            body: bytes::Bytes::new(),
+            rules_version: None,
+        };
+        answer.encode_h1(false, keep_alive, out);
+        true
+    }
+}
+
 /// `loadtest responder`: serves until killed.
 pub fn run(o: &ResponderOptions) -> Result<()> {
     let (listen, threads) = (o.listen, o.threads);
@@ -126,6 +161,15 @@ pub fn run(o: &ResponderOptions) -> Result<()> {
     match o.engine {
         Engine::Proxy => {
             let mut service = pingora::proxy::http_proxy_service(&server.configuration, responder);
+            service.add_tcp(&listen.to_string());
+            server.add_service(service);
+        }
+        Engine::Front => {
+            let proxy = pingora::proxy::http_proxy(&server.configuration, responder.clone());
+            let front = Front::new(responder, proxy, true);
+            let mut service =
+                pingora::services::listening::Service::new("responder".to_string(), front);
+            service.threads = Some(threads.max(1));
             service.add_tcp(&listen.to_string());
             server.add_service(service);
         }

@@ -14,6 +14,7 @@ use crate::client::{self, build_request};
 use crate::genlinks;
 use crate::procfs;
 use crate::report::ServerUse;
+use crate::responder::Engine;
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> Result<u16> {
@@ -333,11 +334,13 @@ pub async fn start_responder(
     exe: &Path,
     addr: SocketAddr,
     threads: usize,
+    engine: Engine,
     log: &Path,
 ) -> Result<Proc> {
     let mut cmd = Command::new(exe);
     cmd.args(["responder", "--listen", &addr.to_string(), "--threads"])
-        .arg(threads.to_string());
+        .arg(threads.to_string())
+        .args(["--engine", engine.name()]);
     let mut proc = Proc::spawn(cmd, "responder", Some(log), libc::SIGKILL)?;
     wait_answer(
         &mut proc,

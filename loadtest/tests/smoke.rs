@@ -6,6 +6,7 @@
 mod common;
 
 use common::{rt, Bench, TOKEN};
+use loadtest::responder::Engine;
 use loadtest::run::{self, RunOptions, RunReport};
 use loadtest::scenario::Scenario;
 use loadtest::servers::{self, free_port, loopback};
@@ -150,30 +151,33 @@ fn reload_needs_admin_and_token() {
 }
 
 #[test]
-fn responder() {
+fn responder_every_engine() {
     let rt = rt();
     let dir = tempfile::tempdir().unwrap();
-    let addr = loopback(free_port().unwrap());
-    let _responder = rt
-        .block_on(servers::start_responder(
-            &common::loadtest_binary(),
-            addr,
-            1,
-            &dir.path().join("responder.log"),
-        ))
-        .unwrap();
-    let o = RunOptions {
-        target: format!("http://{addr}"),
-        scenario: Scenario::RedirectSpread,
-        links: Some(1000),
-        duration: Duration::from_millis(500),
-        connections: 2,
-        max_requests: 300,
-        timeout: Duration::from_secs(10),
-        ..RunOptions::default()
-    };
-    let report = rt.block_on(run::run(&o)).unwrap();
-    assert_clean(&report);
+    for engine in [Engine::Front, Engine::Proxy, Engine::App] {
+        let addr = loopback(free_port().unwrap());
+        let _responder = rt
+            .block_on(servers::start_responder(
+                &common::loadtest_binary(),
+                addr,
+                1,
+                engine,
+                &dir.path().join(format!("responder-{}.log", engine.name())),
+            ))
+            .unwrap();
+        let o = RunOptions {
+            target: format!("http://{addr}"),
+            scenario: Scenario::RedirectSpread,
+            links: Some(1000),
+            duration: Duration::from_millis(500),
+            connections: 2,
+            max_requests: 300,
+            timeout: Duration::from_secs(10),
+            ..RunOptions::default()
+        };
+        let report = rt.block_on(run::run(&o)).unwrap();
+        assert_clean(&report);
+    }
 }
 
 #[test]
