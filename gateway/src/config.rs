@@ -311,7 +311,8 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
             .parse::<f64>()
             .map(toml::Value::Float)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
-        ("rules", "watch")
+        ("server", "fast_path")
+        | ("rules", "watch")
         | ("rules", "version_header")
         | ("log", "access")
         | ("clicks", "enabled")

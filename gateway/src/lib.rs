@@ -2,10 +2,12 @@
 //! compiled rule set and forwards API routes to upstream pools.
 //!
 //! The binary (`main.rs`) is a thin command line over these modules:
-//! [`server`] assembles the Pingora services, [`proxy`] is the
-//! `ProxyHttp` implementation, [`state`] holds the live snapshot behind
-//! `arc-swap`, [`reload`] swaps in new rules, [`pools`] runs the upstream
-//! pools and their health checks.
+//! [`server`] assembles the Pingora services; [`front`] reads each HTTP/1
+//! connection first and answers plain redirects itself, handing the rest to
+//! [`proxy`], the `ProxyHttp` implementation; both decide through
+//! [`decide`] and answer through [`respond`]. [`state`] holds the live
+//! snapshot behind `arc-swap`, [`reload`] swaps in new rules, [`pools`]
+//! runs the upstream pools and their health checks.
 
 pub mod access_log;
 pub mod admin;

@@ -1,0 +1,316 @@
+//! The HTTP/1 fast path (`front`) against the real binary: it answers what
+//! the rules answer exactly as the proxy pipeline does, hands everything
+//! else to Pingora on the same connection, keeps pipelined answers in
+//! order, and counts each request once.
+
+mod common;
+
+use common::{read_response, send, Behavior, Gateway, Options, Response, Upstream};
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn rules(upstream: &Upstream) -> String {
+    format!(
+        r#"
+[settings]
+country_header = "CF-IPCountry"
+app_schemes = ["shopapp"]
+
+[[redirect]]
+id = "sale"
+host = "go.example.com"
+path = "/sale"
+to = "https://shop.example.com/sale?src=go"
+cache_control = "private, max-age=90"
+
+[[redirect]]
+id = "product"
+host = "go.example.com"
+pattern = "/p/{{sku}}"
+to = "https://shop.example.com/products/{{sku}}"
+ios = "shopapp://product/{{sku}}"
+status = 301
+
+[[redirect]]
+id = "old"
+host = "go.example.com"
+path = "/old"
+to = "https://shop.example.com/old"
+expires_at = "2020-01-01T00:00:00Z"
+
+[[respond]]
+id = "robots"
+path = "/robots.txt"
+body = "User-agent: *\nDisallow: /\n"
+headers = {{ "X-Robots-Tag" = "noindex" }}
+cache_control = "public, max-age=86400"
+
+[[route]]
+id = "api"
+host = "api.example.com"
+prefix = "/"
+upstream = "api"
+
+[upstream.api]
+servers = ["{}"]
+"#,
+        upstream.addr
+    )
+}
+
+fn connect(gw: &Gateway) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let reader = BufReader::new(stream.try_clone().unwrap());
+    (stream, reader)
+}
+
+/// The value of the metric line that starts with `series`.
+fn metric(gw: &Gateway, series: &str) -> f64 {
+    let text = common::request(gw.admin, "GET", "/metrics", "admin", &[]).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn one_connection_mixes_fast_answers_and_proxied_requests() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    let gw = Gateway::start(&rules(&up));
+    let (mut s, mut r) = connect(&gw);
+
+    send(&mut s, "GET", "/sale?x=1", "go.example.com", &[]);
+    let a = read_response(&mut r, false).unwrap();
+    assert_eq!(a.status, 302);
+    assert_eq!(a.location(), "https://shop.example.com/sale?src=go&x=1");
+    assert_eq!(a.header("connection"), Some("keep-alive"));
+
+    send(&mut s, "GET", "/v1/items", "api.example.com", &[]);
+    let b = read_response(&mut r, false).unwrap();
+    assert_eq!((b.status, b.text().as_str()), (200, "api-a\n"));
+    assert!(b.header("x-request-id").is_some(), "{b:?}");
+
+    // Not GET or HEAD: Pingora reads it, and the rules answer the same.
+    send(&mut s, "OPTIONS", "/sale", "go.example.com", &[]);
+    let c = read_response(&mut r, false).unwrap();
+    assert_eq!(c.status, 302);
+    assert_eq!(c.location(), "https://shop.example.com/sale?src=go");
+
+    // Back on the fast path after Pingora kept the connection alive.
+    send(
+        &mut s,
+        "GET",
+        "/p/sku-9",
+        "go.example.com",
+        &[("User-Agent", common::IPHONE)],
+    );
+    let d = read_response(&mut r, false).unwrap();
+    assert_eq!((d.status, d.location()), (301, "shopapp://product/sku-9"));
+    send(&mut s, "HEAD", "/nothing", "go.example.com", &[]);
+    let e = read_response(&mut r, true).unwrap();
+    assert_eq!(e.status, 404);
+    assert_eq!(e.header("content-length"), Some("10"));
+
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].request_line, "GET /v1/items HTTP/1.1");
+    // Every request counted once, the route by the pipeline only.
+    assert_eq!(metric(&gw, r#"gateway_rule_hits_total{rule="api"}"#), 1.0);
+    assert_eq!(metric(&gw, r#"gateway_rule_hits_total{rule="sale"}"#), 2.0);
+    assert_eq!(
+        metric(&gw, r#"gateway_requests_total{code="302",kind="redirect"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(&gw, r#"gateway_requests_total{code="200",kind="proxy"}"#),
+        1.0
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_and_close_is_honoured() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    let gw = Gateway::start(&rules(&up));
+    let (mut s, mut r) = connect(&gw);
+    s.write_all(
+        b"GET /sale HTTP/1.1\r\nHost: go.example.com\r\n\r\n\
+          GET /robots.txt HTTP/1.1\r\nHost: any.example\r\n\r\n\
+          GET /p/a%2Fb HTTP/1.1\r\nHost: go.example.com\r\n\r\n\
+          HEAD /old HTTP/1.1\r\nHost: go.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let a = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (a.status, a.location()),
+        (302, "https://shop.example.com/sale?src=go")
+    );
+    let b = read_response(&mut r, false).unwrap();
+    assert_eq!(b.status, 200);
+    assert_eq!(b.text(), "User-agent: *\nDisallow: /\n");
+    assert_eq!(b.header("x-robots-tag"), Some("noindex"));
+    let c = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (c.status, c.location()),
+        (301, "https://shop.example.com/products/a%2Fb")
+    );
+    let d = read_response(&mut r, true).unwrap();
+    assert_eq!(d.status, 410);
+    assert_eq!(d.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "nothing after the last answer: {rest:?}");
+}
+
+#[test]
+fn a_head_sent_in_pieces_is_answered() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    let gw = Gateway::start(&rules(&up));
+    let (mut s, mut r) = connect(&gw);
+    s.set_nodelay(true).unwrap();
+    for piece in [
+        "GET /sa",
+        "le HTTP/1.1\r\nHo",
+        "st: go.example.com\r\n",
+        "\r\n",
+    ] {
+        s.write_all(piece.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let a = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (a.status, a.location()),
+        (302, "https://shop.example.com/sale?src=go")
+    );
+}
+
+#[test]
+fn malformed_and_oversized_heads_get_pingoras_answers() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    let gw = Gateway::start(&rules(&up));
+
+    let (mut s, mut r) = connect(&gw);
+    s.write_all(b"GET /sale HTTP/1.1\r\nHost go.example.com\r\n\r\n")
+        .unwrap();
+    let a = read_response(&mut r, false).unwrap();
+    assert_eq!(a.status, 400);
+
+    // Larger than the fast path reads: Pingora parses it and the rules
+    // still answer.
+    let (mut s, mut r) = connect(&gw);
+    let big = "x".repeat(20 * 1024);
+    send(
+        &mut s,
+        "GET",
+        "/sale",
+        "go.example.com",
+        &[("X-Big", big.as_str())],
+    );
+    let b = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (b.status, b.location()),
+        (302, "https://shop.example.com/sale?src=go")
+    );
+
+    // A body: Pingora reads it (and closes the connection, as it does
+    // when it answers before reading a body).
+    let (mut s, mut r) = connect(&gw);
+    s.write_all(b"POST /sale HTTP/1.1\r\nHost: go.example.com\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    let p = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (p.status, p.location()),
+        (302, "https://shop.example.com/sale?src=go")
+    );
+
+    // HTTP/1.0 goes to Pingora too.
+    let (mut s, mut r) = connect(&gw);
+    s.write_all(b"GET /sale HTTP/1.0\r\nHost: go.example.com\r\n\r\n")
+        .unwrap();
+    let c = read_response(&mut r, false).unwrap();
+    assert_eq!(
+        (c.status, c.location()),
+        (302, "https://shop.example.com/sale?src=go")
+    );
+
+    // Still serving.
+    assert_eq!(gw.get("go.example.com", "/sale").status, 302);
+}
+
+/// A response as the two front ends must agree on it: everything but the
+/// date.
+fn comparable(r: &Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("date"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    headers.sort();
+    (r.status, headers, r.body.clone())
+}
+
+/// Method, host, path and extra headers of one request.
+type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+#[test]
+fn the_fast_path_answers_exactly_as_the_proxy_pipeline() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    let rules = rules(&up);
+    let env = [("GATEWAY_RULES_VERSION_HEADER", "true")];
+    let fast = Gateway::start_with(
+        &rules,
+        Options {
+            env: &env,
+            ..Options::default()
+        },
+    );
+    let env_off = [
+        ("GATEWAY_RULES_VERSION_HEADER", "true"),
+        ("GATEWAY_SERVER_FAST_PATH", "false"),
+    ];
+    let slow = Gateway::start_with(
+        &rules,
+        Options {
+            env: &env_off,
+            ..Options::default()
+        },
+    );
+    let cases: &[Case] = &[
+        ("GET", "go.example.com", "/sale", &[]),
+        ("GET", "GO.example.com.", "/sale?utm=1&src=x", &[]),
+        ("HEAD", "go.example.com", "/sale", &[]),
+        (
+            "GET",
+            "go.example.com",
+            "/p/x%20y",
+            &[("User-Agent", common::IPHONE)],
+        ),
+        (
+            "GET",
+            "go.example.com",
+            "/p/x",
+            &[("User-Agent", common::ANDROID)],
+        ),
+        ("GET", "go.example.com", "/old", &[]),
+        ("GET", "go.example.com", "/missing", &[]),
+        ("GET", "other.example", "/robots.txt", &[]),
+        ("HEAD", "other.example", "/robots.txt", &[]),
+        ("GET", "go.example.com", "/p/%0d%0aSet-Cookie:x", &[]),
+        ("GET", "go.example.com", "/p/../etc", &[]),
+        ("GET", "bad host", "/sale", &[]),
+    ];
+    for (method, host, path, headers) in cases {
+        let a = fast.req(method, host, path, headers);
+        let b = slow.req(method, host, path, headers);
+        assert_eq!(
+            comparable(&a),
+            comparable(&b),
+            "{method} {host}{path}: fast path vs proxy pipeline"
+        );
+        assert!(a.header("date").is_some(), "{a:?}");
+        assert_eq!(a.header("x-rules-version"), Some("1"));
+    }
+}
