@@ -35,8 +35,9 @@ use rules::Decision;
 const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed in place; a request with more goes to Pingora.
 const MAX_HEADERS: usize = 48;
-/// How long an idle or half-sent connection is kept, as Pingora's default
-/// downstream keep-alive.
+/// How long an idle or half-sent connection is kept (Pingora's own first
+/// request waits 60 s too; later ones on a kept-alive connection wait
+/// without limit, which the fast path does not copy).
 const IDLE: Duration = Duration::from_secs(60);
 /// Answers to pipelined requests are sent once this much is queued, or
 /// when the buffered requests run out.
@@ -78,7 +79,9 @@ impl<A, P> Front<A, P> {
     }
 }
 
-/// What to do with the bytes read so far on a connection.
+/// What to do with the bytes read so far on a connection (with, in
+/// `Front::answer`'s result, how many of them the request used: 0 when
+/// that is not known).
 enum Step {
     /// A request was answered into the output buffer; `close` when the
     /// connection ends after it.
@@ -146,12 +149,22 @@ where
                         _ => return None,
                     }
                 }
-                (Step::NeedMore | Step::HandOver, _) => {
+                (Step::NeedMore | Step::HandOver, head) => {
                     send(&mut stream, &mut output).await?;
                     let mut session = ServerSession::new_http1(stream);
                     session.set_keepalive((!*shutdown.borrow()).then_some(IDLE.as_secs()));
-                    if !input.is_empty() {
-                        session.set_pipelined_prefix(input.split());
+                    // A request known to end with its head gets only its
+                    // head: Pingora would take pipelined bytes after it as
+                    // a reason to close, and they stay here for when the
+                    // connection comes back. Anything else may have a body
+                    // (or become a tunnel) and gets all that was read.
+                    let prefix = if head > 0 {
+                        input.split_to(head)
+                    } else {
+                        input.split()
+                    };
+                    if !prefix.is_empty() {
+                        session.set_pipelined_prefix(prefix);
                     }
                     // Pingora answers it (and 400s a malformed head); a
                     // connection it keeps alive comes back here.
@@ -195,7 +208,8 @@ impl<A: FastAnswer, P> Front<A, P> {
         if self.answers.answer(&req, !close, output) {
             (Step::Answered { close }, used)
         } else {
-            (Step::HandOver, 0)
+            // A plain request: no body, no upgrade, so it ends at `used`.
+            (Step::HandOver, used)
         }
     }
 }
@@ -294,14 +308,21 @@ impl<'b> H1Request<'b> {
         let headers: &'b [httparse::Header<'b>] = req.headers;
         let mut host = None;
         let mut close = false;
+        let mut seen_connection = false;
         for h in headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("host") {
-                if host.is_some() {
+                // Pingora refuses userinfo in Host with its own 400.
+                if host.is_some() || h.value.contains(&b'@') {
                     return None;
                 }
                 host = Some(visible_ascii(h.value)?);
             } else if name.eq_ignore_ascii_case("connection") {
+                // Only the first, as Pingora reads it.
+                if seen_connection {
+                    continue;
+                }
+                seen_connection = true;
                 for token in visible_ascii(h.value)?.split(',') {
                     let token = token.trim();
                     if token.eq_ignore_ascii_case("close") {
@@ -427,6 +448,7 @@ mod tests {
             "GET /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /l HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             "GET /l HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+            "GET /l HTTP/1.1\r\nHost: user@a\r\n\r\n",
         ] {
             assert_eq!(plain(raw), None, "{raw:?}");
         }

@@ -71,12 +71,34 @@ impl Compiler {
             }
             (None, None) => Bytes::new(),
         };
-        let mut headers = Vec::new();
+        if matches!(status, 204 | 304) && !body.is_empty() {
+            let at = d.status.as_ref().map_or(offset, |s| s.span().start);
+            self.err(
+                at,
+                &id,
+                format!("a {status} response has no body: remove `body` or `body_file`"),
+            );
+        }
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         for (name, value) in &d.headers {
             match (
                 HeaderName::from_bytes(name.get_ref().as_bytes()),
                 HeaderValue::from_str(value.get_ref()),
             ) {
+                (Ok(n), Ok(_)) if headers.iter().any(|(h, _)| *h == n) => self.err(
+                    name.span().start,
+                    &id,
+                    format!("header `{}` is given twice", name.get_ref()),
+                ),
+                (Ok(n), Ok(_)) if reserved(&n).is_some() => self.err(
+                    name.span().start,
+                    &id,
+                    format!(
+                        "header `{}` {}",
+                        name.get_ref(),
+                        reserved(&n).unwrap_or_default()
+                    ),
+                ),
                 (Ok(n), Ok(v)) => headers.push((n, v)),
                 (Err(_), _) => self.err(
                     name.span().start,
@@ -97,5 +119,34 @@ impl Compiler {
             headers,
             body,
         });
+    }
+}
+
+/// Why a header cannot be set in `headers`, if it cannot: the gateway
+/// writes the message framing and connection headers itself (two
+/// `Content-Length` values would desynchronise a cache in front of it),
+/// and two headers have keys of their own.
+fn reserved(name: &HeaderName) -> Option<&'static str> {
+    use http::header::*;
+    if name == CONTENT_TYPE {
+        Some("has its own key: use `content_type`")
+    } else if name == CACHE_CONTROL {
+        Some("has its own key: use `cache_control`")
+    } else if [
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        CONNECTION,
+        TE,
+        TRAILER,
+        UPGRADE,
+        DATE,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+    {
+        Some("is set by the gateway")
+    } else {
+        None
     }
 }

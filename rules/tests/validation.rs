@@ -1932,3 +1932,63 @@ to = "https://example.com/a/../b"
         "`..` path segment",
     );
 }
+
+/// `[[respond]]` headers cannot set what the gateway writes itself (framing,
+/// connection), nor the two headers that have keys of their own, nor the
+/// same header twice in any case; a 204 or 304 cannot have a body.
+#[test]
+fn respond_headers_that_would_break_framing_are_refused() {
+    let f = Fixture::new(
+        r#"
+[[respond]]
+id = "r"
+path = "/r"
+status = 204
+body = "xyz"
+headers = { "Content-Length" = "99", "Set-Cookie" = "a=1", "set-cookie" = "b=2", "Connection" = "close", "Content-Type" = "text/html", "X-Ok" = "1" }
+"#,
+    );
+    let errors = f.errors();
+    count(&errors, 5);
+    let file = f.rules_file();
+    at(
+        &errors,
+        &file,
+        4,
+        10,
+        "r",
+        "a 204 response has no body: remove `body` or `body_file`",
+    );
+    at(
+        &errors,
+        &file,
+        6,
+        13,
+        "r",
+        "header `Content-Length` is set by the gateway",
+    );
+    at(
+        &errors,
+        &file,
+        6,
+        60,
+        "r",
+        "header `set-cookie` is given twice",
+    );
+    at(
+        &errors,
+        &file,
+        6,
+        82,
+        "r",
+        "header `Connection` is set by the gateway",
+    );
+    at(
+        &errors,
+        &file,
+        6,
+        106,
+        "r",
+        "header `Content-Type` has its own key: use `content_type`",
+    );
+}
