@@ -32,6 +32,7 @@ mod format;
 mod host;
 mod links;
 mod matcher;
+mod place;
 mod query;
 mod redirect;
 mod request;
