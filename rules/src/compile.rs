@@ -22,6 +22,11 @@ use crate::upstream::Upstream;
 use crate::{encode, timestamp, LoadOptions};
 
 pub(crate) const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
+
+/// The longest path (or bulk-link code) a rule may match. Longer request
+/// heads are not even read by the fast path (16 KiB), and a bound keeps
+/// every key length well inside the matcher's 32-bit fields.
+pub(crate) const MAX_PATH_LEN: usize = 8 * 1024;
 const DEFAULT_CACHE_CONTROL: &str = "private, max-age=90";
 
 /// A rule that takes a place in the matcher.
@@ -448,6 +453,17 @@ impl Compiler {
     /// Normalizes a rule path the way request paths are normalized.
     pub(crate) fn rule_path(&mut self, p: &Spanned<String>, rule: &str) -> Option<String> {
         let raw = p.get_ref();
+        if raw.len() > MAX_PATH_LEN {
+            self.err(
+                p.span().start,
+                rule,
+                format!(
+                    "path is {} bytes long; the limit is {MAX_PATH_LEN}",
+                    raw.len()
+                ),
+            );
+            return None;
+        }
         if !raw.starts_with('/') {
             self.err(p.span().start, rule, format!("`{raw}` must start with /"));
             return None;

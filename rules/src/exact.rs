@@ -20,7 +20,9 @@ const INLINE: usize = 12;
 struct Entry {
     target: Target,
     len: u32,
-    /// The key itself when `len <= INLINE`, else its offset in `keys`.
+    /// The key itself when `len <= INLINE`, else its offset in `keys`
+    /// (little-endian u64). `len` fits: keys are at most `MAX_PATH_LEN`
+    /// plus a link set's prefix.
     data: [u8; INLINE],
 }
 
@@ -38,9 +40,9 @@ fn key<'k>(keys: &'k str, e: &'k Entry) -> &'k [u8] {
     if len <= INLINE {
         return &e.data[..len];
     }
-    let mut start = [0u8; 4];
-    start.copy_from_slice(&e.data[..4]);
-    let start = u32::from_le_bytes(start) as usize;
+    let mut start = [0u8; 8];
+    start.copy_from_slice(&e.data[..8]);
+    let start = u64::from_le_bytes(start) as usize;
     keys.as_bytes().get(start..start + len).unwrap_or(&[])
 }
 
@@ -65,7 +67,8 @@ impl ExactPaths {
         if path.len() <= INLINE {
             data[..path.len()].copy_from_slice(path.as_bytes());
         } else {
-            data[..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
+            // 64 bits: several link sets on one host can add up past 4 GiB.
+            data[..8].copy_from_slice(&(self.keys.len() as u64).to_le_bytes());
             self.keys.push_str(path);
         }
         let entry = Entry {

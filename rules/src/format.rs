@@ -125,7 +125,7 @@ pub(crate) struct RespondDef {
     pub prefix: Option<S>,
     pub status: Option<Spanned<i64>>,
     pub content_type: Option<S>,
-    pub body: Option<String>,
+    pub body: Option<S>,
     pub body_file: Option<S>,
     #[serde(default)]
     pub headers: BTreeMap<Spanned<String>, S>,

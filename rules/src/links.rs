@@ -5,6 +5,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 use crate::compile::Compiler;
+use crate::compile::MAX_PATH_LEN;
 use crate::error::RuleError;
 use crate::format::LinksDef;
 use crate::matcher::Target;
@@ -87,6 +88,19 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
             return;
         }
     };
+    // Destinations are addressed by 32-bit offsets into a copy of the file.
+    if u32::try_from(data.len()).is_err() {
+        c.err(
+            d.file.span().start,
+            &id,
+            format!(
+                "links file {} is {} bytes; the limit is 4 GiB per file (split it into several [[links]] sets)",
+                path.display(),
+                data.len()
+            ),
+        );
+        return;
+    }
     c.hasher.update(&data);
     c.files.push(path.clone());
     let file = path.display().to_string();
@@ -156,6 +170,16 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
             || code.starts_with('/')
         {
             errors.push(line, format!("code `{code}` must not contain spaces, control characters, `?`, `#` or start with /"));
+            continue;
+        }
+        if code.len() > MAX_PATH_LEN {
+            errors.push(
+                line,
+                format!(
+                    "code is {} bytes long; the limit is {MAX_PATH_LEN}",
+                    code.len()
+                ),
+            );
             continue;
         }
         let Some(to) = field(cols.to) else {

@@ -50,7 +50,7 @@ impl Compiler {
                 );
                 Bytes::new()
             }
-            (Some(b), None) => Bytes::from(b.clone()),
+            (Some(b), None) => Bytes::from(b.get_ref().clone()),
             (None, Some(f)) => {
                 let path = self.base_dir.join(f.get_ref());
                 match std::fs::read(&path) {
@@ -71,16 +71,19 @@ impl Compiler {
             }
             (None, None) => Bytes::new(),
         };
-        if matches!(status, 204 | 304) && !body.is_empty() {
-            let at = d.status.as_ref().map_or(offset, |s| s.span().start);
-            self.err(
-                at,
-                &id,
-                format!("a {status} response has no body: remove `body` or `body_file`"),
-            );
+        if matches!(status, 204 | 205 | 304) && !body.is_empty() {
+            let at = d
+                .body
+                .as_ref()
+                .or(d.body_file.as_ref())
+                .map_or(offset, |b| b.span().start);
+            self.err(at, &id, format!("a {status} response has no body"));
         }
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
-        for (name, value) in &d.headers {
+        // In file order, so "given twice" lands on the second spelling.
+        let mut given: Vec<_> = d.headers.iter().collect();
+        given.sort_by_key(|(name, _)| name.span().start);
+        for (name, value) in given {
             match (
                 HeaderName::from_bytes(name.get_ref().as_bytes()),
                 HeaderValue::from_str(value.get_ref()),
@@ -142,8 +145,7 @@ fn reserved(name: &HeaderName) -> Option<&'static str> {
         DATE,
     ]
     .contains(name)
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+        || ["keep-alive", "proxy-connection", "x-rules-version"].contains(&name.as_str())
     {
         Some("is set by the gateway")
     } else {

@@ -1934,8 +1934,9 @@ to = "https://example.com/a/../b"
 }
 
 /// `[[respond]]` headers cannot set what the gateway writes itself (framing,
-/// connection), nor the two headers that have keys of their own, nor the
-/// same header twice in any case; a 204 or 304 cannot have a body.
+/// connection, `X-Rules-Version`), nor the two headers that have keys of
+/// their own, nor the same header twice in any case (reported at the second
+/// spelling in the file); a 204, 205 or 304 cannot have a body.
 #[test]
 fn respond_headers_that_would_break_framing_are_refused() {
     let f = Fixture::new(
@@ -1945,50 +1946,63 @@ id = "r"
 path = "/r"
 status = 204
 body = "xyz"
-headers = { "Content-Length" = "99", "Set-Cookie" = "a=1", "set-cookie" = "b=2", "Connection" = "close", "Content-Type" = "text/html", "X-Ok" = "1" }
+headers = { "Content-Length" = "99", "set-cookie" = "a=1", "Set-Cookie" = "b=2", "Connection" = "close", "Content-Type" = "text/html", "X-Rules-Version" = "9" }
 "#,
     );
     let errors = f.errors();
-    count(&errors, 5);
+    count(&errors, 6);
     let file = f.rules_file();
+    for (column, message) in [
+        (13, "header `Content-Length` is set by the gateway"),
+        (60, "header `Set-Cookie` is given twice"),
+        (82, "header `Connection` is set by the gateway"),
+        (
+            106,
+            "header `Content-Type` has its own key: use `content_type`",
+        ),
+        (136, "header `X-Rules-Version` is set by the gateway"),
+    ] {
+        at(&errors, &file, 6, column, "r", message);
+    }
+    at(&errors, &file, 5, 8, "r", "a 204 response has no body");
+}
+
+/// Paths and bulk-link codes have a length limit.
+#[test]
+fn overlong_paths_and_codes_are_refused() {
+    let long = "a".repeat(9000);
+    let f = Fixture::new(&format!(
+        r#"
+[[redirect]]
+id = "r"
+path = "/{long}"
+to = "https://example.com/"
+
+[[links]]
+id = "bulk"
+file = "links.csv"
+"#
+    ))
+    .with(
+        "links.csv",
+        &format!("code,to\nok,https://example.com/\n{long},https://example.com/\n"),
+    );
+    let errors = f.errors();
+    count(&errors, 2);
     at(
         &errors,
-        &file,
-        4,
-        10,
+        &f.rules_file(),
+        3,
+        8,
         "r",
-        "a 204 response has no body: remove `body` or `body_file`",
+        "path is 9001 bytes long; the limit is 8192",
     );
     at(
         &errors,
-        &file,
-        6,
-        13,
-        "r",
-        "header `Content-Length` is set by the gateway",
-    );
-    at(
-        &errors,
-        &file,
-        6,
-        60,
-        "r",
-        "header `set-cookie` is given twice",
-    );
-    at(
-        &errors,
-        &file,
-        6,
-        82,
-        "r",
-        "header `Connection` is set by the gateway",
-    );
-    at(
-        &errors,
-        &file,
-        6,
-        106,
-        "r",
-        "header `Content-Type` has its own key: use `content_type`",
+        &f.file("links.csv"),
+        3,
+        1,
+        "bulk",
+        "code is 9000 bytes long; the limit is 8192",
     );
 }
