@@ -142,11 +142,11 @@ impl Decider {
     }
 }
 
-/// Counts the hit of the rule behind `decision`. Kept apart from
+/// Counts a hit of the rule in `slot` (`Decision::slot`). Kept apart from
 /// [`Decider::decide`] so a request the fast path hands over to the proxy
 /// pipeline is counted once, by the pipeline.
-pub fn count_hit(snap: &Snapshot, decision: &Decision<'_>) {
-    if let Some(hits) = decision.slot().and_then(|s| snap.rule_hits.get(s)) {
+pub fn count_hit(snap: &Snapshot, slot: Option<usize>) {
+    if let Some(hits) = slot.and_then(|s| snap.rule_hits.get(s)) {
         hits.inc();
     }
 }

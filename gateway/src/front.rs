@@ -28,7 +28,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::access_log::{self, Line};
 use crate::decide::{self, Decider, RequestView};
 use crate::respond::Answer;
-use rules::Decision;
 
 /// Heads larger than this go to Pingora, which has its own limits and
 /// errors for them.
@@ -220,23 +219,14 @@ impl FastAnswer for Decider {
         let started = Instant::now();
         let snap = self.live.load();
         let decided = self.decide(&snap, req);
-        if matches!(decided.decision, Decision::Proxy(_)) {
-            // The pipeline decides it again and counts it then.
+        let (kind, client_ip) = (decided.kind, decided.client_ip);
+        let (slot, rule) = (decided.decision.slot(), decided.decision.rule());
+        let Ok(answer) = Answer::of(decided.decision, self.announce(&snap)) else {
+            // A route: the pipeline decides it again and counts it then.
             return false;
-        }
-        let kind = decided.kind;
-        let client_ip = decided.client_ip;
+        };
+        decide::count_hit(&snap, slot);
         let logged = self.access.sampled();
-        let rule = if logged {
-            decided.decision.rule()
-        } else {
-            None
-        };
-        decide::count_hit(&snap, &decided.decision);
-        let answer = match Answer::of(decided.decision, self.announce(&snap)) {
-            Ok(answer) => answer,
-            Err(_route) => return false, // ruled out above
-        };
         let head = req.method == "HEAD";
         answer.encode_h1(head, keep_alive, out);
         let seconds = started.elapsed().as_secs_f64();

@@ -173,7 +173,7 @@ impl ProxyHttp for Gateway {
         ctx.snapshot = Some(snap.clone());
         let version = self.decider.announce(&snap);
         let decided = self.decider.decide(&snap, &SessionView(session));
-        decide::count_hit(&snap, &decided.decision);
+        decide::count_hit(&snap, decided.decision.slot());
         ctx.client_ip = decided.client_ip;
         ctx.kind = Some(decided.kind);
         if self.decider.access.enabled {
