@@ -68,14 +68,6 @@ fn connect(gw: &Gateway) -> (TcpStream, BufReader<TcpStream>) {
     (stream, reader)
 }
 
-/// The value of the metric line that starts with `series`.
-fn metric(gw: &Gateway, series: &str) -> f64 {
-    let text = common::request(gw.admin, "GET", "/metrics", "admin", &[]).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn one_connection_mixes_fast_answers_and_proxied_requests() {
     let up = Upstream::start("api-a", Behavior::Ok);
@@ -118,14 +110,14 @@ fn one_connection_mixes_fast_answers_and_proxied_requests() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].request_line, "GET /v1/items HTTP/1.1");
     // Every request counted once, the route by the pipeline only.
-    assert_eq!(metric(&gw, r#"gateway_rule_hits_total{rule="api"}"#), 1.0);
-    assert_eq!(metric(&gw, r#"gateway_rule_hits_total{rule="sale"}"#), 2.0);
+    assert_eq!(gw.metric(r#"gateway_rule_hits_total{rule="api"}"#), 1.0);
+    assert_eq!(gw.metric(r#"gateway_rule_hits_total{rule="sale"}"#), 2.0);
     assert_eq!(
-        metric(&gw, r#"gateway_requests_total{code="302",kind="redirect"}"#),
+        gw.metric(r#"gateway_requests_total{code="302",kind="redirect"}"#),
         2.0
     );
     assert_eq!(
-        metric(&gw, r#"gateway_requests_total{code="200",kind="proxy"}"#),
+        gw.metric(r#"gateway_requests_total{code="200",kind="proxy"}"#),
         1.0
     );
 }

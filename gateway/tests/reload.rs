@@ -610,29 +610,18 @@ fn admin_reload_refused(gw: &Gateway) -> Vec<Value> {
     errors.clone()
 }
 
-/// A series of `GET /metrics` on the admin listener (no token needed),
-/// e.g. `gateway_rules_reloads_total{result="failure"}`.
-fn metric(gw: &Gateway, series: &str) -> f64 {
-    let r = http(gw.admin, "GET", "/metrics", &[], None);
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.text()
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{}", r.text()))
-}
-
 const FAILURES: &str = "gateway_rules_reloads_total{result=\"failure\"}";
 
 /// Refusals counted since `since` = (log lines, metric).
 fn refusals_since(gw: &Gateway, since: (usize, f64)) -> (usize, f64) {
     (
         count(gw, REFUSED, None) - since.0,
-        metric(gw, FAILURES) - since.1,
+        gw.metric(FAILURES) - since.1,
     )
 }
 
 fn refusal_counts(gw: &Gateway) -> (usize, f64) {
-    (count(gw, REFUSED, None), metric(gw, FAILURES))
+    (count(gw, REFUSED, None), gw.metric(FAILURES))
 }
 
 #[test]

@@ -148,6 +148,17 @@ impl Gateway {
         self.dir.path().join(name)
     }
 
+    /// The value of a series on the admin listener's `/metrics`, e.g.
+    /// `gateway_rules_reloads_total{result="failure"}`; panics when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let r = request(self.admin, "GET", "/metrics", "admin", &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{}", r.text()))
+    }
+
     /// `GET path` with `Host: host`.
     pub fn get(&self, host: &str, path: &str) -> Response {
         request(self.addr, "GET", path, host, &[])
