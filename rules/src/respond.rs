@@ -88,21 +88,21 @@ impl Compiler {
                 HeaderName::from_bytes(name.get_ref().as_bytes()),
                 HeaderValue::from_str(value.get_ref()),
             ) {
-                (Ok(n), Ok(_)) if headers.iter().any(|(h, _)| *h == n) => self.err(
-                    name.span().start,
-                    &id,
-                    format!("header `{}` is given twice", name.get_ref()),
-                ),
-                (Ok(n), Ok(_)) if reserved(&n).is_some() => self.err(
-                    name.span().start,
-                    &id,
-                    format!(
-                        "header `{}` {}",
-                        name.get_ref(),
-                        reserved(&n).unwrap_or_default()
-                    ),
-                ),
-                (Ok(n), Ok(v)) => headers.push((n, v)),
+                (Ok(n), Ok(v)) => {
+                    let problem = if headers.iter().any(|(h, _)| *h == n) {
+                        Some("is given twice")
+                    } else {
+                        reserved(&n)
+                    };
+                    match problem {
+                        Some(why) => self.err(
+                            name.span().start,
+                            &id,
+                            format!("header `{}` {why}", name.get_ref()),
+                        ),
+                        None => headers.push((n, v)),
+                    }
+                }
                 (Err(_), _) => self.err(
                     name.span().start,
                     &id,
