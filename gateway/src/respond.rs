@@ -125,9 +125,9 @@ impl<'a> Answer<'a> {
             if keep_alive { b"keep-alive" } else { b"close" },
         );
         out.extend_from_slice(b"\r\n");
-        // As Pingora: no body for HEAD, 204 or 304 (rules refuse bodies
-        // on the last two; this keeps a bug from desynchronising the
-        // connection).
+        // As Pingora: no body for HEAD, 204 or 304. The rules already
+        // refuse bodies on 204, 205 and 304; this keeps a future bug from
+        // desynchronising the connection.
         if !head && !matches!(self.status, 204 | 304) {
             out.extend_from_slice(&self.body);
         }
