@@ -51,7 +51,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn load(path: &Path) -> RuleSet {
-    match RuleSet::load_with(path, &LoadOptions { now: Some(NOW) }) {
+    match RuleSet::load_with(
+        path,
+        &LoadOptions {
+            now: Some(NOW),
+            ..LoadOptions::default()
+        },
+    ) {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use crate::device::Classifier;
 use crate::error::{RuleError, SourceMap};
+use crate::files::{FileAccess, FileKind};
 use crate::format::*;
 use crate::host::HostSpec;
 use crate::links;
@@ -66,6 +67,9 @@ pub(crate) struct Compiler {
     pub route_origins: Vec<Origin>,
     pub respond_origins: Vec<Origin>,
     pub files: Vec<PathBuf>,
+    /// Kind of each referenced file, aligned with `files[1..]`.
+    pub file_kinds: Vec<FileKind>,
+    pub access: FileAccess,
     pub hasher: xxhash_rust::xxh3::Xxh3,
 }
 
@@ -77,9 +81,12 @@ pub(crate) fn compile(
 ) -> Result<RuleSet, Vec<RuleError>> {
     let map = SourceMap::new(path.display().to_string(), src);
     let doc = DeTable::parse(src).map_err(|e| vec![toml_error(&map, &e, "")])?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Compiler {
         map,
-        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        access: FileAccess::new(&base_dir, &opts.allow_dirs, opts.body_file_limit)
+            .deny(&opts.deny_files),
+        base_dir,
         errors: Vec::new(),
         rejected_ids: Default::default(),
         schemes: vec!["http".into(), "https".into()],
@@ -101,6 +108,7 @@ pub(crate) fn compile(
         route_origins: Vec::new(),
         respond_origins: Vec::new(),
         files: vec![path.to_path_buf()],
+        file_kinds: Vec::new(),
         hasher: xxhash_rust::xxh3::Xxh3::new(),
     };
     c.hasher.update(src.as_bytes());
@@ -185,6 +193,8 @@ pub(crate) fn compile(
         link_sets: c.link_sets,
         upstreams: c.upstreams,
         files: c.files,
+        file_kinds: c.file_kinds,
+        access: c.access,
         hash: c.hasher.digest(),
         tests: tests.len(),
     };

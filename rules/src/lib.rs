@@ -28,6 +28,7 @@ mod encode;
 mod error;
 mod exact;
 mod explain;
+mod files;
 mod format;
 mod host;
 mod links;
@@ -44,12 +45,13 @@ mod template;
 mod timestamp;
 mod upstream;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use decision::{Decision, Proxy, Redirect, Respond, Target};
 pub use device::{Classifier, Device, DeviceClass};
 pub use error::RuleError;
 pub use explain::Explanation;
+pub use files::{FileAccess, FileError, FileKind, DEFAULT_BODY_FILE_LIMIT, LINKS_FILE_LIMIT};
 pub use request::{split_query, Request};
 pub use ruleset::{Counts, RuleSet, Settings, TrailingSlash};
 pub use selftest::split_url;
@@ -61,6 +63,18 @@ pub struct LoadOptions {
     /// Time (Unix seconds) at which embedded `[[test]]`s are evaluated;
     /// the current time when `None`.
     pub now: Option<i64>,
+    /// Directories besides the rules file's own from which `body_file` and
+    /// `[[links]] file` may be read; relative ones are taken from the rules
+    /// file's directory. The rules file's directory is always allowed, and
+    /// `/proc`, `/sys` and `/dev` never are. Referenced files that resolve
+    /// (after `..` and symlinks) anywhere else are refused.
+    pub allow_dirs: Vec<PathBuf>,
+    /// Largest `body_file`, in bytes; [`DEFAULT_BODY_FILE_LIMIT`] (1 MiB)
+    /// when `None`.
+    pub body_file_limit: Option<u64>,
+    /// Files never read wherever they are: the server's own configuration
+    /// and TLS key, which may sit in the rules file's directory.
+    pub deny_files: Vec<PathBuf>,
 }
 
 impl LoadOptions {

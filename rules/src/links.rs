@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::compile::Compiler;
 use crate::compile::MAX_PATH_LEN;
 use crate::error::RuleError;
+use crate::files::FileKind;
 use crate::format::LinksDef;
 use crate::matcher::Target;
 use crate::ruleset::{LinkExtra, LinkRow, LinkSet, Span, TrailingSlash};
@@ -16,6 +17,9 @@ use crate::timestamp;
 /// Errors reported per CSV file before the rest are only counted, so a
 /// wrong file does not print a million lines.
 const MAX_CSV_ERRORS: usize = 50;
+
+/// The columns a header may name, for messages.
+const KNOWN_COLUMNS: &str = "code, to, status, ios, android, desktop, expires_at";
 
 /// Column positions in the CSV header.
 #[derive(Default)]
@@ -76,33 +80,16 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
     let status = c.status(d.status.as_ref(), &id, &[301, 302, 303, 307, 308], 302);
     let query = c.query_mode(d.query.as_ref(), &id);
     let cache_control = c.cache_control(d.cache_control.as_ref(), &id);
-    let path = c.base_dir.join(d.file.get_ref());
-    let data = match std::fs::read(&path) {
-        Ok(d) => d,
-        Err(e) => {
-            c.err(
-                d.file.span().start,
-                &id,
-                format!("cannot read links file {}: {e}", path.display()),
-            );
-            return;
-        }
-    };
-    // Destinations are addressed by 32-bit offsets into a copy of the file.
-    if u32::try_from(data.len()).is_err() {
-        c.err(
-            d.file.span().start,
-            &id,
-            format!(
-                "links file {} is {} bytes; the limit is 4 GiB per file (split it into several [[links]] sets)",
-                path.display(),
-                data.len()
-            ),
-        );
+    // The size limit (`LINKS_FILE_LIMIT`) keeps the 32-bit arena offsets valid.
+    let Some((path, data)) = c.read_referenced(
+        d.file.span().start,
+        &id,
+        "links file",
+        d.file.get_ref(),
+        FileKind::Links,
+    ) else {
         return;
-    }
-    c.hasher.update(&data);
-    c.files.push(path.clone());
+    };
     let file = path.display().to_string();
     let set_index = c.link_sets.len() as u32;
     let mut errors = CsvErrors {
@@ -309,10 +296,19 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
     c.link_sets.push(set);
 }
 
+/// Reads the header. Its messages name columns by position and never
+/// quote the header: when a file that is not a CSV is named (a key, a
+/// password file), its first line would otherwise end up in the error.
 fn columns(reader: &mut csv::Reader<&[u8]>) -> Result<Columns, String> {
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("unreadable CSV header: {e}"))?;
+    let headers = reader.headers().map_err(|e| match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!(
+                "column {} of the header is not valid UTF-8",
+                err.field() + 1
+            )
+        }
+        _ => "unreadable CSV header".to_string(),
+    })?;
     let mut cols = Columns::default();
     for (i, h) in headers.iter().enumerate() {
         let slot = match h {
@@ -323,14 +319,19 @@ fn columns(reader: &mut csv::Reader<&[u8]>) -> Result<Columns, String> {
             "android" => &mut cols.android,
             "desktop" => &mut cols.desktop,
             "expires_at" => &mut cols.expires_at,
-            other => {
+            _ => {
                 return Err(format!(
-                    "unknown column `{other}` (columns: code, to, status, ios, android, desktop, expires_at)"
+                    "column {} of the header is not a known column; expected {KNOWN_COLUMNS}",
+                    i + 1
                 ))
             }
         };
-        if slot.replace(i).is_some() {
-            return Err(format!("column `{h}` appears twice"));
+        if let Some(first) = slot.replace(i) {
+            return Err(format!(
+                "column {} of the header repeats column {}",
+                i + 1,
+                first + 1
+            ));
         }
     }
     if cols.code.is_none() || cols.to.is_none() {

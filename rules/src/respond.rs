@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use crate::compile::Compiler;
+use crate::files::FileKind;
 use crate::format::RespondDef;
 use crate::matcher::Target;
 use crate::ruleset::RespondRule;
@@ -51,24 +52,15 @@ impl Compiler {
                 Bytes::new()
             }
             (Some(b), None) => Bytes::from(b.get_ref().clone()),
-            (None, Some(f)) => {
-                let path = self.base_dir.join(f.get_ref());
-                match std::fs::read(&path) {
-                    Ok(bytes) => {
-                        self.hasher.update(&bytes);
-                        self.files.push(path);
-                        Bytes::from(bytes)
-                    }
-                    Err(e) => {
-                        self.err(
-                            f.span().start,
-                            &id,
-                            format!("cannot read body_file {}: {e}", path.display()),
-                        );
-                        Bytes::new()
-                    }
-                }
-            }
+            (None, Some(f)) => self
+                .read_referenced(
+                    f.span().start,
+                    &id,
+                    "body_file",
+                    f.get_ref(),
+                    FileKind::Body,
+                )
+                .map_or_else(Bytes::new, |(_, bytes)| Bytes::from(bytes)),
             (None, None) => Bytes::new(),
         };
         if matches!(status, 204 | 205 | 304) && !body.is_empty() {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::decision::{Decision, Proxy, Respond};
 use crate::device::{Classifier, DeviceClass};
 use crate::encode;
+use crate::files::{FileAccess, FileKind};
 use crate::host;
 use crate::matcher::{Hit, HostTable, MatchKind, Target as Slot};
 use crate::query::QueryMode;
@@ -187,6 +188,10 @@ pub struct RuleSet {
     pub(crate) link_sets: Vec<LinkSet>,
     pub(crate) upstreams: BTreeMap<String, Upstream>,
     pub(crate) files: Vec<PathBuf>,
+    /// Kind of each referenced file, aligned with `files[1..]`.
+    pub(crate) file_kinds: Vec<FileKind>,
+    /// The fence the files were read through, for re-reading them.
+    pub(crate) access: FileAccess,
     pub(crate) hash: u64,
     pub(crate) tests: usize,
 }
@@ -263,8 +268,10 @@ impl RuleSet {
     pub fn content_hash_with(&self, rules_text: &str) -> std::io::Result<String> {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(rules_text.as_bytes());
-        for f in self.files.iter().skip(1) {
-            h.update(&std::fs::read(f)?);
+        // Through the same fence as the load: a file swapped for a FIFO or
+        // a symlink out of the directory must not block or leak here.
+        for (f, kind) in self.files.iter().skip(1).zip(&self.file_kinds) {
+            h.update(&self.access.read(f, *kind).map_err(std::io::Error::other)?);
         }
         Ok(format!("{:016x}", h.digest()))
     }

@@ -53,7 +53,15 @@ impl Fixture {
     }
 
     fn load(&self) -> Result<RuleSet, Vec<RuleError>> {
-        RuleSet::load_with(&self.rules, &LoadOptions { now: Some(NOW) })
+        self.load_opts(LoadOptions::default())
+    }
+
+    fn load_opts(&self, opts: LoadOptions) -> Result<RuleSet, Vec<RuleError>> {
+        let opts = LoadOptions {
+            now: Some(NOW),
+            ..opts
+        };
+        RuleSet::load_with(&self.rules, &opts)
     }
 
     /// The errors of a load that must fail.
@@ -1627,7 +1635,7 @@ file = "nope.csv"
         1,
         1,
         "l1",
-        "unknown column `url` (columns: code, to, status, ios, android, desktop, expires_at)",
+        "column 2 of the header is not a known column; expected code, to, status, ios, android, desktop, expires_at",
     );
     exact(
         &errors,
@@ -2005,4 +2013,310 @@ file = "links.csv"
         "bulk",
         "code is 9000 bytes long; the limit is 8192",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Referenced files: confinement, kinds and limits
+// ---------------------------------------------------------------------------
+
+/// A rules file whose single `[[respond]]` serves `body_file`; its value
+/// starts at 3:13.
+fn body_file_rule(body_file: &str) -> String {
+    format!("[[respond]]\nid = \"b\"\nbody_file = {body_file:?}\npath = \"/b\"\n")
+}
+
+/// The error of a load of `body_file_rule`, which must be refused at the
+/// `body_file` value with `needle`, and must not quote `/etc/passwd`.
+#[track_caller]
+fn refused_body_file(f: &Fixture, needle: &str) -> RuleError {
+    let errors = f.errors();
+    count(&errors, 1);
+    let e = at(&errors, &f.rules_file(), 3, 13, "b", needle).clone();
+    assert_no_passwd(&errors);
+    e
+}
+
+/// No error quotes a line (or the tell-tale start) of `/etc/passwd`.
+#[track_caller]
+fn assert_no_passwd(errors: &[RuleError]) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for e in errors {
+        let text = e.to_string();
+        assert!(!text.contains("root:"), "{text}");
+        for line in passwd.lines().filter(|l| l.len() > 3) {
+            assert!(!text.contains(line), "{text} quotes {line}");
+        }
+    }
+}
+
+const OUTSIDE: &str = "it is not inside the rules file's directory or an allowed directory";
+
+fn respond_body(set: &RuleSet) -> Vec<u8> {
+    match set.decide(&rules::Request::get("a.example.com", "/b", NOW)) {
+        rules::Decision::Respond(r) => r.body.to_vec(),
+        other => panic!("expected a respond decision, got {other:?}"),
+    }
+}
+
+#[test]
+fn body_file_with_an_absolute_path_outside_is_refused() {
+    let f = Fixture::new(&body_file_rule("/etc/passwd"));
+    let e = refused_body_file(&f, OUTSIDE);
+    assert!(
+        e.message.starts_with("cannot read body_file /etc/passwd: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn body_file_climbing_out_with_dot_dot_is_refused() {
+    let outer = tempfile::tempdir().expect("tempdir");
+    let inner = outer.path().join("rules");
+    std::fs::create_dir(&inner).expect("mkdir");
+    std::fs::write(outer.path().join("outside.txt"), "secret").expect("write");
+    std::fs::write(inner.join("rules.toml"), body_file_rule("../outside.txt")).expect("write");
+    let f = Fixture {
+        rules: inner.join("rules.toml"),
+        dir: outer,
+    };
+    let e = refused_body_file(&f, OUTSIDE);
+    assert!(!e.message.contains("secret"), "{e}");
+    // Deep climbs and a path whose target does not exist get the same
+    // answer, so the message is no probe for what exists outside.
+    for name in ["../../../../../../etc/passwd", "/etc/no-such-file-here"] {
+        std::fs::write(&f.rules, body_file_rule(name)).expect("write");
+        refused_body_file(&f, OUTSIDE);
+    }
+}
+
+#[test]
+fn body_file_symlink_pointing_outside_is_refused() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("secret.txt"), "secret").expect("write");
+    let f = Fixture::new(&body_file_rule("link.txt"));
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        f.dir.path().join("link.txt"),
+    )
+    .expect("symlink");
+    let e = refused_body_file(&f, OUTSIDE);
+    assert!(!e.message.contains("secret"), "{e}");
+    // A symlink to /etc/passwd is refused the same way.
+    std::fs::remove_file(f.dir.path().join("link.txt")).expect("rm");
+    std::os::unix::fs::symlink("/etc/passwd", f.dir.path().join("link.txt")).expect("symlink");
+    refused_body_file(&f, OUTSIDE);
+}
+
+#[test]
+fn body_file_symlink_inside_the_rules_dir_is_served() {
+    let f = Fixture::new(&body_file_rule("static/link.json"));
+    std::fs::create_dir(f.dir.path().join("static")).expect("mkdir");
+    std::fs::write(f.dir.path().join("static/aasa.json"), "{}").expect("write");
+    std::os::unix::fs::symlink("aasa.json", f.dir.path().join("static/link.json"))
+        .expect("symlink");
+    assert_eq!(respond_body(&f.ok()), b"{}");
+}
+
+#[test]
+fn body_file_fifo_is_refused_without_blocking() {
+    let f = Fixture::new(&body_file_rule("pipe"));
+    let status = std::process::Command::new("mkfifo")
+        .arg(f.dir.path().join("pipe"))
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    let rules = f.rules.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A loader blocked on the FIFO would hang the test: wait in a thread.
+    std::thread::spawn(move || {
+        let _ = tx.send(RuleSet::load_with(&rules, &LoadOptions::default()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("loading a rules file naming a FIFO blocked");
+    let errors = result.expect_err("a FIFO must be refused");
+    count(&errors, 1);
+    at(
+        &errors,
+        &f.rules_file(),
+        3,
+        13,
+        "b",
+        "it is not a regular file",
+    );
+}
+
+#[test]
+fn body_file_directory_is_refused() {
+    let f = Fixture::new(&body_file_rule("static"));
+    std::fs::create_dir(f.dir.path().join("static")).expect("mkdir");
+    refused_body_file(&f, "it is not a regular file");
+}
+
+#[test]
+fn body_file_under_proc_is_refused_even_when_allowed() {
+    for name in ["/proc/self/environ", "/proc/self/cmdline"] {
+        let f = Fixture::new(&body_file_rule(name));
+        refused_body_file(&f, "files under /proc, /sys and /dev are never read");
+        let errors = f
+            .load_opts(LoadOptions {
+                allow_dirs: vec!["/".into()],
+                ..LoadOptions::default()
+            })
+            .expect_err("/proc must be refused");
+        count(&errors, 1);
+        at(
+            &errors,
+            &f.rules_file(),
+            3,
+            13,
+            "b",
+            "files under /proc, /sys and /dev are never read",
+        );
+    }
+}
+
+#[test]
+fn body_file_larger_than_the_limit_is_refused() {
+    let f = Fixture::new(&body_file_rule("big.bin"));
+    let limit = rules::DEFAULT_BODY_FILE_LIMIT as usize;
+    std::fs::write(f.dir.path().join("big.bin"), vec![b'x'; limit + 1]).expect("write");
+    refused_body_file(&f, "it is larger than the limit of 1048576 bytes");
+    std::fs::write(f.dir.path().join("big.bin"), vec![b'x'; limit]).expect("write");
+    assert_eq!(respond_body(&f.ok()).len(), limit);
+    let errors = f
+        .load_opts(LoadOptions {
+            body_file_limit: Some(10),
+            ..LoadOptions::default()
+        })
+        .expect_err("over the configured limit");
+    at(
+        &errors,
+        &f.rules_file(),
+        3,
+        13,
+        "b",
+        "it is larger than the limit of 10 bytes",
+    );
+}
+
+#[test]
+fn body_file_in_an_allowed_dir_is_served() {
+    let shared = tempfile::tempdir().expect("tempdir");
+    let body = shared.path().join("aasa.json");
+    std::fs::write(&body, "{\"applinks\":{}}").expect("write");
+    let f = Fixture::new(&body_file_rule(&body.display().to_string()));
+    refused_body_file(&f, OUTSIDE);
+    let set = f
+        .load_opts(LoadOptions {
+            allow_dirs: vec![shared.path().to_path_buf()],
+            ..LoadOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("allowed dir refused:\n{}", dump(&e)));
+    assert_eq!(respond_body(&set), b"{\"applinks\":{}}");
+}
+
+#[test]
+fn relative_files_inside_the_rules_dir_still_load() {
+    let f = Fixture::new(
+        r#"
+[[respond]]
+id = "b"
+path = "/b"
+body_file = "static/./body.txt"
+
+[[links]]
+id = "l"
+prefix = "/l/"
+file = "links/../links/go.csv"
+"#,
+    );
+    std::fs::create_dir(f.dir.path().join("static")).expect("mkdir");
+    std::fs::create_dir(f.dir.path().join("links")).expect("mkdir");
+    std::fs::write(f.dir.path().join("static/body.txt"), "hello").expect("write");
+    std::fs::write(
+        f.dir.path().join("links/go.csv"),
+        "code,to\nx,https://a.example.com/\n",
+    )
+    .expect("write");
+    let set = f.ok();
+    assert_eq!(respond_body(&set), b"hello");
+    assert_eq!(set.counts().links, 1);
+    assert_eq!(set.files().len(), 3);
+}
+
+#[test]
+fn links_file_outside_is_refused_without_quoting_it() {
+    let f = Fixture::new(
+        r#"
+[[links]]
+id = "l"
+file = "/etc/passwd"
+"#,
+    );
+    let errors = f.errors();
+    count(&errors, 1);
+    at(
+        &errors,
+        &f.rules_file(),
+        3,
+        8,
+        "l",
+        &format!("cannot read links file /etc/passwd: {OUTSIDE}"),
+    );
+    assert_no_passwd(&errors);
+}
+
+#[test]
+fn links_header_errors_name_columns_by_position() {
+    let f = Fixture::new(
+        r#"
+[[links]]
+id = "l1"
+file = "secret.csv"
+
+[[links]]
+id = "l2"
+prefix = "/l2/"
+file = "twice.csv"
+"#,
+    )
+    .with("secret.csv", "code,to,hunter2:x:0:0\n")
+    .with("twice.csv", "to,code,to\n");
+    let errors = f.errors();
+    count(&errors, 2);
+    exact(
+        &errors,
+        &f.file("secret.csv"),
+        1,
+        1,
+        "l1",
+        "column 3 of the header is not a known column; expected code, to, status, ios, android, desktop, expires_at",
+    );
+    exact(
+        &errors,
+        &f.file("twice.csv"),
+        1,
+        1,
+        "l2",
+        "column 3 of the header repeats column 1",
+    );
+    assert!(errors.iter().all(|e| !e.message.contains("hunter2")));
+}
+
+#[test]
+fn content_hash_with_rereads_through_the_same_fence() {
+    let f = Fixture::new(&body_file_rule("body.txt")).with("body.txt", "hello");
+    let set = f.ok();
+    let text = std::fs::read_to_string(&f.rules).expect("read");
+    assert_eq!(
+        set.content_hash_with(&text).expect("hash"),
+        set.content_hash()
+    );
+    std::fs::remove_file(f.dir.path().join("body.txt")).expect("rm");
+    std::os::unix::fs::symlink("/etc/passwd", f.dir.path().join("body.txt")).expect("symlink");
+    let e = set
+        .content_hash_with(&text)
+        .expect_err("a file swapped for a symlink out must not be read");
+    assert!(e.to_string().contains(OUTSIDE), "{e}");
 }
