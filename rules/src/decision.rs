@@ -104,6 +104,12 @@ pub struct Proxy<'a> {
     pub path_and_query: String,
     /// `Host` header to send instead of the client's, when the route sets one.
     pub host_header: Option<&'a str>,
+    /// Largest request body the route accepts (`None`: no limit); a longer
+    /// one is answered `413`.
+    pub max_body: Option<u64>,
+    /// Whether an `Upgrade` request (WebSocket) may become a tunnel; when
+    /// not, the upgrade headers are dropped and it is a plain request.
+    pub upgrade: bool,
     /// Rule id.
     pub rule: &'a str,
     /// Index of the rule in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).

@@ -112,6 +112,10 @@ pub(crate) struct RouteDef {
     #[serde(default)]
     pub strip_prefix: bool,
     pub host_header: Option<S>,
+    /// Largest request body, in bytes or as `"1MiB"`; 0 for no limit.
+    pub max_body: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub upgrade: bool,
 }
 
 /// `[[respond]]`.

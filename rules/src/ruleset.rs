@@ -70,6 +70,10 @@ pub(crate) struct RouteRule {
     /// What `strip_prefix` removes from the path.
     pub strip: Strip,
     pub host_header: Option<Box<str>>,
+    /// Largest request body; `None` when the route sets no limit.
+    pub max_body: Option<u64>,
+    /// Whether `Upgrade` requests (WebSocket) are passed through.
+    pub upgrade: bool,
 }
 
 /// What a route's `strip_prefix` removes.
@@ -414,6 +418,8 @@ impl RuleSet {
                     upstream: &r.upstream,
                     path_and_query: proxied_path(r, &n, req),
                     host_header: r.host_header.as_deref(),
+                    max_body: r.max_body,
+                    upgrade: r.upgrade,
                     rule: &r.id,
                     slot,
                 })
