@@ -1534,3 +1534,266 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------
+// 9. A full disk, an unwritable directory
+
+/// A `Referer` long enough that one batch of 60 events (about 400 KB) is
+/// far past the file-size limit below and past any write buffer, so writes
+/// fail part way through a batch and through a line.
+fn long_referer() -> String {
+    format!("https://ref.example.com/{}", "r".repeat(6000))
+}
+
+/// Sends `n` distinct clicks with a long `Referer`; returns their ids.
+fn send_long_clicks(gw: &Gateway, n: usize, tag: &str) -> HashSet<String> {
+    let referer = long_referer();
+    let mut client = Client::new(gw.addr);
+    let mut sent = HashSet::new();
+    for i in 0..n {
+        let ua = format!("{DESKTOP} {tag}/{i}");
+        let r = client.request(
+            "GET",
+            &format!("/p/{tag}{i}"),
+            &[("User-Agent", &ua), ("Referer", &referer)],
+        );
+        assert_eq!(r.status, 302, "click {i}: {r:?}");
+        sent.insert(click_id_of(r.location()));
+    }
+    sent
+}
+
+/// Checks `files`: none empty, each ending in a whole line. Returns the
+/// click ids of all their lines.
+fn ids_in_checked_files(files: &[PathBuf], prefix: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for f in files {
+        assert_file_name(f, prefix);
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(len > 0, "{} is an empty file", f.display());
+        // `read_lines` also fails on a torn last line.
+        ids.extend(click_ids(&read_lines(f)));
+    }
+    ids
+}
+
+const FULL_DISK_N: usize = 600;
+/// `RLIMIT_FSIZE` of the gateway: about 15 events fit in a file.
+const FILE_SIZE_LIMIT: u64 = 100 << 10;
+
+#[test]
+fn on_a_full_disk_the_metrics_match_the_files_and_no_empty_files_pile_up() {
+    let clicks = tempfile::tempdir().unwrap();
+    let env = clicks_env(
+        clicks.path(),
+        &[
+            ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
+            ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
+        ],
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut gw = Gateway::start_with(
+        RULES,
+        Options {
+            files: &[("links/go.csv", LINKS_CSV)],
+            env: &env,
+            file_size_limit: Some(FILE_SIZE_LIMIT),
+            ..Options::default()
+        },
+    );
+    let sent = send_long_clicks(&gw, FULL_DISK_N, "full");
+
+    let delivered = |text: &str| {
+        metric(
+            text,
+            "gateway_click_events_delivered_total",
+            &[("sink", "file")],
+        )
+    };
+    let dropped = |text: &str| metric(text, "gateway_click_events_dropped_total", &[]);
+    let mut text = String::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            text = scrape(&gw);
+            delivered(&text) + dropped(&text) >= FULL_DISK_N as f64
+        }),
+        "delivered + dropped never reached {FULL_DISK_N}:\n{text}"
+    );
+    // A late write or a second count would show up now.
+    std::thread::sleep(Duration::from_millis(300));
+    let text = scrape(&gw);
+    let (delivered, dropped) = (delivered(&text), dropped(&text));
+    assert_eq!(
+        delivered + dropped,
+        FULL_DISK_N as f64,
+        "every click counted once:\n{text}"
+    );
+    assert!(delivered > 0.0 && dropped > 0.0, "{text}");
+    let files_while_failing = click_files(clicks.path());
+    let status = stop(&mut gw);
+    assert!(status.success(), "exit {status:?}");
+
+    let files = click_files(clicks.path());
+    // One file per rotation: nothing rotates here (max_file_bytes is far
+    // larger), but the UTC hour may turn once during the test.
+    assert!(
+        files.len() <= 2 && files_while_failing.len() <= 2,
+        "a file per failed batch: {files_while_failing:?} then {files:?}"
+    );
+    let ids = ids_in_checked_files(&files, "clicks");
+    assert_eq!(
+        ids.len() as f64,
+        delivered,
+        "lines in the click files against gateway_click_events_delivered_total"
+    );
+    assert!(unique(&ids, "click files").is_subset(&sent));
+}
+
+#[test]
+fn on_a_full_disk_spilled_plus_dropped_match_the_spill_files() {
+    let collector = Collector::start(Mode::Unavailable);
+    let clicks = tempfile::tempdir().unwrap();
+    let url = collector.url();
+    let env = clicks_env(
+        clicks.path(),
+        &[
+            ("GATEWAY_CLICKS_SINK", "http"),
+            ("GATEWAY_CLICKS_URL", &url),
+            ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
+            ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
+        ],
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut gw = Gateway::start_with(
+        RULES,
+        Options {
+            files: &[("links/go.csv", LINKS_CSV)],
+            env: &env,
+            file_size_limit: Some(FILE_SIZE_LIMIT),
+            ..Options::default()
+        },
+    );
+    let sent = send_long_clicks(&gw, FULL_DISK_N, "spill");
+
+    let spilled = |text: &str| metric(text, "gateway_click_events_spilled_total", &[]);
+    let dropped = |text: &str| metric(text, "gateway_click_events_dropped_total", &[]);
+    let mut text = String::new();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            text = scrape(&gw);
+            spilled(&text) + dropped(&text) >= FULL_DISK_N as f64
+        }),
+        "spilled + dropped never reached {FULL_DISK_N}:\n{text}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let text = scrape(&gw);
+    let (spilled, dropped) = (spilled(&text), dropped(&text));
+    assert_eq!(
+        spilled + dropped,
+        FULL_DISK_N as f64,
+        "every click counted once:\n{text}"
+    );
+    assert!(spilled > 0.0 && dropped > 0.0, "{text}");
+    assert_eq!(
+        metric(&text, "gateway_click_events_delivered_total", &[]),
+        0.0
+    );
+    let status = stop(&mut gw);
+    assert!(status.success(), "exit {status:?}");
+
+    let files = click_files(&clicks.path().join("spill"));
+    assert!(files.len() <= 2, "a spill file per failed batch: {files:?}");
+    let ids = ids_in_checked_files(&files, "spill");
+    assert_eq!(
+        ids.len() as f64,
+        spilled,
+        "lines in the spill files against gateway_click_events_spilled_total"
+    );
+    assert!(unique(&ids, "spill files").is_subset(&sent));
+    assert_eq!(collector.line_count(), 0);
+}
+
+/// Runs `gateway run` with clicks on and `env`, expecting it to exit on its
+/// own (bounded); returns its status and stderr.
+fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
+    std::fs::create_dir_all(dir.path().join("links")).unwrap();
+    std::fs::write(dir.path().join("links/go.csv"), LINKS_CSV).unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{}\"]\nupgrade_sock = \"{}\"\npid_file = \"{}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[rules]\npath = \"{}\"\n",
+            common::free_port(),
+            dir.path().join("upgrade.sock").display(),
+            dir.path().join("gateway.pid").display(),
+            common::free_port(),
+            dir.path().join("rules.toml").display()
+        ),
+    )
+    .unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env("GATEWAY_CLICKS_ENABLED", "true")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the gateway started with {env:?}; log:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, std::fs::read_to_string(&stderr_path).unwrap())
+}
+
+#[test]
+fn an_unwritable_clicks_dir_stops_the_start_and_names_the_directory() {
+    // Tests run as root, so permissions cannot make a directory unwritable.
+    // A path under a regular file cannot be created; /proc/self exists but
+    // nobody can create a file in it; a spill directory that is a regular
+    // file cannot hold spill files.
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain-file");
+    std::fs::write(&plain, "x").unwrap();
+    let under_file = plain.join("clicks");
+    let with_bad_spill = tmp.path().join("clicks");
+    std::fs::create_dir_all(&with_bad_spill).unwrap();
+    std::fs::write(with_bad_spill.join("spill"), "x").unwrap();
+    let url = "http://127.0.0.1:9/ingest";
+    let cases: [(&str, PathBuf, PathBuf); 4] = [
+        ("file", under_file.clone(), under_file),
+        ("file", "/proc/self".into(), "/proc/self".into()),
+        ("http", "/proc/self".into(), "/proc/self".into()),
+        ("http", with_bad_spill.clone(), with_bad_spill.join("spill")),
+    ];
+    for (sink, dir, named) in cases {
+        let dir_text = dir.display().to_string();
+        let (status, stderr) = run_to_exit(&[
+            ("GATEWAY_CLICKS_SINK", sink),
+            ("GATEWAY_CLICKS_URL", url),
+            ("GATEWAY_CLICKS_DIR", &dir_text),
+        ]);
+        assert!(!status.success(), "sink {sink}, dir {dir_text}: {status:?}");
+        let named = named.display().to_string();
+        assert!(
+            stderr.contains(&format!("clicks.dir {named}:")) && stderr.contains("os error"),
+            "sink {sink}, dir {dir_text}: stderr does not name {named} and the OS error:\n{stderr}"
+        );
+    }
+}

@@ -33,6 +33,8 @@ pub struct HttpSink {
     pending: bool,
     /// Shutting down: no backoff, and no waiting on a collector that fails.
     draining: bool,
+    /// The last spill failed (logged once, not per batch).
+    spill_failing: bool,
     batch_size: usize,
     metrics: Arc<Metrics>,
 }
@@ -68,6 +70,7 @@ impl HttpSink {
             last_probe: Instant::now(),
             pending: true,
             draining: false,
+            spill_failing: false,
             batch_size,
             metrics,
         }
@@ -147,17 +150,31 @@ impl HttpSink {
         self.spill_lines(lines);
     }
 
+    /// Spills a batch; what does not reach a spill file is dropped (the
+    /// file sink keeps nothing to write later), each line counted once.
     fn spill_lines(&mut self, lines: &[String]) {
-        match self.spill.write_batch(lines) {
+        let written = match self.spill.write_batch(lines) {
             Ok(()) => {
-                self.pending = true;
-                self.metrics.click_spilled.inc_by(lines.len() as u64);
+                if std::mem::take(&mut self.spill_failing) {
+                    tracing::info!(dir = %self.spill_dir.display(), "spill files are written again");
+                }
+                lines.len()
             }
             Err(e) => {
-                tracing::error!(error = %e, dir = %self.spill_dir.display(), "cannot spill click events; they are lost");
-                self.metrics.click_dropped.inc_by(lines.len() as u64);
+                // Logged once per outage: a full disk would log every batch.
+                if !std::mem::replace(&mut self.spill_failing, true) {
+                    tracing::error!(error = %e.source, dir = %self.spill_dir.display(), "cannot spill click events; they are dropped until the directory is writable again");
+                }
+                e.written
             }
+        };
+        if written > 0 {
+            self.pending = true;
         }
+        self.metrics.click_spilled.inc_by(written as u64);
+        self.metrics
+            .click_dropped
+            .inc_by((lines.len() - written) as u64);
     }
 
     /// Called when the writer is idle: delivers spilled events once the

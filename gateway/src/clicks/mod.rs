@@ -138,8 +138,16 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the writer thread for `cfg`.
     pub fn start(cfg: &ClicksSection, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
-        std::fs::create_dir_all(&cfg.dir)
-            .map_err(|e| anyhow::anyhow!("clicks.dir {}: {e}", cfg.dir.display()))?;
+        // Found now, not by losing every event later: a directory the
+        // writer cannot create files in stops the start. For `http` that is
+        // the spill directory, the only place events can wait in.
+        match cfg.sink {
+            SinkKind::File => file_sink::check_dir(&cfg.dir)?,
+            SinkKind::Http => {
+                file_sink::check_dir(&cfg.dir)?;
+                file_sink::check_dir(&cfg.dir.join("spill"))?;
+            }
+        }
         let queue = Arc::new(ArrayQueue::new(cfg.queue_capacity));
         let spare = Arc::new(ArrayQueue::new(cfg.queue_capacity.min(SPARE_LINES)));
 

@@ -16,23 +16,39 @@ use super::{ClicksSection, SinkKind};
 use crate::metrics::Metrics;
 
 enum Sink {
-    File(FileSink),
+    /// The files, and whether the last batch failed (so a disk that stays
+    /// full logs once, not once per batch).
+    File(FileSink, bool),
     Http(HttpSink),
 }
 
 impl Sink {
     fn write(&mut self, lines: &[String], metrics: &Metrics) {
         match self {
-            Sink::File(f) => match f.write_batch(lines) {
-                Ok(()) => metrics
+            Sink::File(f, failing) => {
+                // Each line is counted once: delivered when it is in a
+                // file, dropped when it is not (the sink keeps nothing to
+                // write later).
+                let written = match f.write_batch(lines) {
+                    Ok(()) => {
+                        if std::mem::take(failing) {
+                            tracing::info!(dir = %f.dir().display(), "click files are written again");
+                        }
+                        lines.len()
+                    }
+                    Err(e) => {
+                        if !std::mem::replace(failing, true) {
+                            tracing::error!(error = %e.source, dir = %e.dir.display(), "cannot write click events; they are dropped until the directory is writable again");
+                        }
+                        e.written
+                    }
+                };
+                metrics
                     .click_delivered
                     .with_label_values(&["file"])
-                    .inc_by(lines.len() as u64),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot write click events; they are lost");
-                    metrics.click_dropped.inc_by(lines.len() as u64);
-                }
-            },
+                    .inc_by(written as u64);
+                metrics.click_dropped.inc_by((lines.len() - written) as u64);
+            }
             Sink::Http(h) => h.deliver(lines),
         }
     }
@@ -53,7 +69,7 @@ impl Sink {
 
     fn close(&mut self) {
         match self {
-            Sink::File(f) => {
+            Sink::File(f, _) => {
                 if let Err(e) = f.close() {
                     tracing::error!(error = %e, "cannot sync the click file");
                 }
@@ -73,7 +89,7 @@ pub fn spawn(
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let mut sink = match cfg.sink {
-        SinkKind::File => Sink::File(FileSink::new(&cfg.dir, "clicks", cfg.max_file_bytes)),
+        SinkKind::File => Sink::File(FileSink::new(&cfg.dir, "clicks", cfg.max_file_bytes), false),
         SinkKind::Http => Sink::Http(HttpSink::new(
             cfg.url.clone().unwrap_or_default(),
             &cfg.dir,

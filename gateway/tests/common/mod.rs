@@ -63,6 +63,9 @@ pub struct Options<'a> {
     /// Environment variables for the process (e.g. `GATEWAY_ADMIN_TOKEN`),
     /// for settings in sections the harness already writes.
     pub env: &'a [(&'a str, &'a str)],
+    /// `RLIMIT_FSIZE` of the process, in bytes: writes past it fail with
+    /// `EFBIG` (`SIGXFSZ` is ignored), like a full disk, without root.
+    pub file_size_limit: Option<u64>,
 }
 
 impl Gateway {
@@ -104,15 +107,32 @@ impl Gateway {
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("gateway.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+        command
             .args(["run", "-c"])
             .arg(&config_path)
             .env_remove("RUST_LOG")
             .envs(opts.env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(limit) = opts.file_size_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only async-signal-safe calls.
+            unsafe {
+                command.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit as libc::rlim_t,
+                        rlim_max: limit as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().unwrap();
         let gw = Gateway {
             child,
             dir,
