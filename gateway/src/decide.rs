@@ -26,6 +26,9 @@ pub trait RequestView {
     /// The first value of a header, when it is visible ASCII (as
     /// `http::HeaderValue::to_str` accepts).
     fn header(&self, name: &str) -> Option<&str>;
+    /// Every value of a header, in the order sent (several lines of one
+    /// name are one list: `X-Forwarded-For`).
+    fn header_values(&self, name: &str) -> impl DoubleEndedIterator<Item = &[u8]>;
     /// The `Host` header, or the authority of an absolute-form target.
     fn host(&self) -> &str;
     /// The TCP peer's address.
@@ -80,6 +83,11 @@ impl Decider {
         }
     }
 
+    /// The proxies whose forwarding headers are believed.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted
+    }
+
     /// The rules version to announce in `X-Rules-Version`, when it is on.
     pub fn announce(&self, snap: &Snapshot) -> Option<u64> {
         self.version_header.then_some(snap.version)
@@ -90,7 +98,7 @@ impl Decider {
     pub fn decide<'s>(&self, snap: &'s Snapshot, req: &impl RequestView) -> Decided<'s> {
         let client_ip = self
             .trusted
-            .client(req.peer_ip(), || req.header("x-forwarded-for"));
+            .client(req.peer_ip(), || req.header_values("x-forwarded-for"));
         let settings = snap.rules.settings();
         let mut visit = Visit {
             ip: client_ip,

@@ -1,6 +1,22 @@
 //! Standard forwarding headers on proxied requests: `X-Forwarded-For`,
-//! `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-Id`.
+//! `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Real-IP` and `X-Request-Id`.
+//!
+//! Who may name the client to the upstream:
+//! - `X-Forwarded-For`: every line the client sent is kept, combined in
+//!   order into one line, and the TCP peer is appended (nginx's
+//!   `$proxy_add_x_forwarded_for`). Its right-most entry is always ours;
+//!   only [`TrustedProxies`] decides how many entries left of it to
+//!   believe.
+//! - `X-Real-IP`: always set to the client address the gateway decided on
+//!   (the one in access logs and click events), replacing whatever was
+//!   sent. It is a single address with no chain to append to, so passing a
+//!   sent one through would give the upstream a second, possibly different
+//!   answer to "who is the client".
+//! - `Forwarded` (RFC 7239): removed unless the TCP peer is a trusted
+//!   proxy, so a client cannot claim an address; from a trusted proxy it
+//!   passes unchanged. The gateway neither reads it nor adds to it.
 
+use crate::client_ip::TrustedProxies;
 use pingora::http::RequestHeader;
 use pingora::Result;
 use std::net::IpAddr;
@@ -8,27 +24,60 @@ use std::net::IpAddr;
 /// The request id header, generated when the client sent none.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Sets the forwarding headers on the upstream request. Returns the request
-/// id, so the response can carry it back to the client.
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Sets the forwarding headers on the upstream request; `peer` is the TCP
+/// peer and `trusted` says whose forwarding headers are believed. Returns
+/// the request id, so the response can carry it back to the client.
 pub fn apply(
     req: &mut RequestHeader,
-    client_ip: Option<IpAddr>,
+    peer: Option<IpAddr>,
+    trusted: &TrustedProxies,
     tls: bool,
     original_host: Option<&str>,
 ) -> Result<String> {
-    if let Some(ip) = client_ip {
-        // Append, like nginx's $proxy_add_x_forwarded_for: the upstream sees
-        // the whole chain and the last entry is the address we saw.
-        let value = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-            _ => ip.to_string(),
-        };
-        req.insert_header("X-Forwarded-For", value)?;
+    let peer_trusted = peer.is_some_and(|ip| trusted.trusts(ip));
+    // Read before the chain below is rewritten; the same walk over the
+    // same lines as the decision step, so it is the same address.
+    let client = trusted.client(peer, || req.headers.get_all(FORWARDED_FOR));
+
+    // Join the lines as bytes: a line that is not visible ASCII still
+    // reaches the upstream as sent rather than being dropped.
+    let mut chain = Vec::new();
+    for line in req.headers.get_all(FORWARDED_FOR) {
+        let line = line.as_bytes().trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        if !chain.is_empty() {
+            chain.extend_from_slice(b", ");
+        }
+        chain.extend_from_slice(line);
     }
+    if let Some(ip) = peer {
+        if !chain.is_empty() {
+            chain.extend_from_slice(b", ");
+        }
+        chain.extend_from_slice(ip.to_string().as_bytes());
+    }
+    if chain.is_empty() {
+        req.remove_header(FORWARDED_FOR);
+    } else {
+        // One line replacing all: every value came from a valid header
+        // value or an address, so this cannot fail in practice.
+        req.insert_header("X-Forwarded-For", chain)?;
+    }
+
+    if !peer_trusted {
+        req.remove_header("forwarded");
+    }
+    match client {
+        Some(ip) => req.insert_header("X-Real-IP", ip.to_string())?,
+        None => {
+            req.remove_header("x-real-ip");
+        }
+    }
+
     req.insert_header("X-Forwarded-Proto", if tls { "https" } else { "http" })?;
     if let Some(host) = original_host {
         req.insert_header("X-Forwarded-Host", host)?;
@@ -58,6 +107,85 @@ fn valid_request_id(id: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn values(req: &RequestHeader, name: &str) -> Vec<String> {
+        req.headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    }
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn every_forwarded_for_line_is_combined_in_order() {
+        let mut req = request(&[
+            ("X-Forwarded-For", "198.51.100.1"),
+            ("X-Forwarded-For", "  "),
+            ("X-Forwarded-For", "203.0.113.5, 10.0.0.9"),
+        ]);
+        let none = TrustedProxies::default();
+        apply(&mut req, ip("192.0.2.7"), &none, false, None).unwrap();
+        assert_eq!(
+            values(&req, "x-forwarded-for"),
+            ["198.51.100.1, 203.0.113.5, 10.0.0.9, 192.0.2.7"]
+        );
+        // Without a peer address the lines are still made one.
+        let mut req = request(&[("X-Forwarded-For", "a"), ("X-Forwarded-For", "b")]);
+        apply(&mut req, None, &none, false, None).unwrap();
+        assert_eq!(values(&req, "x-forwarded-for"), ["a, b"]);
+        assert!(values(&req, "x-real-ip").is_empty());
+        let mut req = request(&[("X-Forwarded-For", " ")]);
+        apply(&mut req, None, &none, false, None).unwrap();
+        assert!(values(&req, "x-forwarded-for").is_empty());
+    }
+
+    #[test]
+    fn an_untrusted_peer_cannot_name_an_address() {
+        let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let mut req = request(&[
+            ("Forwarded", "for=1.2.3.4"),
+            ("Forwarded", "for=5.6.7.8"),
+            ("X-Real-IP", "1.2.3.4"),
+            ("X-Real-IP", "5.6.7.8"),
+            ("X-Forwarded-For", "1.2.3.4"),
+        ]);
+        apply(&mut req, ip("192.0.2.7"), &trusted, false, None).unwrap();
+        assert!(values(&req, "forwarded").is_empty());
+        assert_eq!(values(&req, "x-real-ip"), ["192.0.2.7"]);
+        assert_eq!(values(&req, "x-forwarded-for"), ["1.2.3.4, 192.0.2.7"]);
+    }
+
+    #[test]
+    fn a_trusted_proxy_keeps_forwarded_and_names_the_real_ip() {
+        let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let mut req = request(&[
+            ("Forwarded", "for=198.51.100.23;proto=https"),
+            ("X-Real-IP", "1.2.3.4"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-For", "198.51.100.23"),
+        ]);
+        apply(&mut req, ip("10.1.2.3"), &trusted, true, None).unwrap();
+        assert_eq!(values(&req, "forwarded"), ["for=198.51.100.23;proto=https"]);
+        // The client from the whole chain, not the first line or the
+        // X-Real-IP that was sent.
+        assert_eq!(values(&req, "x-real-ip"), ["198.51.100.23"]);
+        assert_eq!(
+            values(&req, "x-forwarded-for"),
+            ["1.2.3.4, 198.51.100.23, 10.1.2.3"]
+        );
+    }
+
     #[test]
     fn appends_and_generates() {
         let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
@@ -65,6 +193,7 @@ mod tests {
         let id = apply(
             &mut req,
             Some("192.0.2.7".parse().unwrap()),
+            &TrustedProxies::default(),
             true,
             Some("api.example.com"),
         )
@@ -78,11 +207,18 @@ mod tests {
 
     #[test]
     fn keeps_a_plain_client_request_id() {
+        let none = TrustedProxies::default();
         let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
         req.insert_header("X-Request-Id", "abc-123").unwrap();
-        assert_eq!(apply(&mut req, None, false, None).unwrap(), "abc-123");
+        assert_eq!(
+            apply(&mut req, None, &none, false, None).unwrap(),
+            "abc-123"
+        );
         let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
         req.insert_header("X-Request-Id", "a b<script>").unwrap();
-        assert_ne!(apply(&mut req, None, false, None).unwrap(), "a b<script>");
+        assert_ne!(
+            apply(&mut req, None, &none, false, None).unwrap(),
+            "a b<script>"
+        );
     }
 }

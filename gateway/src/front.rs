@@ -360,6 +360,12 @@ impl RequestView for H1Request<'_> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .and_then(|h| visible_ascii(h.value))
     }
+    fn header_values(&self, name: &str) -> impl DoubleEndedIterator<Item = &[u8]> {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
     fn host(&self) -> &str {
         self.host
     }

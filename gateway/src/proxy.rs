@@ -56,6 +56,14 @@ impl RequestView for SessionView<'_> {
     fn header(&self, name: &str) -> Option<&str> {
         header_str(self.0, name)
     }
+    fn header_values(&self, name: &str) -> impl DoubleEndedIterator<Item = &[u8]> {
+        self.0
+            .req_header()
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+    }
     fn host(&self) -> &str {
         request_host(self.0)
     }

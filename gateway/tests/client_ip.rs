@@ -1,10 +1,12 @@
 //! The client address behind trusted proxies: splits, click events and
 //! access logs use the right-most untrusted `X-Forwarded-For` hop when the
-//! connection comes from a trusted proxy, and the TCP peer otherwise.
+//! connection comes from a trusted proxy, and the TCP peer otherwise. Also
+//! what a routed request tells its upstream about the client
+//! (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`).
 
 mod common;
 
-use common::{wait_until, Gateway, Options};
+use common::{wait_until, Gateway, Options, RawUpstream};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -145,4 +147,134 @@ fn splits_stick_to_the_forwarded_client() {
     }
     // Same browser, different clients: both variants appear.
     assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
+/// A gateway routing `api.example.com` to `up`, trusting `trusted`.
+fn start_routed(up: &RawUpstream, trusted: Option<&str>) -> Gateway {
+    let rules = format!(
+        r#"
+[[route]]
+id = "api"
+host = "api.example.com"
+prefix = "/"
+upstream = "api"
+
+[upstream.api]
+servers = ["{}"]
+"#,
+        up.addr
+    );
+    let mut env = vec![("GATEWAY_LOG_ACCESS", "true")];
+    if let Some(t) = trusted {
+        env.push(("GATEWAY_SERVER_TRUSTED_PROXIES", t));
+    }
+    Gateway::start_with(
+        &rules,
+        Options {
+            env: &env,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn forwarded_for_lines_reach_the_upstream_as_one_chain() {
+    let up = RawUpstream::start();
+    let gw = start_routed(&up, None);
+    let r = gw.req(
+        "GET",
+        "api.example.com",
+        "/",
+        &[
+            ("X-Forwarded-For", "198.51.100.1"),
+            ("X-Forwarded-For", "203.0.113.5, 192.0.2.9"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Both lines, in order, then the TCP peer; one header line.
+    assert_eq!(
+        up.last("x-forwarded-for"),
+        ["198.51.100.1, 203.0.113.5, 192.0.2.9, 127.0.0.1"]
+    );
+}
+
+#[test]
+fn an_untrusted_client_cannot_name_an_address_to_the_upstream() {
+    let up = RawUpstream::start();
+    let gw = start_routed(&up, None);
+    let r = gw.req(
+        "GET",
+        "api.example.com",
+        "/",
+        &[
+            ("Forwarded", "for=1.2.3.4;proto=https"),
+            ("X-Real-IP", "1.2.3.4"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        up.last("forwarded").is_empty(),
+        "{:?}",
+        up.last("forwarded")
+    );
+    // X-Real-IP is the address the gateway believes: here the TCP peer.
+    assert_eq!(up.last("x-real-ip"), ["127.0.0.1"]);
+    assert_eq!(up.last("x-forwarded-for"), ["127.0.0.1"]);
+}
+
+#[test]
+fn a_trusted_proxy_keeps_forwarded_and_the_whole_chain_names_the_client() {
+    let up = RawUpstream::start();
+    let gw = start_routed(&up, Some("127.0.0.1"));
+    let r = gw.req(
+        "GET",
+        "api.example.com",
+        "/",
+        &[
+            // The client's own line first; the proxy's line, with the
+            // address it saw, last.
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-For", "198.51.100.23"),
+            ("Forwarded", "for=198.51.100.23;proto=https"),
+            ("X-Real-IP", "10.9.9.9"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.last("forwarded"), ["for=198.51.100.23;proto=https"]);
+    assert_eq!(up.last("x-real-ip"), ["198.51.100.23"]);
+    assert_eq!(
+        up.last("x-forwarded-for"),
+        ["1.2.3.4, 198.51.100.23, 127.0.0.1"]
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || access_client_ips(&gw)
+            == ["198.51.100.23"]),
+        "{:?}",
+        access_client_ips(&gw)
+    );
+}
+
+#[test]
+fn a_redirect_reads_every_forwarded_for_line() {
+    // Redirects are answered on the HTTP/1 fast path, which reads headers
+    // on its own.
+    let clicks = tempfile::tempdir().unwrap();
+    let gw = start(Some("127.0.0.1"), clicks.path());
+    let r = gw.req(
+        "GET",
+        "go.example.com",
+        "/",
+        &[
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-For", "198.51.100.23"),
+            ("User-Agent", "ua-1"),
+        ],
+    );
+    assert_eq!(r.status, 302);
+    assert!(
+        wait_until(Duration::from_secs(5), || access_client_ips(&gw)
+            == ["198.51.100.23"]),
+        "{:?}",
+        access_client_ips(&gw)
+    );
 }

@@ -552,3 +552,146 @@ pub fn read_rest_of_request(
 pub fn workspace(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
+
+/// An upstream that records the exact bytes it receives, per connection,
+/// and answers every request `200 ok`. It frames requests by the first
+/// number of the first `Content-Length` line, as a lax server would, so a
+/// test sees what such a server would make of what the gateway sends.
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    /// Bytes received, one entry per connection, in accept order.
+    pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Each request's head (without the blank line), in the order answered.
+    pub heads: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawUpstream {
+    pub fn start() -> RawUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (rx, hs, st) = (received.clone(), heads.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let slot = {
+                            let mut all = rx.lock().unwrap();
+                            all.push(Vec::new());
+                            all.len() - 1
+                        };
+                        let (rx, hs, st) = (rx.clone(), hs.clone(), st.clone());
+                        std::thread::spawn(move || raw_serve(stream, slot, &rx, &hs, &st));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        RawUpstream {
+            addr,
+            received,
+            heads,
+            stop,
+        }
+    }
+
+    /// Every value of header `name` (lower case) in the last request, one
+    /// per header line, as sent.
+    pub fn last(&self, name: &str) -> Vec<String> {
+        let heads = self.heads.lock().unwrap();
+        let last = heads.last().expect("the upstream saw a request");
+        last.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+
+    /// Everything received on every connection, as text.
+    pub fn text(&self) -> String {
+        let all = self.received.lock().unwrap();
+        all.iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("")
+    }
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn raw_serve(
+    mut stream: TcpStream,
+    slot: usize,
+    rx: &Mutex<Vec<Vec<u8>>>,
+    heads: &Mutex<Vec<String>>,
+    stop: &AtomicBool,
+) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .ok();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                rx.lock().unwrap()[slot].extend_from_slice(&buf[..n]);
+                pending.extend_from_slice(&buf[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        // Answer every complete request in `pending`.
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let raw_head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            let head = raw_head.to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| {
+                    let digits: String = v
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit())
+                        .collect();
+                    digits.parse().ok()
+                })
+                .unwrap_or(0);
+            if pending.len() < end + 4 + len {
+                break;
+            }
+            pending.drain(..end + 4 + len);
+            if !head.contains(" /healthz ") {
+                heads.lock().unwrap().push(raw_head);
+            }
+            if !head.contains(" /healthz ")
+                && stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                    .is_err()
+            {
+                return;
+            }
+            if head.contains(" /healthz ")
+                && stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
