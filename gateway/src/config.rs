@@ -58,6 +58,23 @@ pub struct ServerSection {
     /// (redirects, fixed responses, 404/410) straight from the connection
     /// instead of through Pingora's proxy pipeline (see `front`).
     pub fast_path: bool,
+    /// Time a client has to send a request head (nginx's
+    /// `client_header_timeout`).
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request
+    /// (nginx's `keepalive_timeout`).
+    #[serde(with = "duration")]
+    pub keepalive_timeout: Duration,
+    /// Largest request head, request line and headers together (`431`).
+    pub max_head_bytes: usize,
+    /// Longest line of a request head (`414` for the request line, `431`
+    /// for a header).
+    pub max_line_bytes: usize,
+    /// Longest wait between two reads of a proxied request's body (nginx's
+    /// `client_body_timeout`).
+    #[serde(with = "duration")]
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerSection {
@@ -70,6 +87,11 @@ impl Default for ServerSection {
             pid_file: "/tmp/gateway.pid".into(),
             trusted_proxies: Vec::new(),
             fast_path: true,
+            header_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(60),
+            max_head_bytes: 64 << 10,
+            max_line_bytes: 8 << 10,
+            body_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -15,11 +15,12 @@
 
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
+use prometheus::{IntCounter, IntCounterVec};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,20 +28,97 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::access_log::{self, Line};
 use crate::decide::{self, Decider, RequestView};
+use crate::read_limit::ReadLimit;
 use crate::respond::Answer;
 
-/// Heads larger than this go to Pingora, which has its own limits and
-/// errors for them.
-const MAX_HEAD: usize = 16 * 1024;
-/// Headers parsed in place; a request with more goes to Pingora.
+/// Headers parsed in place on the fast path; a head with more is parsed
+/// again with room for [`MAX_HEADERS_SLOW`] to find where it ends.
 const MAX_HEADERS: usize = 48;
-/// How long an idle or half-sent connection is kept (Pingora's own first
-/// request waits 60 s too; later ones on a kept-alive connection wait
-/// without limit, which the fast path does not copy).
-const IDLE: Duration = Duration::from_secs(60);
+/// Headers a head may have at all (Pingora's own limit is higher; a head
+/// with more is Pingora's to refuse).
+const MAX_HEADERS_SLOW: usize = 256;
 /// Answers to pipelined requests are sent once this much is queued, or
 /// when the buffered requests run out.
 const FLUSH_AT: usize = 64 * 1024;
+/// What an idle connection's input buffer starts at, and the size above
+/// which a buffer is given back once the connection goes idle, so
+/// thousands of idle keep-alive connections cost little.
+const IDLE_BUFFER: usize = 2 * 1024;
+const SHRINK_ABOVE: usize = 16 * 1024;
+
+/// How long, and for how many bytes, a refused connection is read and
+/// drained before it is closed.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Bounds on what a client may make a connection hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to send a whole request head: from the connection's start for
+    /// the first request, from its first byte for later ones.
+    pub header_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    pub keepalive_timeout: Duration,
+    /// Largest request head (request line and headers together): `431`.
+    pub max_head: usize,
+    /// Longest line of a head: `414` for the request line, `431` for a
+    /// header.
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(60),
+            max_head: 64 * 1024,
+            max_line: 8 * 1024,
+        }
+    }
+}
+
+/// Why the front closed a connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// The head did not arrive within `header_timeout`.
+    HeaderTimeout,
+    /// No next request within `keepalive_timeout`.
+    KeepaliveTimeout,
+    /// The head grew past `max_head`, or a header line past `max_line`.
+    HeadTooLarge,
+    /// The request line grew past `max_line`.
+    UriTooLong,
+}
+
+impl Close {
+    /// Every reason, in label order.
+    pub const ALL: [Close; 4] = [
+        Close::HeaderTimeout,
+        Close::KeepaliveTimeout,
+        Close::HeadTooLarge,
+        Close::UriTooLong,
+    ];
+
+    /// Label value of `gateway_connections_closed_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Close::HeaderTimeout => "header_timeout",
+            Close::KeepaliveTimeout => "keepalive_timeout",
+            Close::HeadTooLarge => "head_too_large",
+            Close::UriTooLong => "uri_too_long",
+        }
+    }
+
+    /// The answer sent before closing, if any (a timed-out client gets
+    /// none, as from nginx).
+    fn answer(self) -> Option<(u16, &'static str)> {
+        match self {
+            Close::HeaderTimeout | Close::KeepaliveTimeout => None,
+            Close::HeadTooLarge => Some((431, "request header fields too large\n")),
+            Close::UriTooLong => Some((414, "uri too long\n")),
+        }
+    }
+}
 
 /// What the fast path does with a plain request: the seam between the
 /// connection handling here and the gateway's decisions (or, in the load
@@ -64,31 +142,95 @@ pub struct Front<A, P> {
     answers: A,
     proxy: Arc<HttpProxy<P>>,
     enabled: bool,
+    limits: Limits,
+    closes: Option<[IntCounter; 4]>,
 }
 
 impl<A, P> Front<A, P> {
-    /// A front answering with `answers` and handing the rest to `proxy`;
-    /// with `enabled` false every connection goes straight to `proxy`.
-    pub fn new(answers: A, proxy: HttpProxy<P>, enabled: bool) -> Self {
+    /// A front answering with `answers` and handing the rest to `proxy`.
+    /// With `enabled` false every request goes to `proxy`, but heads are
+    /// still read here, under `limits`. `closes` (labelled `reason`)
+    /// counts the connections the front closes itself.
+    pub fn new(
+        answers: A,
+        proxy: HttpProxy<P>,
+        enabled: bool,
+        limits: Limits,
+        closes: Option<&IntCounterVec>,
+    ) -> Self {
         Front {
             answers,
             proxy: Arc::new(proxy),
             enabled,
+            limits,
+            closes: closes.map(|v| Close::ALL.map(|c| v.with_label_values(&[c.as_str()]))),
         }
+    }
+
+    fn count(&self, why: Close) {
+        if let Some(c) = &self.closes {
+            c[why as usize].inc();
+        }
+    }
+
+    /// Answers a head over a limit (after what is queued) and closes.
+    async fn refuse(
+        &self,
+        why: Close,
+        mut conn: Box<ReadLimit>,
+        mut output: Vec<u8>,
+    ) -> Option<Stream> {
+        self.count(why);
+        if let Some((status, body)) = why.answer() {
+            Answer::text(status, body, None).encode_h1(false, false, &mut output);
+        }
+        let _ = send(&mut conn, &mut output).await;
+        conn.shutdown().await.ok();
+        // Closing with unread input would reset the connection and could
+        // destroy the answer before the client reads it: read and drop
+        // what is still coming for a moment first (nginx's lingering close).
+        // On the heap: an array here would make every connection's future
+        // larger for the rare connection that gets here.
+        let mut sink = vec![0u8; 4096];
+        let linger = async {
+            let mut left = LINGER_BYTES;
+            while left > 0 {
+                match conn.read(&mut sink).await {
+                    Ok(n) if n > 0 => left = left.saturating_sub(n),
+                    _ => break,
+                }
+            }
+        };
+        let _ = pingora::time::timeout(LINGER, linger).await;
+        None
     }
 }
 
-/// What to do with the bytes read so far on a connection (with, in
-/// `Front::answer`'s result, how many of them the request used: 0 when
-/// that is not known).
+/// How a request handed to Pingora is framed, as far as its head says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// It ends this many bytes after its head (0: with its head).
+    Length(u64),
+    /// Chunked, an upgrade, or framing Pingora will refuse: its end is
+    /// Pingora's to find.
+    Unknown,
+}
+
+/// What to do with the bytes read so far on a connection.
+#[derive(Debug, PartialEq, Eq)]
 enum Step {
-    /// A request was answered into the output buffer; `close` when the
-    /// connection ends after it.
-    Answered { close: bool },
+    /// A request was answered into the output buffer, using `used` input
+    /// bytes; `close` when the connection ends after it.
+    Answered { used: usize, close: bool },
     /// The head is not complete yet.
     NeedMore,
-    /// Pingora must take this request.
-    HandOver,
+    /// Pingora must take this request, whose head is `head` bytes long.
+    HandOver { head: usize, framing: Framing },
+    /// Not HTTP/1 as Pingora reads it: Pingora gets all of it and answers
+    /// `400`.
+    Malformed,
+    /// The head breaks a limit: answer (or not) and close.
+    Refuse(Close),
 }
 
 #[async_trait]
@@ -100,79 +242,148 @@ where
 {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if !self.enabled || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.proxy.process_new(stream, shutdown).await;
         }
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let mut conn = Box::new(ReadLimit::new(stream));
         let mut idle_shutdown = shutdown.clone();
         // One waiter for the connection's whole life, not one per read.
         let shutting_down = idle_shutdown.changed();
         tokio::pin!(shutting_down);
-        let mut input = BytesMut::with_capacity(4096);
-        let mut output = Vec::with_capacity(1024);
+        let mut input = BytesMut::with_capacity(IDLE_BUFFER);
+        let mut output = Vec::new();
+        // The first request's head must arrive within `header_timeout` of
+        // the accept; later ones within it of their first byte.
+        let mut deadline = Instant::now() + self.limits.header_timeout;
+        let mut first = true;
+        // Settings (and pipelined bytes) Pingora kept from a request whose
+        // end only it knew: the next request goes to it with them.
+        let mut carry: Option<HttpPersistentSettings> = None;
+        // How much of `input` is known to hold no complete head: a head
+        // sent in many pieces is parsed again only once its end arrives,
+        // not after every read (which made a 60 KB head cost 450 KB of
+        // parsing).
+        let mut checked: usize = 0;
         loop {
-            let step = self.answer(&input, peer, *shutdown.borrow(), &mut output);
+            let step = if carry.is_some() {
+                Step::Malformed
+            } else if checked > 0 && !ends_head(&input[checked.saturating_sub(2)..]) {
+                Step::NeedMore
+            } else {
+                checked = 0;
+                self.answer(&input, peer, *shutdown.borrow(), &mut output)
+            };
             match step {
-                (Step::Answered { close }, used) => {
+                Step::Answered { used, close } => {
                     input.advance(used);
+                    first = false;
                     if close {
-                        let _ = send(&mut stream, &mut output).await;
-                        stream.shutdown().await.ok();
+                        let _ = send(&mut conn, &mut output).await;
+                        conn.shutdown().await.ok();
                         return None;
                     }
                     if output.len() >= FLUSH_AT {
-                        send(&mut stream, &mut output).await?;
+                        send(&mut conn, &mut output).await?;
                     }
+                    deadline = self.limits.next_deadline(&input);
                 }
-                (Step::NeedMore, _) if input.len() < MAX_HEAD => {
-                    send(&mut stream, &mut output).await?;
+                Step::Refuse(why) => return Box::pin(self.refuse(why, conn, output)).await,
+                Step::NeedMore => {
+                    // Still a head: all that was read is part of it.
+                    if let Some(why) = self.limits.oversized(&input, checked) {
+                        return Box::pin(self.refuse(why, conn, output)).await;
+                    }
+                    checked = input.len();
+                    send(&mut conn, &mut output).await?;
+                    let idle = input.is_empty();
+                    if idle {
+                        shrink(&mut input, &mut output);
+                    }
                     if input.capacity() - input.len() < 1024 {
                         input.reserve(4096);
                     }
-                    let idle = input.is_empty();
+                    let wait = deadline.saturating_duration_since(Instant::now());
                     let read = tokio::select! {
                         biased;
-                        r = pingora::time::timeout(IDLE, stream.read_buf(&mut input)) => r,
+                        r = pingora::time::timeout(wait, conn.read_buf(&mut input)) => r,
                         // An idle keep-alive connection closes at shutdown;
                         // one mid-request gets to finish it.
                         _ = &mut shutting_down, if idle => return None,
                     };
                     match read {
-                        Ok(Ok(n)) if n > 0 => {}
-                        // Closed, failed, or idle too long.
+                        Ok(Ok(n)) if n > 0 => {
+                            if idle && !first {
+                                deadline = Instant::now() + self.limits.header_timeout;
+                            }
+                        }
+                        Err(_) => {
+                            self.count(if idle && !first {
+                                Close::KeepaliveTimeout
+                            } else {
+                                Close::HeaderTimeout
+                            });
+                            return None;
+                        }
+                        // Closed or failed.
                         _ => return None,
                     }
                 }
-                (Step::NeedMore | Step::HandOver, head) => {
-                    send(&mut stream, &mut output).await?;
-                    let mut session = ServerSession::new_http1(stream);
-                    session.set_keepalive((!*shutdown.borrow()).then_some(IDLE.as_secs()));
-                    // A request known to end with its head gets only its
-                    // head: Pingora would take pipelined bytes after it as
-                    // a reason to close, and they stay here for when the
-                    // connection comes back. Anything else may have a body
-                    // (or become a tunnel) and gets all that was read.
-                    let prefix = if head > 0 {
-                        input.split_to(head)
-                    } else {
-                        input.split()
+                Step::HandOver { .. } | Step::Malformed => {
+                    send(&mut conn, &mut output).await?;
+                    let (prefix, framing) = match step {
+                        // Exactly this request: later bytes stay here (or
+                        // in the socket) for when the connection comes back.
+                        Step::HandOver {
+                            head,
+                            framing: Framing::Length(body),
+                        } => {
+                            let here = (input.len() - head)
+                                .min(usize::try_from(body).unwrap_or(usize::MAX));
+                            (
+                                input.split_to(head + here),
+                                Framing::Length(body - here as u64),
+                            )
+                        }
+                        _ => (input.split(), Framing::Unknown),
                     };
+                    conn.limit(match framing {
+                        Framing::Length(rest) => Some(rest),
+                        Framing::Unknown => None,
+                    });
+                    let mut session = ServerSession::new_http1(conn);
+                    match carry.take() {
+                        Some(settings) => settings.apply_to_session(&mut session),
+                        None => {
+                            let keepalive = self.limits.keepalive_timeout.as_secs().max(1);
+                            session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
+                            // Bytes Pingora finds after a request it framed
+                            // itself are the next request's, not an error.
+                            session.set_pipelining_enabled(true);
+                        }
+                    }
                     if !prefix.is_empty() {
                         session.set_pipelined_prefix(prefix);
                     }
                     // Pingora answers it (and 400s a malformed head); a
                     // connection it keeps alive comes back here.
-                    let (back, _) = self
+                    let (back, settings) = self
                         .proxy
                         .process_new_http(session, shutdown)
                         .await?
                         .consume();
-                    stream = back;
+                    conn = back.into_any().downcast::<ReadLimit>().ok()?;
+                    conn.limit(None);
+                    if framing == Framing::Unknown {
+                        carry = settings;
+                    }
+                    first = false;
+                    deadline = self.limits.next_deadline(&input);
                 }
             }
         }
@@ -182,34 +393,160 @@ where
         self.proxy.cleanup().await;
     }
 }
-
 impl<A: FastAnswer, P> Front<A, P> {
     /// Answers the first request in `input` into `output` when the fast
-    /// path can; returns what happened and how many input bytes it used.
+    /// path can, or says what else to do with it.
     fn answer(
         &self,
         input: &[u8],
         peer: Option<IpAddr>,
         shutting_down: bool,
         output: &mut Vec<u8>,
-    ) -> (Step, usize) {
+    ) -> Step {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let used = match req.parse(input) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return (Step::NeedMore, 0),
-            Err(_) => return (Step::HandOver, 0),
+            Ok(httparse::Status::Partial) => return Step::NeedMore,
+            Err(httparse::Error::TooManyHeaders) => return slow_step(input, &self.limits),
+            Err(_) => return Step::Malformed,
         };
-        let Some(req) = H1Request::plain(&req, peer) else {
-            return (Step::HandOver, 0);
+        if let Some(why) = self.limits.oversized(&input[..used], 0) {
+            return Step::Refuse(why);
+        }
+        let plain = if self.enabled {
+            H1Request::plain(&req, peer)
+        } else {
+            None
         };
-        let close = req.close || shutting_down;
-        if self.answers.answer(&req, !close, output) {
-            (Step::Answered { close }, used)
+        let Some(plain) = plain else {
+            return Step::HandOver {
+                head: used,
+                framing: framing(&req),
+            };
+        };
+        let close = plain.close || shutting_down;
+        if self.answers.answer(&plain, !close, output) {
+            Step::Answered { used, close }
         } else {
             // A plain request: no body, no upgrade, so it ends at `used`.
-            (Step::HandOver, used)
+            Step::HandOver {
+                head: used,
+                framing: Framing::Length(0),
+            }
         }
+    }
+}
+
+/// [`Front::answer`] for a head with more headers than the fast path
+/// parses in place: only where it ends and how it is framed matter.
+fn slow_step(input: &[u8], limits: &Limits) -> Step {
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS_SLOW];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(input) {
+        Ok(httparse::Status::Complete(n)) => match limits.oversized(&input[..n], 0) {
+            Some(why) => Step::Refuse(why),
+            None => Step::HandOver {
+                head: n,
+                framing: framing(&req),
+            },
+        },
+        Ok(httparse::Status::Partial) => Step::NeedMore,
+        Err(_) => Step::Malformed,
+    }
+}
+
+impl Limits {
+    /// When the wait for the next request ends, once one is done: an idle
+    /// connection gets `keepalive_timeout`; one holding the start of the
+    /// next head (pipelined) gets `header_timeout` for it.
+    fn next_deadline(&self, input: &[u8]) -> Instant {
+        Instant::now()
+            + if input.is_empty() {
+                self.keepalive_timeout
+            } else {
+                self.header_timeout
+            }
+    }
+
+    /// Whether a head (complete, or all that was read of one) breaks a
+    /// limit. Lines that ended before `from` were checked by an earlier
+    /// call, so a head arriving in many pieces is not scanned again and
+    /// again.
+    fn oversized(&self, head: &[u8], from: usize) -> Option<Close> {
+        if head.len() <= self.max_line {
+            return None;
+        }
+        let first_line = memchr::memchr(b'\n', head).unwrap_or(head.len());
+        if first_line > self.max_line {
+            return Some(Close::UriTooLong);
+        }
+        if head.len() > self.max_head {
+            return Some(Close::HeadTooLarge);
+        }
+        let checked = from.min(head.len());
+        let mut start = memchr::memrchr(b'\n', &head[..checked])
+            .unwrap_or(0)
+            .max(first_line);
+        while start < head.len() {
+            let next =
+                memchr::memchr(b'\n', &head[start + 1..]).map_or(head.len(), |i| start + 1 + i);
+            if next - start > self.max_line {
+                return Some(Close::HeadTooLarge);
+            }
+            start = next;
+        }
+        None
+    }
+}
+
+/// Whether `bytes` hold the blank line that ends a head (CRLF or bare LF
+/// line ends, as httparse takes them).
+fn ends_head(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, b"\n\r\n").is_some()
+        || memchr::memmem::find(bytes, b"\n\n").is_some()
+}
+
+/// How a request Pingora takes is framed (RFC 9112 §6.3): by a
+/// `Content-Length` (several identical values count as one, RFC 9110
+/// §8.6), or by nothing at all, which ends it with its head.
+fn framing(req: &httparse::Request<'_, '_>) -> Framing {
+    if req.method == Some("CONNECT") {
+        return Framing::Unknown;
+    }
+    let mut length: Option<u64> = None;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") || name.eq_ignore_ascii_case("upgrade") {
+            return Framing::Unknown;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let Ok(text) = std::str::from_utf8(h.value) else {
+                return Framing::Unknown;
+            };
+            for value in text.split(',') {
+                let value = value.trim_matches([' ', '\t']);
+                let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| value.parse::<u64>().ok())
+                    .flatten();
+                match (parsed, length) {
+                    (None, _) => return Framing::Unknown,
+                    (Some(n), Some(seen)) if n != seen => return Framing::Unknown,
+                    (Some(n), _) => length = Some(n),
+                }
+            }
+        }
+    }
+    Framing::Length(length.unwrap_or(0))
+}
+
+/// Gives back buffers a busy moment grew, once the connection is idle.
+fn shrink(input: &mut BytesMut, output: &mut Vec<u8>) {
+    if input.capacity() > SHRINK_ABOVE {
+        *input = BytesMut::with_capacity(IDLE_BUFFER);
+    }
+    if output.capacity() > SHRINK_ABOVE {
+        *output = Vec::new();
     }
 }
 
@@ -252,7 +589,7 @@ impl FastAnswer for Decider {
 }
 
 /// Writes and flushes what is queued; `None` when the client is gone.
-async fn send(stream: &mut Stream, output: &mut Vec<u8>) -> Option<()> {
+async fn send(stream: &mut ReadLimit, output: &mut Vec<u8>) -> Option<()> {
     if output.is_empty() {
         return Some(());
     }
@@ -395,6 +732,42 @@ fn plain_target_byte(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoAnswers;
+    impl FastAnswer for NoAnswers {
+        fn answer(&self, _: &H1Request<'_>, _: bool, _: &mut Vec<u8>) -> bool {
+            false
+        }
+    }
+
+    struct NoUpstream;
+    #[async_trait]
+    impl ProxyHttp for NoUpstream {
+        type CTX = ();
+        fn new_ctx(&self) {}
+        async fn upstream_peer(
+            &self,
+            _: &mut pingora::proxy::Session,
+            _: &mut (),
+        ) -> pingora::Result<Box<pingora::upstreams::peer::HttpPeer>> {
+            pingora::Error::e_explain(pingora::ErrorType::InternalError, "none")
+        }
+    }
+
+    /// Every open connection holds its task's state for as long as it is
+    /// open: what an idle keep-alive connection costs is mostly this.
+    #[test]
+    fn a_connections_state_stays_small() {
+        let conf = Arc::new(pingora::server::configuration::ServerConf::default());
+        let proxy = pingora::proxy::http_proxy(&conf, NoUpstream);
+        let front = Arc::new(Front::new(NoAnswers, proxy, true, Limits::default(), None));
+        let (_client, server) = tokio::io::duplex(64);
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        let fut = front.process_new(Box::new(server), &shutdown);
+        let size = std::mem::size_of_val(&*fut);
+        eprintln!("a connection's future: {size} bytes");
+        assert!(size < 2048, "{size} bytes");
+    }
 
     fn plain(raw: &str) -> Option<(String, Option<String>, String, bool)> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

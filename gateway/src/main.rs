@@ -107,5 +107,22 @@ fn main() -> ExitCode {
 fn run(config_path: Option<PathBuf>, upgrade: bool) -> anyhow::Result<()> {
     let config = config::Config::load(config_path.as_deref(), std::env::vars())?;
     logging::init(&config.log)?;
+    std::thread::Builder::new()
+        .name("allocator".into())
+        .spawn(return_freed_memory)?;
     server::run(config, upgrade)
+}
+
+/// mimalloc gives freed memory back to the system only when an
+/// allocation or a collection notices that its purge delay has passed; a
+/// worker that falls quiet after a burst (thousands of connections
+/// closed at once) would keep it all. A collection every second purges
+/// what has been free that long, process-wide.
+fn return_freed_memory() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        // SAFETY: mi_collect takes no pointers and may be called from any
+        // thread at any time.
+        unsafe { libmimalloc_sys::mi_collect(false) };
+    }
 }

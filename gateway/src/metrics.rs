@@ -154,6 +154,8 @@ pub struct Metrics {
     pub click_delivered: IntCounterVec,
     /// Click events spilled to files while the collector was down.
     pub click_spilled: IntCounter,
+    /// Client connections the gateway closed itself, by reason.
+    pub connections_closed: IntCounterVec,
 }
 
 /// Request latency buckets: 50 µs to 10 s.
@@ -312,6 +314,16 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new("gateway_rules_loaded", "Items in the live rules by kind."),
                     &["kind"],
+                )?,
+            )?,
+            connections_closed: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gateway_connections_closed_total",
+                        "Client connections closed by the gateway: a head too slow or too large, or an idle keep-alive connection.",
+                    ),
+                    &["reason"],
                 )?,
             )?,
             click_events: register(

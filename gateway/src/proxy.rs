@@ -10,11 +10,12 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::access_log::{self, Line};
 use crate::decide::{self, Decider, RequestView};
 use crate::forwarding;
+use crate::framing;
 use crate::metrics::Kind;
 use crate::pools::Pool;
 use crate::respond::{self, Answer};
@@ -25,13 +26,20 @@ pub struct Gateway {
     decider: Arc<Decider>,
     /// Whether this service's listener is TLS (for `X-Forwarded-Proto`).
     tls: bool,
+    /// Longest wait between two reads of a request body.
+    body_timeout: Duration,
 }
 
 impl Gateway {
     /// A gateway deciding with `decider`; `tls` says whether its listener
-    /// is TLS (for `X-Forwarded-Proto`).
-    pub fn new(decider: Arc<Decider>, tls: bool) -> Self {
-        Gateway { decider, tls }
+    /// is TLS (for `X-Forwarded-Proto`); a proxied request's body may
+    /// pause for at most `body_timeout` between reads.
+    pub fn new(decider: Arc<Decider>, tls: bool, body_timeout: Duration) -> Self {
+        Gateway {
+            decider,
+            tls,
+            body_timeout,
+        }
     }
 
     /// The rules version to announce, when `version_header` is on.
@@ -80,6 +88,8 @@ pub struct Route {
     pub path_and_query: String,
     /// `Host` to send instead of the client's.
     pub host_header: Option<String>,
+    /// Largest request body (`None`: no limit).
+    pub max_body: Option<u64>,
     /// The pool.
     pub pool: Arc<Pool>,
 }
@@ -142,6 +152,8 @@ pub struct Ctx {
     /// The client's address (see `client_ip`): the TCP peer, or who a
     /// trusted proxy says the client is.
     pub client_ip: Option<IpAddr>,
+    /// Request body bytes read so far, against the route's `max_body`.
+    pub body_read: u64,
 }
 
 pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
@@ -201,16 +213,47 @@ impl ProxyHttp for Gateway {
                     respond::text(session, 502, "bad gateway\n", version).await?;
                     return Ok(true);
                 };
+                if let (Some(max), Some(len)) = (p.max_body, declared_length(session)) {
+                    if len > max {
+                        return self.too_large(session, ctx, version).await;
+                    }
+                }
+                if !p.upgrade {
+                    // As nginx without `proxy_set_header Upgrade`: the
+                    // request goes upstream as a plain one, so it cannot
+                    // turn into a tunnel past the route.
+                    session.req_header_mut().remove_header(&header::UPGRADE);
+                }
+                session.set_read_timeout(Some(self.body_timeout));
                 ctx.route = Some(Route {
                     upstream: p.upstream.to_string(),
                     path_and_query: p.path_and_query,
                     host_header: p.host_header.map(str::to_string),
+                    max_body: p.max_body,
                     pool,
                 });
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // A chunked body declares no length: count it as it arrives.
+        if let (Some(max), Some(chunk)) = (ctx.route.as_ref().and_then(|r| r.max_body), body) {
+            ctx.body_read += chunk.len() as u64;
+            if ctx.body_read > max {
+                ctx.kind = Some(Kind::BadRequest);
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -309,9 +352,11 @@ impl ProxyHttp for Gateway {
             None => {}
         }
         let host = (!host.is_empty()).then_some(host.as_str());
+        framing::single_framing_headers(upstream)?;
         ctx.request_id = Some(forwarding::apply(
             upstream,
             client_ip(session),
+            self.decider.trusted_proxies(),
             self.tls,
             host,
         )?);
@@ -411,6 +456,8 @@ impl ProxyHttp for Gateway {
             502 => "bad gateway\n",
             503 => "service unavailable: no healthy upstream\n",
             504 => "gateway timeout\n",
+            413 => "payload too large\n",
+            408 => "request timeout\n",
             400 => "bad request\n",
             _ => "error\n",
         };
@@ -424,6 +471,33 @@ impl ProxyHttp for Gateway {
             can_reuse_downstream: false,
         }
     }
+}
+
+impl Gateway {
+    /// Answers `413` to a body over the route's `max_body`, before reading
+    /// it, and closes the connection rather than drain it (as nginx does).
+    async fn too_large(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        version: Option<u64>,
+    ) -> Result<bool> {
+        ctx.kind = Some(Kind::BadRequest);
+        session.set_keepalive(None);
+        respond::text(session, 413, "payload too large\n", version).await?;
+        Ok(true)
+    }
+}
+
+/// The body length a request declares, when it is framed by one.
+fn declared_length(session: &Session) -> Option<u64> {
+    let req = session.req_header();
+    if req.headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    // Pingora has refused differing values; the first names them all.
+    let first = req.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?;
+    first.split(',').next()?.trim().parse().ok()
 }
 
 /// Maps a proxy error to the status the client gets and the failure kind.
@@ -451,6 +525,8 @@ pub fn classify(e: &Error) -> (u16, Option<UpstreamFailure>) {
         _ => match e.esource() {
             ErrorSource::Upstream => (502, Some(UpstreamFailure::Reset)),
             ErrorSource::Downstream => match e.etype() {
+                // A body that stopped for `body_timeout`: nginx's 408.
+                ErrorType::ReadTimedout => (408, None),
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
                     (0, None)
                 }

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -15,13 +16,16 @@ use crate::clicks::Pipeline;
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::decide::{Decider, Options};
-use crate::front::Front;
+use crate::front::{Front, Limits};
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::signals::Signals;
 use crate::state::{self, Live, Meta, Snapshot};
 use rules::RuleSet;
+
+/// The read buffer of a TLS connection: one TLS record.
+const TLS_READ_BUFFER: usize = 16 * 1024 + 512;
 
 /// Starts health-check loops for the pools of whatever snapshot is live,
 /// including pools that a reload adds later.
@@ -151,13 +155,34 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
 
     let conf = server.configuration.clone();
     let front = |tls: bool| {
-        let proxy = pingora::proxy::http_proxy(&conf, Gateway::new(decider.clone(), tls));
-        Front::new(decider.clone(), proxy, config.server.fast_path)
+        let proxy = pingora::proxy::http_proxy(
+            &conf,
+            Gateway::new(decider.clone(), tls, config.server.body_timeout),
+        );
+        let limits = Limits {
+            header_timeout: config.server.header_timeout,
+            keepalive_timeout: config.server.keepalive_timeout,
+            max_head: config.server.max_head_bytes,
+            max_line: config.server.max_line_bytes,
+        };
+        Front::new(
+            decider.clone(),
+            proxy,
+            config.server.fast_path,
+            limits,
+            Some(&metrics.connections_closed),
+        )
     };
     if !config.server.listen.is_empty() {
         let mut service = Service::new("gateway".to_string(), front(false));
         for addr in &config.server.listen {
-            service.add_tcp(addr);
+            // The front reads into its own small buffer: Pingora's default
+            // 64 KiB read buffer per connection would only copy, and made
+            // each idle keep-alive connection cost about 85 KB.
+            service.add_listener(
+                ListenerConfig::tcp(addr.as_str())
+                    .l4_buffer(L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE)),
+            );
         }
         server.add_service(service);
     }
@@ -168,7 +193,16 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         let mut settings = pingora::listeners::tls::TlsSettings::intermediate(cert, key)
             .map_err(|e| anyhow::anyhow!("tls: cannot load {cert} / {key}: {e}"))?;
         settings.enable_h2();
-        service.add_tls_with_settings(&tls.listen, None, settings);
+        // TLS reads whole records (up to 16 KiB); a buffer of one record
+        // keeps those reads to one syscall without Pingora's 64 KiB default.
+        service.add_listener(
+            ListenerConfig::tcp(tls.listen.as_str())
+                .tls(settings)
+                .l4_buffer(L4BufferSettings::new(
+                    TLS_READ_BUFFER,
+                    DEFAULT_L4_WRITE_BUFFER_SIZE,
+                )),
+        );
         server.add_service(service);
     }
     let admin_app = Admin::new(

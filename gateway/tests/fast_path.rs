@@ -211,17 +211,14 @@ fn malformed_and_oversized_heads_get_pingoras_answers() {
     let a = read_response(&mut r, false).unwrap();
     assert_eq!(a.status, 400);
 
-    // Larger than the fast path reads: Pingora parses it and the rules
-    // still answer.
+    // A head larger than the fast path parses in place (more headers
+    // than it has room for): parsed again, and the rules still answer.
     let (mut s, mut r) = connect(&gw);
-    let big = "x".repeat(20 * 1024);
-    send(
-        &mut s,
-        "GET",
-        "/sale",
-        "go.example.com",
-        &[("X-Big", big.as_str())],
-    );
+    let many: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("X-H{i}"), "x".repeat(300)))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    send(&mut s, "GET", "/sale", "go.example.com", &many);
     let b = read_response(&mut r, false).unwrap();
     assert_eq!(
         (b.status, b.location()),
@@ -396,4 +393,247 @@ fn mangled_heads_never_break_the_server() {
     let r = gw.get("go.example.com", "/sale");
     assert_eq!(r.status, 302);
     assert!(!gw.log_text().contains("panicked"), "{}", gw.log_text());
+}
+
+#[test]
+fn heads_over_the_limits_are_refused_like_nginx() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    let gw = Gateway::start(&rules(&up));
+    let refused = |raw: Vec<u8>| {
+        let (mut s, mut r) = connect(&gw);
+        // The gateway may answer before it has read all of it.
+        let _ = s.write_all(&raw);
+        let resp = read_response(&mut r, false).unwrap();
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        assert_eq!(resp.header("connection"), Some("close"));
+        resp.status
+    };
+    // A 9 KiB request line: 414, on either front.
+    for host in ["go.example.com", "api.example.com"] {
+        let long = format!(
+            "GET /{} HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            "a".repeat(9 * 1024)
+        );
+        assert_eq!(refused(long.into_bytes()), 414);
+    }
+    // One 9 KiB header line: 431.
+    let long = format!(
+        "GET /sale HTTP/1.1\r\nHost: go.example.com\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(9 * 1024)
+    );
+    assert_eq!(refused(long.into_bytes()), 431);
+    // 100 headers of 800 bytes (80 KB in all): 431.
+    let mut big = String::from("GET /v1/x HTTP/1.1\r\nHost: api.example.com\r\n");
+    for i in 0..100 {
+        big.push_str(&format!("X-H{i}: {}\r\n", "y".repeat(800)));
+    }
+    big.push_str("\r\n");
+    assert_eq!(refused(big.into_bytes()), 431);
+    // An unfinished head that keeps growing is refused at the limit, not
+    // buffered.
+    let (mut s, mut r) = connect(&gw);
+    s.write_all(b"GET /sale HTTP/1.1\r\nHost: go.example.com\r\n")
+        .unwrap();
+    let line = format!("X-Pad: {}\r\n", "z".repeat(1000));
+    for _ in 0..70 {
+        if s.write_all(line.as_bytes()).is_err() {
+            break;
+        }
+    }
+    assert_eq!(read_response(&mut r, false).unwrap().status, 431);
+    assert_eq!(
+        up.requests().len(),
+        0,
+        "nothing refused reached the upstream"
+    );
+    assert_eq!(
+        gw.metric("gateway_connections_closed_total{reason=\"uri_too_long\"}"),
+        2.0
+    );
+    assert_eq!(
+        gw.metric("gateway_connections_closed_total{reason=\"head_too_large\"}"),
+        3.0
+    );
+    // And normal requests are still answered.
+    assert_eq!(gw.get("go.example.com", "/sale").status, 302);
+}
+
+#[test]
+fn slow_heads_and_idle_connections_are_closed() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    let gw = Gateway::start_with(
+        &rules(&up),
+        Options {
+            env: &[
+                ("GATEWAY_SERVER_HEADER_TIMEOUT", "1s"),
+                ("GATEWAY_SERVER_KEEPALIVE_TIMEOUT", "2s"),
+            ],
+            ..Default::default()
+        },
+    );
+    let closed = |r: &mut BufReader<TcpStream>| {
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).map(|_| rest)
+    };
+    // A head trickled one byte at a time never completes in time.
+    let (mut s, mut r) = connect(&gw);
+    let trickler = std::thread::spawn(move || {
+        for b in b"GET /sale HTTP/1.1\r\nHost: go.example.com\r\nX-Slow: 1234567890\r\n" {
+            if s.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    assert_eq!(closed(&mut r).unwrap(), b"", "closed without an answer");
+    trickler.join().unwrap();
+    // An idle keep-alive connection is closed after keepalive_timeout; a
+    // request sent in time on it is answered.
+    let (mut s, mut r) = connect(&gw);
+    send(&mut s, "GET", "/sale", "go.example.com", &[]);
+    assert_eq!(read_response(&mut r, false).unwrap().status, 302);
+    std::thread::sleep(Duration::from_millis(500));
+    send(&mut s, "GET", "/sale", "go.example.com", &[]);
+    assert_eq!(read_response(&mut r, false).unwrap().status, 302);
+    assert_eq!(closed(&mut r).unwrap(), b"");
+    // The same after a proxied request.
+    let (mut s, mut r) = connect(&gw);
+    send(&mut s, "GET", "/v1/x", "api.example.com", &[]);
+    assert_eq!(read_response(&mut r, false).unwrap().status, 200);
+    assert_eq!(closed(&mut r).unwrap(), b"");
+    assert_eq!(
+        gw.metric("gateway_connections_closed_total{reason=\"header_timeout\"}"),
+        1.0
+    );
+    assert_eq!(
+        gw.metric("gateway_connections_closed_total{reason=\"keepalive_timeout\"}"),
+        2.0
+    );
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Opens 600 connections that hold the gateway (200 idle after an answer,
+/// 200 with an unfinished 60 KB head, 200 with a few bytes of a head),
+/// answers 100 normal requests meanwhile, then waits for the gateway to
+/// close all of them. Returns the slowest normal request and the RSS with
+/// the connections held.
+fn flood(gw: &Gateway, pid: u32) -> (Duration, u64) {
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let (mut s, mut r) = connect(gw);
+        send(&mut s, "GET", "/sale", "go.example.com", &[]);
+        assert_eq!(read_response(&mut r, false).unwrap().status, 302);
+        held.push(s);
+    }
+    let pad = format!("X-Pad: {}\r\n", "p".repeat(1000));
+    for _ in 0..200 {
+        let (mut s, _r) = connect(gw);
+        s.write_all(b"GET /sale HTTP/1.1\r\nHost: go.example.com\r\n")
+            .unwrap();
+        for _ in 0..58 {
+            s.write_all(pad.as_bytes()).unwrap();
+        }
+        held.push(s);
+    }
+    for _ in 0..200 {
+        let (mut s, _r) = connect(gw);
+        s.write_all(b"GET /sale HTTP/1.1\r\nHo").unwrap();
+        held.push(s);
+    }
+    let mut slowest = Duration::ZERO;
+    for i in 0..100 {
+        let t = std::time::Instant::now();
+        let r = if i % 2 == 0 {
+            gw.get("go.example.com", "/sale")
+        } else {
+            gw.get("api.example.com", "/v1/x")
+        };
+        assert!(matches!(r.status, 200 | 302), "{r:?}");
+        slowest = slowest.max(t.elapsed());
+    }
+    let peak = rss_kib(pid);
+    // Every held connection is closed by the gateway within its timeouts.
+    for mut s in held {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    }
+    (slowest, peak)
+}
+
+/// RSS once the allocator has had time to give freed memory back.
+fn settled_rss(pid: u32, target: u64) -> u64 {
+    let mut rss = rss_kib(pid);
+    for _ in 0..50 {
+        if rss <= target {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        rss = rss_kib(pid);
+    }
+    rss
+}
+
+#[test]
+fn a_flood_of_slow_big_and_idle_connections_leaves_normal_clients_answered() {
+    let up = Upstream::start("api-a", Behavior::Ok);
+    // A link set of realistic size, so the process starts at a realistic
+    // size: the issue measured against a million links (0.35 GB).
+    let mut csv = String::from("code,to\n");
+    for i in 0..300_000 {
+        csv.push_str(&format!("l{i},https://shop.example.com/{i}\n"));
+    }
+    let rules = format!(
+        "{}\n[[links]]\nid = \"bulk\"\nhost = \"go.example.com\"\nprefix = \"/l/\"\nfile = \"links.csv\"\n",
+        rules(&up)
+    );
+    let gw = Gateway::start_with(
+        &rules,
+        Options {
+            files: &[("links.csv", csv.as_bytes())],
+            env: &[
+                ("GATEWAY_SERVER_HEADER_TIMEOUT", "2s"),
+                ("GATEWAY_SERVER_KEEPALIVE_TIMEOUT", "2s"),
+            ],
+            ..Default::default()
+        },
+    );
+    for _ in 0..50 {
+        assert_eq!(gw.get("go.example.com", "/l/l7").status, 302);
+        assert_eq!(gw.get("api.example.com", "/v1/x").status, 200);
+    }
+    let pid = gw.child.id();
+    let before = rss_kib(pid);
+    let (slowest, peak) = flood(&gw, pid);
+    let closed = gw.metric("gateway_connections_closed_total{reason=\"header_timeout\"}")
+        + gw.metric("gateway_connections_closed_total{reason=\"keepalive_timeout\"}");
+    assert_eq!(closed, 600.0);
+    let after = settled_rss(pid, before + before / 5);
+    // A second flood must not leave more behind than the first: nothing
+    // is kept per connection that was served.
+    let (slowest2, peak2) = flood(&gw, pid);
+    let again = settled_rss(pid, after + after / 10);
+    eprintln!(
+        "flood: rss {before} KiB before, {peak} KiB with 600 held connections, {after} KiB after; \
+         again {peak2} KiB held, {again} KiB after; slowest normal request {slowest:?}, {slowest2:?}"
+    );
+    assert!(
+        after <= before + before / 5,
+        "RSS {after} KiB after the flood, {before} KiB before"
+    );
+    assert!(
+        again <= after + after / 10,
+        "RSS grew from {after} KiB to {again} KiB with a second flood"
+    );
+    assert_eq!(gw.get("go.example.com", "/l/l7").status, 302);
 }

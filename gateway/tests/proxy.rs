@@ -229,3 +229,207 @@ fn health_checks_take_a_killed_upstream_out_and_put_it_back() {
     assert!(seen_b, "b never came back");
     drop(b);
 }
+
+/// Routes to a raw upstream: `api` with the default limits, `small` with
+/// `max_body = "1KiB"`, `ws` with upgrades allowed.
+fn raw_rules(up: &common::RawUpstream) -> String {
+    format!(
+        r#"
+[[route]]
+id = "api"
+host = "api.example.com"
+prefix = "/"
+upstream = "raw"
+
+[[route]]
+id = "small"
+host = "small.example.com"
+prefix = "/"
+upstream = "raw"
+max_body = "1KiB"
+
+[[route]]
+id = "ws"
+host = "ws.example.com"
+prefix = "/"
+upstream = "raw"
+upgrade = true
+
+[upstream.raw]
+servers = ["{}"]
+read_timeout = "5s"
+"#,
+        up.addr
+    )
+}
+
+fn raw_client(gw: &Gateway) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    let s = std::net::TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = std::io::BufReader::new(s.try_clone().unwrap());
+    (s, r)
+}
+
+#[test]
+fn a_repeated_content_length_reaches_the_upstream_as_one_value() {
+    use std::io::Write;
+    let up = common::RawUpstream::start();
+    let gw = Gateway::start(&raw_rules(&up));
+    for head in [
+        "Content-Length: 5, 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 5\r\n",
+    ] {
+        let (mut s, mut r) = raw_client(&gw);
+        write!(
+            s,
+            "POST /v1/a HTTP/1.1\r\nHost: api.example.com\r\n{head}\r\nhello"
+        )
+        .unwrap();
+        let resp = common::read_response(&mut r, false).unwrap();
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, "ok\n"),
+            "{head:?}"
+        );
+    }
+    let seen = up.text().to_ascii_lowercase();
+    assert_eq!(seen.matches("content-length: 5\r\n").count(), 2, "{seen}");
+    assert!(!seen.contains("5, 5"), "{seen}");
+    assert_eq!(seen.matches("post /v1/a ").count(), 2, "{seen}");
+
+    // Differing values are refused and nothing reaches the upstream.
+    let before = up.text().len();
+    let (mut s, mut r) = raw_client(&gw);
+    s.write_all(
+        b"POST /v1/b HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 5, 6\r\n\r\nhello!",
+    )
+    .unwrap();
+    assert_eq!(common::read_response(&mut r, false).unwrap().status, 400);
+    assert_eq!(up.text().len(), before);
+}
+
+#[test]
+fn bytes_sent_while_a_request_is_proxied_are_the_next_request() {
+    use std::io::Write;
+    let slow = Upstream::start("slow", Behavior::Slow(Duration::from_millis(400)));
+    let gw = Gateway::start(&rules(&[&slow], ""));
+    // A late CRLF, then a pipelined request, while the first waits.
+    let (mut s, mut r) = raw_client(&gw);
+    s.write_all(b"GET /v1/a HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(b"\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(b"GET /v1/b HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+        .unwrap();
+    for _ in 0..2 {
+        let resp = common::read_response(&mut r, false).unwrap();
+        assert_eq!((resp.status, resp.text().as_str()), (200, "slow\n"));
+    }
+    // Requests pipelined behind one with a body are all answered.
+    let (mut s, mut r) = raw_client(&gw);
+    s.write_all(
+        b"POST /v1/c HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 5\r\n\r\nhello\
+          GET /v1/d HTTP/1.1\r\nHost: api.example.com\r\n\r\n\
+          GET /v1/e HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    }
+    let paths: Vec<String> = slow
+        .requests()
+        .iter()
+        .map(|s| s.request_line.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "GET /v1/a HTTP/1.1",
+            "GET /v1/b HTTP/1.1",
+            "POST /v1/c HTTP/1.1",
+            "GET /v1/d HTTP/1.1",
+            "GET /v1/e HTTP/1.1"
+        ]
+    );
+    let errors = gw.metric("gateway_upstream_errors_total{reason=\"connect\",upstream=\"api\"}");
+    assert_eq!(errors, 0.0, "no request was failed as an upstream error");
+}
+
+#[test]
+fn bodies_over_max_body_get_413_and_slow_bodies_time_out() {
+    use std::io::Write;
+    let up = common::RawUpstream::start();
+    let gw = Gateway::start_with(
+        &raw_rules(&up),
+        common::Options {
+            extra_config: "",
+            env: &[("GATEWAY_SERVER_BODY_TIMEOUT", "1s")],
+            ..Default::default()
+        },
+    );
+    // Declared over the default 1 MiB: refused before the body is read.
+    let (mut s, mut r) = raw_client(&gw);
+    s.write_all(
+        b"POST /v1/big HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 2097152\r\n\r\n",
+    )
+    .unwrap();
+    let resp = common::read_response(&mut r, false).unwrap();
+    assert_eq!(resp.status, 413);
+    // Chunked over the route's 1 KiB: refused once it passes the limit.
+    let (mut s, mut r) = raw_client(&gw);
+    let chunk = "x".repeat(800);
+    write!(
+        s,
+        "POST /up HTTP/1.1\r\nHost: small.example.com\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n{chunk}\r\n320\r\n{chunk}\r\n0\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(common::read_response(&mut r, false).unwrap().status, 413);
+    // Under the limit: forwarded.
+    let (mut s, mut r) = raw_client(&gw);
+    write!(
+        s,
+        "POST /up HTTP/1.1\r\nHost: small.example.com\r\nContent-Length: 800\r\n\r\n{chunk}"
+    )
+    .unwrap();
+    assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    assert!(
+        !up.text().contains("/v1/big"),
+        "a refused body never goes upstream"
+    );
+    // A body that stops: 408 after body_timeout, not a held connection.
+    let (mut s, mut r) = raw_client(&gw);
+    s.write_all(b"POST /v1/slow HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 10\r\n\r\nab")
+        .unwrap();
+    assert_eq!(common::read_response(&mut r, false).unwrap().status, 408);
+    assert!(gw.metric("gateway_requests_total{code=\"413\",kind=\"bad_request\"}") >= 2.0);
+}
+
+#[test]
+fn upgrades_pass_only_on_routes_that_allow_them() {
+    use std::io::Write;
+    let up = common::RawUpstream::start();
+    let gw = Gateway::start(&raw_rules(&up));
+    for host in ["api.example.com", "ws.example.com"] {
+        let (mut s, mut r) = raw_client(&gw);
+        write!(
+            s,
+            "GET /chat HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    }
+    let seen = up.text().to_ascii_lowercase();
+    let requests: Vec<&str> = seen.split("get /chat ").skip(1).collect();
+    assert_eq!(requests.len(), 2, "{seen}");
+    let api = requests
+        .iter()
+        .find(|r| r.contains("host: api.example.com"))
+        .unwrap();
+    let ws = requests
+        .iter()
+        .find(|r| r.contains("host: ws.example.com"))
+        .unwrap();
+    assert!(!api.contains("upgrade: websocket"), "{api}");
+    assert!(ws.contains("upgrade: websocket"), "{ws}");
+}

@@ -15,7 +15,7 @@
 use anyhow::Result;
 use async_trait::async_trait;
 use clap::ValueEnum;
-use gateway::front::{FastAnswer, Front, H1Request};
+use gateway::front::{FastAnswer, Front, H1Request, Limits};
 use gateway::respond::Answer;
 use http::HeaderValue;
 use pingora::apps::http_app::ServeHttp;
@@ -166,7 +166,7 @@ pub fn run(o: &ResponderOptions) -> Result<()> {
         }
         Engine::Front => {
             let proxy = pingora::proxy::http_proxy(&server.configuration, responder.clone());
-            let front = Front::new(responder, proxy, true);
+            let front = Front::new(responder, proxy, true, Limits::default(), None);
             let mut service =
                 pingora::services::listening::Service::new("responder".to_string(), front);
             service.threads = Some(threads.max(1));
