@@ -81,6 +81,13 @@ fn problem(status: StatusCode, message: &str) -> Response<Vec<u8>> {
     json_response(status, json!({ "errors": [{ "message": message }] }))
 }
 
+/// Whether the query asks to apply rules the reload policy would hold
+/// back (`?force=true`).
+fn forced(query: Option<&str>) -> bool {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "force" && matches!(v.as_ref(), "true" | "1"))
+}
+
 /// `GET /metrics`: the Prometheus text exposition.
 pub fn metrics_response(metrics: &Metrics, live: &Snapshot) -> Response<Vec<u8>> {
     respond(
@@ -120,6 +127,8 @@ fn outcome_response(outcome: Outcome) -> Response<Vec<u8>> {
             json!({ "result": "unchanged", "version": v }),
         ),
         Outcome::Refused(e) => errors(StatusCode::UNPROCESSABLE_ENTITY, &e),
+        Outcome::Held(m) => problem(StatusCode::CONFLICT, &m),
+        Outcome::NoPrevious => problem(StatusCode::CONFLICT, "no previous version to roll back to"),
         Outcome::Failed(m) => problem(StatusCode::INTERNAL_SERVER_ERROR, &m),
     }
 }
@@ -279,7 +288,11 @@ impl ServeHttp for Admin {
             return resp;
         }
         match (method.as_str(), path.as_str()) {
-            ("POST", "/admin/reload") => outcome_response(self.reloader.reload("admin").await),
+            ("POST", "/admin/reload") => outcome_response(
+                self.reloader
+                    .reload("admin", forced(query.as_deref()))
+                    .await,
+            ),
             ("PUT", "/admin/rules") => {
                 let body = match self.body(session).await {
                     Ok(b) => b,
@@ -290,7 +303,13 @@ impl ServeHttp for Admin {
                 };
                 outcome_response(
                     self.reloader
-                        .apply(text, "admin", "admin api".into(), true)
+                        .apply(
+                            Some(text),
+                            "admin",
+                            "admin api".into(),
+                            true,
+                            forced(query.as_deref()),
+                        )
                         .await,
                 )
             }
@@ -299,14 +318,9 @@ impl ServeHttp for Admin {
             }
             ("GET", "/admin/versions") => json_response(
                 StatusCode::OK,
-                json!({ "versions": self.reloader.history().await }),
+                json!({ "versions": self.reloader.history() }),
             ),
-            ("POST", "/admin/rollback") => match self.reloader.rollback().await {
-                Outcome::Failed(m) if m.starts_with("no previous") => {
-                    problem(StatusCode::CONFLICT, &m)
-                }
-                other => outcome_response(other),
-            },
+            ("POST", "/admin/rollback") => outcome_response(self.reloader.rollback().await),
             ("GET", "/admin/explain") => self.explain(query.as_deref()),
             (
                 _,

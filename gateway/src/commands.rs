@@ -1,4 +1,5 @@
-//! The offline commands: `check`, `explain` and `health`.
+//! The commands besides `run`: `check` and `explain` (offline), `health`
+//! and `reload` (talking to a running gateway's admin listener).
 
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
@@ -7,12 +8,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rules::{Request, RuleSet};
+use rules::{LoadOptions, Request, RuleSet};
 
 /// `gateway check`: validates a rules file and runs its tests. Prints every
 /// error as `file:line:col: rule <id>: message`.
-pub fn check(path: &Path) -> ExitCode {
-    match RuleSet::load(path) {
+pub fn check(path: &Path, opts: &LoadOptions) -> ExitCode {
+    match RuleSet::load_with(path, opts) {
         Ok(set) => {
             let c = set.counts();
             println!(
@@ -98,9 +99,15 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `gateway health`: probes the admin `/ready` endpoint; exit 0 when ready.
-/// Needs no curl in the container image.
-pub fn health(admin_listen: &str) -> Result<ExitCode> {
+/// One request to the admin listener at `admin_listen` (an unspecified
+/// address means this host); returns the status and the body.
+fn admin_call(
+    admin_listen: &str,
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, String)> {
     let mut addr: SocketAddr = admin_listen
         .parse()
         .with_context(|| format!("admin.listen `{admin_listen}` is not an address"))?;
@@ -111,23 +118,68 @@ pub fn health(admin_listen: &str) -> Result<ExitCode> {
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    let timeout = Duration::from_secs(2);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("cannot connect to the admin listener at {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "GET /ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.lines().next().unwrap_or("");
-    if status.split_whitespace().nth(1) == Some("200") {
+    stream
+        .read_to_string(&mut response)
+        .with_context(|| format!("no complete answer from {addr}"))?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok());
+    match status {
+        Some(code) => Ok((code, body.to_string())),
+        None => bail!("no answer from {addr}"),
+    }
+}
+
+/// `gateway reload`: asks the running gateway (found by its config's
+/// admin listener and token) to reload its rules files, like
+/// `nginx -s reload`; `force` applies rules the reload policy would hold
+/// back. Exit 0 when the rules are live (new or unchanged).
+pub fn reload(admin_listen: &str, token: Option<&str>, force: bool) -> Result<ExitCode> {
+    let Some(token) = token else {
+        bail!("the admin API needs a token: set admin.token in the config or GATEWAY_ADMIN_TOKEN");
+    };
+    let target = if force {
+        "/admin/reload?force=true"
+    } else {
+        "/admin/reload"
+    };
+    // A reload of millions of links takes seconds; the server bounds it.
+    let (status, body) = admin_call(
+        admin_listen,
+        "POST",
+        target,
+        Some(token),
+        Duration::from_secs(120),
+    )?;
+    print!("{body}");
+    Ok(if status == 200 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("gateway reload: the gateway answered {status}");
+        ExitCode::from(1)
+    })
+}
+
+/// `gateway health`: probes the admin `/ready` endpoint; exit 0 when ready.
+/// Needs no curl in the container image.
+pub fn health(admin_listen: &str) -> Result<ExitCode> {
+    let (status, _) = admin_call(admin_listen, "GET", "/ready", None, Duration::from_secs(2))?;
+    if status == 200 {
         println!("ready");
         Ok(ExitCode::SUCCESS)
-    } else if status.is_empty() {
-        bail!("no answer from {addr}")
     } else {
         println!("not ready: {status}");
         Ok(ExitCode::from(1))

@@ -25,6 +25,9 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// Click events.
     pub clicks: crate::clicks::ClicksSection,
+    /// The file this configuration was read from, if any.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// `[metrics]`.
@@ -149,6 +152,45 @@ pub struct RulesSection {
     pub poll_interval: Duration,
     /// Add `X-Rules-Version` to every response (for debugging).
     pub version_header: bool,
+    /// Directories besides the rules file's own that `body_file` and
+    /// `[[links]] file` may name (relative to the rules file's directory).
+    pub allow_dirs: Vec<PathBuf>,
+    /// Longest a reload may take before it is abandoned.
+    #[serde(with = "duration")]
+    pub reload_timeout: Duration,
+    /// Share (0 to 1) of the live rules and links a reload may remove
+    /// unless forced.
+    pub max_drop: f64,
+    /// Let a rule set with no rules and no links go live.
+    pub allow_empty: bool,
+}
+
+impl Config {
+    /// What a reload may do, and how the files rules name are read: never
+    /// this configuration or the TLS key, which often sit next to them.
+    pub fn reload_policy(&self) -> crate::reload::Policy {
+        let r = &self.rules;
+        let deny_files = self
+            .source
+            .iter()
+            .cloned()
+            .chain(
+                self.tls
+                    .iter()
+                    .flat_map(|t| [t.key.clone(), t.cert.clone()]),
+            )
+            .collect();
+        crate::reload::Policy {
+            timeout: r.reload_timeout,
+            max_drop: r.max_drop,
+            allow_empty: r.allow_empty,
+            load: rules::LoadOptions {
+                allow_dirs: r.allow_dirs.clone(),
+                deny_files,
+                ..rules::LoadOptions::default()
+            },
+        }
+    }
 }
 
 impl Default for RulesSection {
@@ -160,6 +202,10 @@ impl Default for RulesSection {
             url: None,
             poll_interval: Duration::from_secs(30),
             version_header: false,
+            allow_dirs: Vec::new(),
+            reload_timeout: Duration::from_secs(60),
+            max_drop: 0.5,
+            allow_empty: false,
         }
     }
 }
@@ -232,6 +278,10 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config> {
         let default_path = Path::new("config/gateway.toml");
+        let source = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => default_path.exists().then(|| default_path.to_path_buf()),
+        };
         let mut table: toml::Table = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -267,7 +317,8 @@ impl Config {
             };
             t.insert(field.to_string(), env_value(section, field, &value));
         }
-        let config: Config = table.try_into().context("invalid configuration")?;
+        let mut config: Config = table.try_into().context("invalid configuration")?;
+        config.source = source;
         config.validate()?;
         Ok(config)
     }
@@ -278,8 +329,31 @@ impl Config {
         }
         self.clicks.validate()?;
         crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)?;
+        let rules_dir = self
+            .rules
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        for d in &self.rules.allow_dirs {
+            if !rules_dir.join(d).is_dir() {
+                bail!(
+                    "config: rules.allow_dirs: {} is not a directory (relative entries are taken from {})",
+                    d.display(),
+                    rules_dir.display()
+                );
+            }
+        }
+        if !(0.0..=1.0).contains(&self.rules.max_drop) {
+            bail!("config: rules.max_drop must be between 0.0 and 1.0");
+        }
         if !(0.0..=1.0).contains(&self.log.sample) {
             bail!("config: log.sample must be between 0.0 and 1.0");
+        }
+        if self.server.max_line_bytes < 256
+            || self.server.max_head_bytes < self.server.max_line_bytes
+        {
+            bail!("config: server.max_line_bytes must be at least 256 and at most server.max_head_bytes");
         }
         if self.server.threads == 0 {
             bail!("config: server.threads must be at least 1");
@@ -312,15 +386,19 @@ impl Config {
 /// comma-separated, numbers are numbers, everything else is a string.
 fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
     match (section, field) {
-        ("server", "listen") | ("server", "trusted_proxies") => toml::Value::Array(
-            value
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.to_string()))
-                .collect(),
-        ),
+        ("server", "listen") | ("server", "trusted_proxies") | ("rules", "allow_dirs") => {
+            toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            )
+        }
         ("server", "threads")
+        | ("server", "max_head_bytes")
+        | ("server", "max_line_bytes")
         | ("admin", "max_body_bytes")
         | ("clicks", "max_file_bytes")
         | ("clicks", "queue_capacity")
@@ -329,13 +407,14 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
-        ("log", "sample") => value
+        ("log", "sample") | ("rules", "max_drop") => value
             .parse::<f64>()
             .map(toml::Value::Float)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
         ("server", "fast_path")
         | ("rules", "watch")
         | ("rules", "version_header")
+        | ("rules", "allow_empty")
         | ("log", "access")
         | ("clicks", "enabled")
         | ("clicks", "anonymize_ip") => match value {

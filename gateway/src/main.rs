@@ -68,12 +68,33 @@ enum Command {
     },
     /// Probe the admin /ready endpoint (for container health checks).
     Health,
+    /// Ask the running gateway to reload its rules (like `nginx -s reload`).
+    Reload {
+        /// Apply rules that would empty the set or remove more of it than
+        /// `rules.max_drop` allows.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run { upgrade: false }) {
-        Command::Check { rules } => return commands::check(&rules),
+        Command::Check { rules } => {
+            // With a config, its allow_dirs (and deny list) apply as when
+            // the gateway loads these rules.
+            let opts = match &cli.config {
+                Some(p) => match config::Config::load(Some(p), std::env::vars()) {
+                    Ok(c) => c.reload_policy().load,
+                    Err(e) => {
+                        eprintln!("gateway: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => rules::LoadOptions::default(),
+            };
+            return commands::check(&rules, &opts);
+        }
         Command::Explain {
             rules,
             url,
@@ -93,6 +114,8 @@ fn main() -> ExitCode {
         }),
         Command::Health => config::Config::load(cli.config.as_deref(), std::env::vars())
             .and_then(|c| commands::health(&c.admin.listen)),
+        Command::Reload { force } => config::Config::load(cli.config.as_deref(), std::env::vars())
+            .and_then(|c| commands::reload(&c.admin.listen, c.admin.token.as_deref(), force)),
         Command::Run { upgrade } => run(cli.config, upgrade).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -411,8 +411,10 @@ impl Metrics {
 
     /// Records a reload attempt.
     pub fn reload(&self, result: &str, seconds: f64) {
-        self.reloads.with_label_values(&[result]).inc();
+        // The duration first: a scrape that sees the new count (what
+        // dashboards and tests wait on) then sees its duration too.
         self.reload_duration.observe(seconds);
+        self.reloads.with_label_values(&[result]).inc();
     }
 
     /// Publishes a snapshot that just went live, and drops the series of

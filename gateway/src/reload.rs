@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -27,8 +28,14 @@ pub enum Outcome {
     Unchanged(VersionInfo),
     /// The new rules were refused; the live snapshot keeps serving.
     Refused(Vec<RuleError>),
+    /// Valid rules that would empty the live set, or remove more of it
+    /// than `rules.max_drop` allows; applied only when forced.
+    Held(String),
+    /// A rollback with no earlier version to go back to.
+    NoPrevious,
     /// Something other than the rules failed (reading or writing a file,
-    /// resolving a backend); the live snapshot keeps serving.
+    /// resolving a backend, a build over `rules.reload_timeout`); the live
+    /// snapshot keeps serving.
     Failed(String),
 }
 
@@ -38,20 +45,78 @@ impl Outcome {
         match self {
             Outcome::Applied(_) => "success",
             Outcome::Unchanged(_) => "unchanged",
-            Outcome::Refused(_) | Outcome::Failed(_) => "failure",
+            Outcome::Refused(_) | Outcome::Held(_) | Outcome::NoPrevious | Outcome::Failed(_) => {
+                "failure"
+            }
         }
+    }
+}
+
+/// What a reload may do without being forced, and how long it may take.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Longest a reload (reading the files, compiling, writing) may take;
+    /// a slower one is abandoned and the live rules keep serving.
+    pub timeout: Duration,
+    /// Share (0 to 1) of the live rules and links one reload may remove.
+    pub max_drop: f64,
+    /// Whether a rule set with no rules and no links may go live.
+    pub allow_empty: bool,
+    /// How referenced files are loaded (the directories they may be in).
+    pub load: LoadOptions,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            timeout: Duration::from_secs(60),
+            max_drop: 0.5,
+            allow_empty: false,
+            load: LoadOptions::default(),
+        }
+    }
+}
+
+/// Rules and links that answer requests: what an empty or truncated file
+/// loses.
+pub fn answering(rules: &RuleSet) -> usize {
+    let c = rules.counts();
+    c.redirects + c.links + c.routes + c.responds
+}
+
+impl Policy {
+    /// Why `new` may not replace `live` without force, if it may not.
+    fn holds(&self, live: usize, new: usize) -> Option<String> {
+        if new == 0 && !self.allow_empty {
+            return Some(
+                "the new rules have no rules and no links; refusing to go live with an empty set \
+                 (set rules.allow_empty = true, or force the reload)"
+                    .into(),
+            );
+        }
+        let dropped = live.saturating_sub(new);
+        if live > 0 && new > 0 && dropped as f64 > self.max_drop * live as f64 {
+            return Some(format!(
+                "the new rules remove {dropped} of the {live} live rules and links ({:.0}%), more than \
+                 rules.max_drop ({:.0}%); force the reload if that is meant \
+                 (POST /admin/reload?force=true or `gateway reload --force`)",
+                100.0 * dropped as f64 / live as f64,
+                100.0 * self.max_drop
+            ));
+        }
+        None
     }
 }
 
 /// Why building a snapshot stopped (kept small: it crosses a task boundary).
 enum Failure {
     Refused(Vec<RuleError>),
+    Held(String),
     Failed(String),
 }
 
 struct Inner {
     next_version: u64,
-    history: VecDeque<VersionInfo>,
     previous: Option<Arc<Snapshot>>,
 }
 
@@ -61,6 +126,9 @@ pub struct Reloader {
     live: Live,
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// Apart from `inner`, so listing versions never waits for a build.
+    history: std::sync::Mutex<VecDeque<VersionInfo>>,
+    policy: Policy,
     metrics: Arc<Metrics>,
 }
 
@@ -84,20 +152,50 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Reads the rules file without letting a FIFO or device block or feed
+/// the loader: only a regular file is read.
+fn read_rules_file(path: &Path) -> Result<String, RuleError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |message: String| RuleError {
+        file: path.display().to_string(),
+        line: 1,
+        column: 1,
+        rule: "-".into(),
+        message,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| refuse(format!("cannot read rules file: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| refuse(format!("cannot read rules file: {e}")))?;
+    if !meta.is_file() {
+        return Err(refuse("the rules file is not a regular file".into()));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| refuse(format!("cannot read rules file: {e}")))?;
+    Ok(text)
+}
+
 impl Reloader {
     /// A reloader for `live` (the snapshot loaded at start), reading rules
-    /// from `path`.
-    pub fn new(live: Live, path: PathBuf, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// from `path` under `policy`.
+    pub fn new(live: Live, path: PathBuf, policy: Policy, metrics: Arc<Metrics>) -> Arc<Self> {
         let first = live.load().info();
         metrics.live(&live.load(), None);
         Arc::new(Reloader {
             inner: Mutex::new(Inner {
                 next_version: first.version + 1,
-                history: VecDeque::from([first]),
                 previous: None,
             }),
+            history: std::sync::Mutex::new(VecDeque::from([first])),
             live,
             path,
+            policy,
             metrics,
         })
     }
@@ -107,54 +205,33 @@ impl Reloader {
         &self.live
     }
 
-    /// The rules file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The last versions that went live, newest first.
-    pub async fn history(&self) -> Vec<VersionInfo> {
-        self.inner
-            .lock()
-            .await
-            .history
-            .iter()
-            .rev()
-            .cloned()
-            .collect()
+    pub fn history(&self) -> Vec<VersionInfo> {
+        match self.history.lock() {
+            Ok(h) => h.iter().rev().cloned().collect(),
+            Err(poisoned) => poisoned.get_ref().iter().rev().cloned().collect(),
+        }
     }
 
     /// Reloads from the rules file; `trigger` names the cause in logs.
-    pub async fn reload(&self, trigger: &str) -> Outcome {
-        let path = self.path.clone();
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(t) => t,
-            Err(e) => {
-                let err = RuleError {
-                    file: path.display().to_string(),
-                    line: 1,
-                    column: 1,
-                    rule: "-".into(),
-                    message: format!("cannot read rules file: {e}"),
-                };
-                return self
-                    .finish(trigger, Instant::now(), Outcome::Refused(vec![err]))
-                    .await;
-            }
-        };
-        self.apply(text, trigger, path.display().to_string(), false)
+    /// `force` applies rules that would empty or mostly empty the set.
+    pub async fn reload(&self, trigger: &str, force: bool) -> Outcome {
+        self.apply(None, trigger, self.path.display().to_string(), false, force)
             .await
     }
 
-    /// Validates `text` as the rules file and, when valid, makes it live.
-    /// With `persist`, the text is first written over the rules file
-    /// (atomically) so a restart or a later reload keeps it.
+    /// Validates `text` (or, when `None`, the rules file) as the rules
+    /// file and, when valid, makes it live. With `persist`, the text is
+    /// first written over the rules file (atomically) so a restart or a
+    /// later reload keeps it. `force` applies rules that the policy would
+    /// hold back (an empty set, a large drop).
     pub async fn apply(
         &self,
-        text: String,
+        text: Option<String>,
         trigger: &str,
         source: String,
         persist: bool,
+        force: bool,
     ) -> Outcome {
         let started = Instant::now();
         let mut inner = self.inner.lock().await;
@@ -163,18 +240,34 @@ impl Reloader {
         let version = inner.next_version;
         let trigger_owned = trigger.to_string();
         let metrics = self.metrics.clone();
-        // Compiling a million links takes about a second of CPU: it runs on
-        // the blocking pool, never on a request thread.
-        let built = tokio::task::spawn_blocking(move || -> Result<Option<Snapshot>, Failure> {
+        let policy = self.policy.clone();
+        // Set when the build is given up on: a build that finishes later
+        // must not write the rules file.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let gave_up = abandoned.clone();
+        // Reading the files and compiling a million links takes about a
+        // second of CPU: it runs on the blocking pool, never on a request
+        // thread, and is bounded in time so a stuck file cannot hold every
+        // later reload.
+        let build = tokio::task::spawn_blocking(move || -> Result<Option<Snapshot>, Failure> {
+            let text = match text {
+                Some(t) => t,
+                None => read_rules_file(&path).map_err(|e| Failure::Refused(vec![e]))?,
+            };
             if live.rules.content_hash_with(&text).ok().as_deref()
                 == Some(&live.rules.content_hash())
             {
                 return Ok(None);
             }
-            let rules = RuleSet::from_source(&text, &path, &LoadOptions::default())
-                .map_err(Failure::Refused)?;
+            let rules =
+                RuleSet::from_source(&text, &path, &policy.load).map_err(Failure::Refused)?;
             if rules.content_hash() == live.rules.content_hash() {
                 return Ok(None);
+            }
+            if !force {
+                if let Some(why) = policy.holds(answering(&live.rules), answering(&rules)) {
+                    return Err(Failure::Held(why));
+                }
             }
             let meta = Meta {
                 version,
@@ -186,20 +279,28 @@ impl Reloader {
                 .map_err(|e| Failure::Failed(format!("{e:#}")))?;
             // Written only once everything else succeeded: the file on disk
             // is always a rule set that went live.
-            if persist {
+            if persist && !abandoned.load(Ordering::SeqCst) {
                 write_atomically(&path, &snapshot.text).map_err(|e| {
                     Failure::Failed(format!("cannot write {}: {e}", path.display()))
                 })?;
             }
             Ok(Some(snapshot))
-        })
-        .await;
+        });
+        let built = tokio::time::timeout(self.policy.timeout, build).await;
         let outcome = match built {
-            Err(join) => Outcome::Failed(format!("reload task failed: {join}")),
-            Ok(Err(Failure::Refused(e))) => Outcome::Refused(e),
-            Ok(Err(Failure::Failed(m))) => Outcome::Failed(m),
-            Ok(Ok(None)) => Outcome::Unchanged(self.live.load().info()),
-            Ok(Ok(Some(snapshot))) => {
+            Err(_) => {
+                gave_up.store(true, Ordering::SeqCst);
+                Outcome::Failed(format!(
+                    "reload took longer than rules.reload_timeout ({}); abandoned",
+                    humantime::format_duration(self.policy.timeout)
+                ))
+            }
+            Ok(Err(join)) => Outcome::Failed(format!("reload task failed: {join}")),
+            Ok(Ok(Err(Failure::Refused(e)))) => Outcome::Refused(e),
+            Ok(Ok(Err(Failure::Held(m)))) => Outcome::Held(m),
+            Ok(Ok(Err(Failure::Failed(m)))) => Outcome::Failed(m),
+            Ok(Ok(Ok(None))) => Outcome::Unchanged(self.live.load().info()),
+            Ok(Ok(Ok(Some(snapshot)))) => {
                 inner.next_version += 1;
                 Outcome::Applied(self.install(&mut inner, Arc::new(snapshot)).await)
             }
@@ -214,7 +315,7 @@ impl Reloader {
         let started = Instant::now();
         let mut inner = self.inner.lock().await;
         let outcome = match inner.previous.clone() {
-            None => Outcome::Failed("no previous version to roll back to".into()),
+            None => Outcome::NoPrevious,
             Some(prev) => {
                 let path = self.path.clone();
                 let text = prev.text.clone();
@@ -264,9 +365,13 @@ impl Reloader {
         self.metrics.live(&snapshot, Some(&current));
         self.live.store(snapshot);
         inner.previous = Some(current);
-        inner.history.push_back(info.clone());
-        while inner.history.len() > HISTORY {
-            inner.history.pop_front();
+        let mut history = match self.history.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        history.push_back(info.clone());
+        while history.len() > HISTORY {
+            history.pop_front();
         }
         info
     }
@@ -295,6 +400,12 @@ impl Reloader {
                     errors = errors.len(),
                     "rules refused, the live rules keep serving"
                 );
+            }
+            Outcome::Held(why) => {
+                tracing::error!(trigger, reason = %why, "rules held back, the live rules keep serving");
+            }
+            Outcome::NoPrevious => {
+                tracing::warn!(trigger, "no previous version to roll back to");
             }
             Outcome::Failed(msg) => {
                 tracing::error!(trigger, error = %msg, "reload failed, the live rules keep serving");

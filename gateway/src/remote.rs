@@ -67,11 +67,13 @@ pub async fn run(
                 tracing::debug!(url = %url, "remote rules not modified")
             }
             Ok(Ok(Fetched::Body(text, tag))) => {
-                let outcome = reloader.apply(text, "remote", url.clone(), true).await;
+                let outcome = reloader
+                    .apply(Some(text), "remote", url.clone(), true, false)
+                    .await;
                 // Remember the ETag even when the rules were refused: the same
                 // broken document is not validated again on every poll.
                 etag = tag;
-                if let Outcome::Refused(_) | Outcome::Failed(_) = outcome {
+                if !matches!(outcome, Outcome::Applied(_) | Outcome::Unchanged(_)) {
                     tracing::warn!(url = %url, "remote rules refused; waiting for a new version");
                 }
             }

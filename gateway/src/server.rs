@@ -73,7 +73,8 @@ impl BackgroundService for Sources {
 
 /// Loads the rules, builds every service and runs until a shutdown signal.
 pub fn run(config: Config, upgrade: bool) -> Result<()> {
-    let rules = match RuleSet::load(&config.rules.path) {
+    let policy = config.reload_policy();
+    let rules = match RuleSet::load_with(&config.rules.path, &policy.load) {
         Ok(r) => r,
         Err(errors) => {
             for e in &errors {
@@ -88,6 +89,12 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         }
     };
     let counts = rules.counts();
+    if crate::reload::answering(&rules) == 0 && !policy.allow_empty {
+        bail!(
+            "{} has no rules and no links; not starting (set rules.allow_empty = true if that is meant)",
+            config.rules.path.display()
+        );
+    }
     let text = std::fs::read_to_string(&config.rules.path)
         .with_context(|| format!("cannot read {}", config.rules.path.display()))?;
     let meta = Meta {
@@ -116,7 +123,12 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         "gateway starting"
     );
     let live = state::live(snapshot);
-    let reloader = Reloader::new(live.clone(), config.rules.path.clone(), metrics.clone());
+    let reloader = Reloader::new(
+        live.clone(),
+        config.rules.path.clone(),
+        policy,
+        metrics.clone(),
+    );
     let access = AccessLog::new(config.log.access, config.log.sample);
     let clicks = if config.clicks.enabled {
         let p = Pipeline::start(&config.clicks, metrics.clone())?;
@@ -239,6 +251,13 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         },
     ));
 
+    // Pingora writes its pid file only when it daemonizes; `kill -HUP
+    // "$(cat pid_file)"` and supervisors need it in the foreground too.
+    let pid_file = std::path::PathBuf::from(&config.server.pid_file);
+    if !config.server.pid_file.is_empty() {
+        std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write server.pid_file {}", pid_file.display()))?;
+    }
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals { reloader }),
     });
@@ -246,6 +265,12 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     // is still queued before the process ends.
     if let Some(p) = clicks {
         p.shutdown();
+    }
+    // Only our own: after an upgrade the new process has rewritten it.
+    let ours = std::fs::read_to_string(&pid_file)
+        .is_ok_and(|t| t.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(&pid_file);
     }
     Ok(())
 }

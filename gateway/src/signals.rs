@@ -53,7 +53,7 @@ impl ShutdownSignalWatch for Signals {
                 }
                 _ = hup.recv() => {
                     let reloader = self.reloader.clone();
-                    tokio::spawn(async move { reloader.reload("sighup").await });
+                    tokio::spawn(async move { reloader.reload("sighup", false).await });
                 }
             }
         }

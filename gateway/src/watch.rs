@@ -43,6 +43,38 @@ fn relevant(path: &Path, names: &BTreeSet<OsString>) -> bool {
     }
 }
 
+/// How many times a changing file is looked at again before reading it
+/// anyway.
+const SETTLE_CHECKS: usize = 20;
+
+/// The size and modification time of each file (`None` when missing).
+fn stamps(files: &[PathBuf]) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
+/// Waits until no file changed size or modification time for `quiet`:
+/// a writer that pauses mid-file (no rename) would otherwise have half a
+/// file read. `false` when they kept changing.
+async fn settle(files: &[PathBuf], quiet: Duration) -> bool {
+    let mut before = stamps(files);
+    for _ in 0..SETTLE_CHECKS {
+        tokio::time::sleep(quiet).await;
+        let now = stamps(files);
+        if now == before {
+            return true;
+        }
+        before = now;
+    }
+    false
+}
+
 /// Runs until `shutdown` fires: watches, debounces, reloads.
 pub async fn run(
     reloader: Arc<Reloader>,
@@ -110,7 +142,14 @@ pub async fn run(
             }
         }
         tracing::debug!(path = %first.display(), "rules files changed");
-        reloader.reload("file").await;
+        let files: Vec<PathBuf> = reloader.live().load().rules.files().to_vec();
+        if !settle(&files, debounce).await {
+            tracing::warn!(
+                "rules files still changing after {} checks; reloading what is there now",
+                SETTLE_CHECKS
+            );
+        }
+        reloader.reload("file", false).await;
     }
 }
 

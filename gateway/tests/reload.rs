@@ -917,6 +917,10 @@ fn sighup_reloads_and_the_process_survives() {
     );
     let path = gw.path("rules.toml");
 
+    // The pid file names this process, so `kill -HUP "$(cat pid_file)"`
+    // reaches it.
+    let pid = std::fs::read_to_string(gw.path("gateway.pid")).unwrap();
+    assert_eq!(pid.trim(), gw.child.id().to_string());
     // With the watch off, only the signal reloads.
     std::fs::write(&path, rules_b()).unwrap();
     std::thread::sleep(Duration::from_millis(700));
@@ -1181,6 +1185,53 @@ fn admin_api_reloads_replaces_lists_rolls_back_and_explains() {
     // Health endpoints need no token.
     for p in ["/live", "/ready"] {
         assert_eq!(http(gw.admin, "GET", p, &[], None).status, 200, "{p}");
+    }
+    assert!(alive(&mut gw.child), "the gateway died");
+}
+
+/// Regression (issue 18): rules could publish any local file. A
+/// `body_file` outside the rules directory sent over the admin API is
+/// refused at its position without quoting the file, and the public port
+/// keeps answering with the old rules.
+#[test]
+fn put_rules_with_a_body_file_outside_the_rules_directory_is_refused_and_never_served() {
+    let a = rules_a();
+    let mut gw = start(
+        &a,
+        &[
+            ("GATEWAY_ADMIN_TOKEN", TOKEN),
+            ("GATEWAY_RULES_WATCH", "false"),
+        ],
+    );
+    let path = gw.path("rules.toml");
+    let file = path.display().to_string();
+    let hash = live_hash(&gw);
+    let text = format!(
+        "{a}\n[[respond]]\nid = \"leak\"\nhost = \"go.example.com\"\npath = \"/leak\"\nbody_file = \"/etc/passwd\"\n"
+    );
+    let line = line_of(&text, "body_file = ", 1);
+
+    let r = admin(&gw, "PUT", "/admin/rules", Some(&text));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(!r.text().contains("root:"), "{}", r.text());
+    let body = json(&r);
+    check_error(
+        &body["errors"][0],
+        &file,
+        line,
+        Some(13),
+        "leak",
+        "cannot read body_file /etc/passwd: it is not inside the rules file's directory",
+    );
+    assert_eq!(live_hash(&gw), hash);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), a);
+
+    assert_eq!(answer(&gw, "/x"), pair("a", 1, "/x"));
+    assert_eq!(answer(&gw, "/y"), pair("a", 1, "/y"));
+    for p in ["/leak", "/x", "/y", "/etc/passwd"] {
+        let r = gw.get(HOST, p);
+        assert_ne!(r.status, 200, "{p}: {r:?}");
+        assert!(!r.text().contains("root:"), "{p}: {}", r.text());
     }
     assert!(alive(&mut gw.child), "the gateway died");
 }
@@ -1625,4 +1676,232 @@ fn binary_upgrade_hands_the_listeners_over_without_refusing_a_connection() {
     assert!(alive(&mut gw2.0), "the new process died; {}", logs());
     assert_eq!(http(gw1.admin, "GET", "/ready", &[], None).status, 200);
     assert_eq!(answer(&gw1, "/x"), pair("b", 2, "/x"));
+}
+
+// ---------------------------------------------------------------------------
+// Reload policy: empty and shrinking sets, half-written files, stuck builds
+// ---------------------------------------------------------------------------
+
+/// `n` redirects `/r0`..`/r{n-1}` to `https://{tag}.example.com/rI`.
+fn many(tag: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[[redirect]]\nid = \"r{i}\"\nhost = \"go.example.com\"\npath = \"/r{i}\"\nto = \"https://{tag}.example.com/r{i}\"\n\n"
+            )
+        })
+        .collect()
+}
+
+/// `gateway reload [--force]` against `gw`'s config; (exit code, stdout).
+fn reload_command(gw: &Gateway, force: bool) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    cmd.arg("reload")
+        .arg("-c")
+        .arg(gw.path("gateway.toml"))
+        .env("GATEWAY_ADMIN_TOKEN", TOKEN);
+    if force {
+        cmd.arg("--force");
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn empty_and_much_smaller_rule_sets_are_held_until_forced() {
+    let ten = many("a", 10);
+    let gw = start(
+        &ten,
+        &[
+            ("GATEWAY_ADMIN_TOKEN", TOKEN),
+            ("GATEWAY_RULES_WATCH", "false"),
+        ],
+    );
+    let path = gw.path("rules.toml");
+    let hash = live_hash(&gw);
+    // An empty file, through a reload: held, 409, the old rules answer.
+    std::fs::write(&path, "").unwrap();
+    let r = admin(&gw, "POST", "/admin/reload", None);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("no rules and no links"), "{}", r.text());
+    assert_eq!(live_hash(&gw), hash);
+    assert_eq!(gw.get(HOST, "/r9").status, 302);
+    // The same through `gateway reload`: exit 1 and the reason.
+    let (code, out) = reload_command(&gw, false);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no rules and no links"), "{out}");
+    // Three of ten rules over the admin API: a 70 % drop, held.
+    let r = admin(&gw, "PUT", "/admin/rules", Some(&many("b", 3)));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("remove 7 of the 10"), "{}", r.text());
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "",
+        "nothing written"
+    );
+    // Six of ten is within the default 50 %: applied.
+    put_rules(&gw, &many("c", 6));
+    assert_eq!(gw.get(HOST, "/r5").location(), "https://c.example.com/r5");
+    // Forced: three rules go live, and then even the empty set.
+    let r = admin(&gw, "PUT", "/admin/rules?force=true", Some(&many("d", 3)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(gw.get(HOST, "/r5").status, 404);
+    std::fs::write(&path, "").unwrap();
+    let (code, out) = reload_command(&gw, true);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(gw.get(HOST, "/r0").status, 404);
+    assert!(gw.metric("gateway_rules_reloads_total{result=\"failure\"}") >= 3.0);
+}
+
+#[test]
+fn an_empty_rules_file_does_not_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "# nothing yet\n").unwrap();
+    let port = common::free_port();
+    let admin_port = common::free_port();
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+        cmd.arg("run")
+            .env("GATEWAY_RULES_PATH", &rules)
+            .env("GATEWAY_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEWAY_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("GATEWAY_SERVER_UPGRADE_SOCK", dir.path().join("up.sock"))
+            .env("GATEWAY_SERVER_PID_FILE", dir.path().join("pid"))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.envs(extra.iter().copied());
+        cmd.spawn().unwrap()
+    };
+    let child = run(&[]);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no rules and no links"), "{err}");
+    // Allowed explicitly: it starts and answers 404.
+    let mut child = run(&[("GATEWAY_RULES_ALLOW_EMPTY", "true")]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let up = common::wait_until(WAIT, || {
+        TcpStream::connect(addr).is_ok()
+            && common::request(addr, "GET", "/x", HOST, &[]).status == 404
+    });
+    child.kill().ok();
+    child.wait().ok();
+    assert!(
+        up,
+        "the gateway did not answer with an empty, allowed rule set"
+    );
+}
+
+#[test]
+fn a_file_written_in_place_with_a_pause_never_goes_live_half_written() {
+    let Alone { gw, path, _dir } = start_alone(
+        &many("a", 10),
+        &[
+            ("GATEWAY_ADMIN_TOKEN", TOKEN),
+            ("GATEWAY_RULES_DEBOUNCE", "200ms"),
+        ],
+    );
+    let hash = live_hash(&gw);
+    let full = many("b", 10);
+    // Cut after the third rule, at a point that is valid TOML on its own.
+    let cut = full.match_indices("[[redirect]]").nth(3).unwrap().0;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(&full.as_bytes()[..cut]).unwrap();
+    f.flush().unwrap();
+    // Longer than the debounce and the quiet check together.
+    let pause = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < pause {
+        assert_eq!(gw.get(HOST, "/r9").status, 302, "a partial set went live");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.write_all(&full.as_bytes()[cut..]).unwrap();
+    f.flush().unwrap();
+    drop(f);
+    wait_hash_change(&gw, &hash);
+    wait_for(&gw, "the full new set", WAIT, || {
+        let r = gw.get(HOST, "/r9");
+        (r.status == 302 && r.location() == "https://b.example.com/r9").then_some(())
+    });
+    assert!(log_tail(&gw).contains("rules held back") || log_tail(&gw).contains("rules refused"));
+}
+
+#[test]
+fn a_stuck_or_slow_build_is_abandoned_and_the_admin_api_keeps_answering() {
+    let a = rules_a();
+    let gw = start(
+        &a,
+        &[
+            ("GATEWAY_ADMIN_TOKEN", TOKEN),
+            ("GATEWAY_RULES_WATCH", "false"),
+            ("GATEWAY_RULES_RELOAD_TIMEOUT", "1ms"),
+        ],
+    );
+    let path = gw.path("rules.toml");
+    // 300,000 links take far longer than a millisecond to compile.
+    let mut csv = String::from("code,to\n");
+    for i in 0..300_000 {
+        csv.push_str(&format!("c{i},https://shop.example.com/{i}\n"));
+    }
+    std::fs::write(gw.path("big.csv"), csv).unwrap();
+    let text =
+        format!("{a}\n[[links]]\nid = \"big\"\nhost = \"go.example.com\"\nfile = \"big.csv\"\n");
+    let r = admin(&gw, "PUT", "/admin/rules", Some(&text));
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("reload_timeout"), "{}", r.text());
+    let r = admin(&gw, "GET", "/admin/versions", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The build that was given up on finishes in the background and
+    // must not write the rules file or go live.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), a);
+    assert_eq!(gw.get(HOST, "/c1").status, 404);
+    assert_eq!(answer(&gw, "/x"), pair("a", 1, "/x"));
+    // A FIFO named as a body file is refused at once, not waited on.
+    let fifo = gw.path("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let text = format!("{a}\n[[respond]]\nid = \"p\"\npath = \"/p\"\nbody_file = \"pipe\"\n");
+    let r = admin(&gw, "PUT", "/admin/rules", Some(&text));
+    assert!(matches!(r.status, 422 | 500), "{}", r.text());
+    assert_eq!(admin(&gw, "GET", "/admin/versions", None).status, 200);
+}
+
+#[test]
+fn the_gateways_own_config_next_to_the_rules_is_never_served() {
+    let a = rules_a();
+    let gw = start(
+        &a,
+        &[
+            ("GATEWAY_ADMIN_TOKEN", TOKEN),
+            ("GATEWAY_RULES_WATCH", "false"),
+        ],
+    );
+    // The harness writes gateway.toml next to rules.toml, as the bundled
+    // config and the container image do.
+    assert!(gw.path("gateway.toml").exists());
+    let text = format!(
+        "{a}\n[[respond]]\nid = \"conf\"\nhost = \"go.example.com\"\npath = \"/conf\"\nbody_file = \"./gateway.toml\"\n"
+    );
+    let r = admin(&gw, "PUT", "/admin/rules", Some(&text));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("one of the gateway's own configuration or key files"),
+        "{}",
+        r.text()
+    );
+    assert!(!r.text().contains("[server]"), "{}", r.text());
+    assert_ne!(gw.get(HOST, "/conf").status, 200);
 }
