@@ -147,7 +147,12 @@ fn admin_call(
 /// admin listener and token) to reload its rules files, like
 /// `nginx -s reload`; `force` applies rules the reload policy would hold
 /// back. Exit 0 when the rules are live (new or unchanged).
-pub fn reload(admin_listen: &str, token: Option<&str>, force: bool) -> Result<ExitCode> {
+pub fn reload(
+    admin_listen: &str,
+    token: Option<&str>,
+    force: bool,
+    reload_timeout: Duration,
+) -> Result<ExitCode> {
     let Some(token) = token else {
         bail!("the admin API needs a token: set admin.token in the config or GATEWAY_ADMIN_TOKEN");
     };
@@ -156,14 +161,10 @@ pub fn reload(admin_listen: &str, token: Option<&str>, force: bool) -> Result<Ex
     } else {
         "/admin/reload"
     };
-    // A reload of millions of links takes seconds; the server bounds it.
-    let (status, body) = admin_call(
-        admin_listen,
-        "POST",
-        target,
-        Some(token),
-        Duration::from_secs(120),
-    )?;
+    // The server bounds a reload by reload_timeout (and may then run a new
+    // pool's first health checks): wait a little longer than that.
+    let wait = reload_timeout + Duration::from_secs(30);
+    let (status, body) = admin_call(admin_listen, "POST", target, Some(token), wait)?;
     print!("{body}");
     Ok(if status == 200 {
         ExitCode::SUCCESS

@@ -52,6 +52,16 @@ pub fn single_framing_headers(req: &mut RequestHeader) -> Result<()> {
         }
     }
     let encodings: Vec<&HeaderValue> = req.headers.get_all(TRANSFER_ENCODING).iter().collect();
+    // RFC 9112 §7: chunked is applied once; an upstream that decodes it
+    // twice would see another body than the gateway did.
+    let chunked = encodings
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .count();
+    if chunked > 1 {
+        return Error::e_explain(ErrorType::HTTPStatus(400), "chunked applied more than once");
+    }
     if encodings.len() > 1 {
         let joined = encodings
             .iter()
@@ -108,6 +118,21 @@ mod tests {
             &[("Content-Length", "5"), ("Content-Length", "6")],
             &[("Content-Length", "5, ")],
             &[("Content-Length", "5, +5")],
+        ] {
+            let mut req = request(given);
+            let e = single_framing_headers(&mut req).unwrap_err();
+            assert_eq!(e.etype(), &ErrorType::HTTPStatus(400), "{given:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_twice_is_refused() {
+        for given in [
+            &[("Transfer-Encoding", "chunked, chunked")][..],
+            &[
+                ("Transfer-Encoding", "chunked"),
+                ("Transfer-Encoding", "Chunked"),
+            ],
         ] {
             let mut req = request(given);
             let e = single_framing_headers(&mut req).unwrap_err();

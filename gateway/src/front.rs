@@ -15,7 +15,7 @@
 
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::{HttpProxy, ProxyHttp};
@@ -46,6 +46,9 @@ const FLUSH_AT: usize = 64 * 1024;
 const IDLE_BUFFER: usize = 2 * 1024;
 const SHRINK_ABOVE: usize = 16 * 1024;
 
+/// How long a client may take to accept an answer (nginx's
+/// `send_timeout`).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long, and for how many bytes, a refused connection is read and
 /// drained before it is closed.
 const LINGER: Duration = Duration::from_secs(2);
@@ -185,7 +188,7 @@ impl<A, P> Front<A, P> {
             Answer::text(status, body, None).encode_h1(false, false, &mut output);
         }
         let _ = send(&mut conn, &mut output).await;
-        conn.shutdown().await.ok();
+        let _ = pingora::time::timeout(LINGER, conn.shutdown()).await;
         // Closing with unread input would reset the connection and could
         // destroy the answer before the client reads it: read and drop
         // what is still coming for a moment first (nginx's lingering close).
@@ -262,18 +265,13 @@ where
         // the accept; later ones within it of their first byte.
         let mut deadline = Instant::now() + self.limits.header_timeout;
         let mut first = true;
-        // Settings (and pipelined bytes) Pingora kept from a request whose
-        // end only it knew: the next request goes to it with them.
-        let mut carry: Option<HttpPersistentSettings> = None;
         // How much of `input` is known to hold no complete head: a head
         // sent in many pieces is parsed again only once its end arrives,
         // not after every read (which made a 60 KB head cost 450 KB of
         // parsing).
         let mut checked: usize = 0;
         loop {
-            let step = if carry.is_some() {
-                Step::Malformed
-            } else if checked > 0 && !ends_head(&input[checked.saturating_sub(2)..]) {
+            let step = if checked > 0 && !ends_head(&input[checked.saturating_sub(2)..]) {
                 Step::NeedMore
             } else {
                 checked = 0;
@@ -356,32 +354,31 @@ where
                         Framing::Length(rest) => Some(rest),
                         Framing::Unknown => None,
                     });
+                    // Pipelining stays off: bytes Pingora reads past a
+                    // request it frames itself (chunked, an upgrade) would
+                    // be kept in settings the front cannot read back, so
+                    // such a connection closes instead, and every
+                    // connection that comes back is under the front's
+                    // limits again.
                     let mut session = ServerSession::new_http1(conn);
-                    match carry.take() {
-                        Some(settings) => settings.apply_to_session(&mut session),
-                        None => {
-                            let keepalive = self.limits.keepalive_timeout.as_secs().max(1);
-                            session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
-                            // Bytes Pingora finds after a request it framed
-                            // itself are the next request's, not an error.
-                            session.set_pipelining_enabled(true);
-                        }
-                    }
                     if !prefix.is_empty() {
                         session.set_pipelined_prefix(prefix);
                     }
                     // Pingora answers it (and 400s a malformed head); a
                     // connection it keeps alive comes back here.
-                    let (back, settings) = self
+                    let (back, _) = self
                         .proxy
                         .process_new_http(session, shutdown)
                         .await?
                         .consume();
                     conn = back.into_any().downcast::<ReadLimit>().ok()?;
-                    conn.limit(None);
-                    if framing == Framing::Unknown {
-                        carry = settings;
+                    // Pingora drains a body before it gives a connection
+                    // back; were any of a counted body left, where the next
+                    // request starts would be a guess.
+                    if matches!(framing, Framing::Length(_)) && conn.left() != Some(0) {
+                        return None;
                     }
+                    conn.limit(None);
                     first = false;
                     deadline = self.limits.next_deadline(&input);
                 }
@@ -588,18 +585,20 @@ impl FastAnswer for Decider {
     }
 }
 
-/// Writes and flushes what is queued; `None` when the client is gone.
+/// Writes and flushes what is queued; `None` when the client is gone or
+/// has not taken it within `SEND_TIMEOUT` (a client that pipelines and
+/// never reads must not hold the connection).
 async fn send(stream: &mut ReadLimit, output: &mut Vec<u8>) -> Option<()> {
     if output.is_empty() {
         return Some(());
     }
-    let sent = async {
+    let sent = pingora::time::timeout(SEND_TIMEOUT, async {
         stream.write_all(output).await?;
         stream.flush().await
-    }
+    })
     .await;
     output.clear();
-    sent.ok()
+    sent.ok()?.ok()
 }
 
 /// A parsed HTTP/1.1 head the fast path may answer.

@@ -115,7 +115,14 @@ fn main() -> ExitCode {
         Command::Health => config::Config::load(cli.config.as_deref(), std::env::vars())
             .and_then(|c| commands::health(&c.admin.listen)),
         Command::Reload { force } => config::Config::load(cli.config.as_deref(), std::env::vars())
-            .and_then(|c| commands::reload(&c.admin.listen, c.admin.token.as_deref(), force)),
+            .and_then(|c| {
+                commands::reload(
+                    &c.admin.listen,
+                    c.admin.token.as_deref(),
+                    force,
+                    c.rules.reload_timeout,
+                )
+            }),
         Command::Run { upgrade } => run(cli.config, upgrade).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -152,8 +152,6 @@ pub struct Ctx {
     /// The client's address (see `client_ip`): the TCP peer, or who a
     /// trusted proxy says the client is.
     pub client_ip: Option<IpAddr>,
-    /// Request body bytes read so far, against the route's `max_body`.
-    pub body_read: u64,
 }
 
 pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
@@ -240,15 +238,20 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
-        body: &mut Option<bytes::Bytes>,
+        session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        // A chunked body declares no length: count it as it arrives.
-        if let (Some(max), Some(chunk)) = (ctx.route.as_ref().and_then(|r| r.max_body), body) {
-            ctx.body_read += chunk.len() as u64;
-            if ctx.body_read > max {
+        // After a 101 this is tunnel traffic, not a body: no limit.
+        if session.was_upgraded() {
+            return Ok(());
+        }
+        // A chunked body declares no length: count it as it arrives. What
+        // Pingora has read, not what passed here, so a retry that replays
+        // the body is not counted twice.
+        if let Some(max) = ctx.route.as_ref().and_then(|r| r.max_body) {
+            if session.body_bytes_read() as u64 > max {
                 ctx.kind = Some(Kind::BadRequest);
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
             }
@@ -485,6 +488,19 @@ impl Gateway {
         ctx.kind = Some(Kind::BadRequest);
         session.set_keepalive(None);
         respond::text(session, 413, "payload too large\n", version).await?;
+        // Closing with the body unread would reset the connection and
+        // could destroy the 413 before the client reads it: read and drop
+        // some of it first, as nginx does.
+        let drain = async {
+            let mut left: usize = 1 << 20;
+            while let Ok(Some(chunk)) = session.read_request_body().await {
+                left = left.saturating_sub(chunk.len());
+                if left == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = pingora::time::timeout(std::time::Duration::from_secs(2), drain).await;
         Ok(true)
     }
 }
@@ -521,7 +537,13 @@ pub fn classify(e: &Error) -> (u16, Option<UpstreamFailure>) {
         | ErrorType::InvalidCert
         | ErrorType::HandshakeError
         | ErrorType::ConnectProxyFailure
-        | ErrorType::SocketError => (502, Some(UpstreamFailure::Connect)),
+        | ErrorType::SocketError
+            // Pingora files a client's bytes after its request's end under
+            // ConnectError too: that is no upstream failure.
+            if e.esource() != &ErrorSource::Downstream =>
+        {
+            (502, Some(UpstreamFailure::Connect))
+        }
         _ => match e.esource() {
             ErrorSource::Upstream => (502, Some(UpstreamFailure::Reset)),
             ErrorSource::Downstream => match e.etype() {

@@ -44,6 +44,11 @@ impl ReadLimit {
     pub fn limit(&mut self, budget: Option<u64>) {
         self.left = budget;
     }
+
+    /// What is left of the budget (`None`: reads are not capped).
+    pub fn left(&self) -> Option<u64> {
+        self.left
+    }
 }
 
 impl AsyncRead for ReadLimit {

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -144,12 +144,23 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map_or("rules".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, path)
+    let mut commit = commit.lock().unwrap_or_else(|p| p.into_inner());
+    if commit.abandoned {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(std::io::Error::other("the reload was abandoned"));
+    }
+    std::fs::rename(&tmp, path)?;
+    commit.written = true;
+    Ok(())
 }
 
 /// Reads the rules file without letting a FIFO or device block or feed
@@ -241,10 +252,9 @@ impl Reloader {
         let trigger_owned = trigger.to_string();
         let metrics = self.metrics.clone();
         let policy = self.policy.clone();
-        // Set when the build is given up on: a build that finishes later
-        // must not write the rules file.
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let gave_up = abandoned.clone();
+        // Decides, with the time limit, whether the rules file is written.
+        let commit = Arc::new(std::sync::Mutex::new(Commit::default()));
+        let gate = commit.clone();
         // Reading the files and compiling a million links takes about a
         // second of CPU: it runs on the blocking pool, never on a request
         // thread, and is bounded in time so a stuck file cannot hold every
@@ -279,22 +289,32 @@ impl Reloader {
                 .map_err(|e| Failure::Failed(format!("{e:#}")))?;
             // Written only once everything else succeeded: the file on disk
             // is always a rule set that went live.
-            if persist && !abandoned.load(Ordering::SeqCst) {
-                write_atomically(&path, &snapshot.text).map_err(|e| {
+            if persist {
+                write_unless_abandoned(&path, &snapshot.text, &gate).map_err(|e| {
                     Failure::Failed(format!("cannot write {}: {e}", path.display()))
                 })?;
             }
             Ok(Some(snapshot))
         });
-        let built = tokio::time::timeout(self.policy.timeout, build).await;
-        let outcome = match built {
-            Err(_) => {
-                gave_up.store(true, Ordering::SeqCst);
-                Outcome::Failed(format!(
-                    "reload took longer than rules.reload_timeout ({}); abandoned",
-                    humantime::format_duration(self.policy.timeout)
-                ))
+        let mut build = build;
+        let mut built = tokio::time::timeout(self.policy.timeout, &mut build).await;
+        if built.is_err() {
+            let written = {
+                let mut c = commit.lock().unwrap_or_else(|p| p.into_inner());
+                c.abandoned = true;
+                c.written
+            };
+            // Renamed just before the limit: the file is the new rules, so
+            // they go live after all (the build is done but for returning).
+            if written {
+                built = Ok(build.await);
             }
+        }
+        let outcome = match built {
+            Err(_) => Outcome::Failed(format!(
+                "reload took longer than rules.reload_timeout ({}); abandoned",
+                humantime::format_duration(self.policy.timeout)
+            )),
             Ok(Err(join)) => Outcome::Failed(format!("reload task failed: {join}")),
             Ok(Ok(Err(Failure::Refused(e)))) => Outcome::Refused(e),
             Ok(Ok(Err(Failure::Held(m)))) => Outcome::Held(m),
@@ -412,5 +432,28 @@ impl Reloader {
             }
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_abandoned_reload_never_writes_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, "old").unwrap();
+        let commit = std::sync::Mutex::new(Commit {
+            abandoned: true,
+            written: false,
+        });
+        assert!(write_unless_abandoned(&path, "new", &commit).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let commit = std::sync::Mutex::new(Commit::default());
+        write_unless_abandoned(&path, "new", &commit).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert!(commit.lock().unwrap().written);
     }
 }

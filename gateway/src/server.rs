@@ -71,6 +71,21 @@ impl BackgroundService for Sources {
     }
 }
 
+/// Writes this process's id to `path`, never through a symlink planted
+/// there (the default lives in /tmp).
+fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(path)?;
+    writeln!(f, "{}", std::process::id())
+}
+
 /// Loads the rules, builds every service and runs until a shutdown signal.
 pub fn run(config: Config, upgrade: bool) -> Result<()> {
     let policy = config.reload_policy();

@@ -122,6 +122,16 @@ impl FileAccess {
             return Err(FileError::NotRegular);
         }
         let file = open(&real)?;
+        // A directory on the way could have been swapped for a symlink
+        // since the path was resolved: check where the opened file really
+        // is (Linux names it in /proc; elsewhere the resolved path stands).
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            if let Ok(opened) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+                self.check(&opened)?;
+            }
+        }
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(FileError::NotRegular);
