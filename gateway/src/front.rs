@@ -31,6 +31,26 @@ use crate::decide::{self, Decider, RequestView};
 use crate::read_limit::ReadLimit;
 use crate::respond::Answer;
 
+/// Connections being served: a graceful stop ends as soon as this is zero
+/// rather than after the whole grace period (see `server::exit_when_drained`).
+pub static CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts one connection in [`CONNECTIONS`] for as long as it lives.
+struct Serving;
+
+impl Serving {
+    fn new() -> Serving {
+        CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Serving
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Headers parsed in place on the fast path; a head with more is parsed
 /// again with room for [`MAX_HEADERS_SLOW`] to find where it ends.
 const MAX_HEADERS: usize = 48;
@@ -248,6 +268,7 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let _serving = Serving::new();
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.proxy.process_new(stream, shutdown).await;
         }

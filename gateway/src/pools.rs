@@ -2,20 +2,25 @@
 //! definitions, their active health checks, and peer construction.
 
 use async_trait::async_trait;
-use pingora::lb::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::health_check::{HealthCheck, HealthObserve, HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::{Consistent, RoundRobin};
 use pingora::lb::{Backend, LoadBalancer};
 use pingora::upstreams::peer::HttpPeer;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::metrics::{Metrics, UpstreamMetrics};
 use rules::{Balance, HealthCheckKind, Upstream};
 
 /// How long an idle upstream connection stays in the keep-alive pool.
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Least time between two health-check rounds that requests start (see
+/// [`Pool::recheck_when_down`]), so traffic to a dead pool does not turn
+/// into a probe per request.
+const RECHECK_EVERY: Duration = Duration::from_millis(100);
 
 enum Selector {
     RoundRobin(LoadBalancer<RoundRobin>),
@@ -30,6 +35,14 @@ pub struct Pool {
     selector: Selector,
     /// Set once a health-check task runs for this pool.
     checking: AtomicBool,
+    /// Shared with the pool's [`Decisive`] check.
+    decisive: Arc<AtomicBool>,
+    /// Whether a round has completed: until then every backend is
+    /// presumed up, and the first round's verdict counts at once.
+    checked: AtomicBool,
+    /// Rounds run one at a time; holds when the last request-started one
+    /// began.
+    round: tokio::sync::Mutex<Option<Instant>>,
     /// Pre-resolved metrics.
     pub metrics: UpstreamMetrics,
 }
@@ -43,9 +56,9 @@ impl Pool {
             Balance::RoundRobin => Selector::RoundRobin(LoadBalancer::try_from_iter(servers)?),
             Balance::Consistent => Selector::Consistent(LoadBalancer::try_from_iter(servers)?),
         };
+        let decisive = Arc::new(AtomicBool::new(false));
         if let Some(hc) = &def.health_check {
-            let check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> = match hc.kind
-            {
+            let check: Box<dyn HealthCheck + Send + Sync> = match hc.kind {
                 HealthCheckKind::Tcp => {
                     let mut c = TcpHealthCheck::new();
                     c.consecutive_failure = hc.unhealthy_after;
@@ -83,6 +96,12 @@ impl Pool {
                     Box::new(c)
                 }
             };
+            let check = Box::new(Decisive {
+                inner: check,
+                decisive: decisive.clone(),
+                unhealthy_after: hc.unhealthy_after,
+                healthy_after: hc.healthy_after,
+            });
             match &mut selector {
                 Selector::RoundRobin(lb) => lb.set_health_check(check),
                 Selector::Consistent(lb) => lb.set_health_check(check),
@@ -92,6 +111,9 @@ impl Pool {
             def: def.clone(),
             selector,
             checking: AtomicBool::new(false),
+            decisive,
+            checked: AtomicBool::new(false),
+            round: tokio::sync::Mutex::new(None),
             metrics,
         })
     }
@@ -130,7 +152,38 @@ impl Pool {
 
     /// Runs one round of health checks over every backend.
     pub async fn check_once(&self) {
+        let _one_at_a_time = self.round.lock().await;
+        self.round_locked().await;
+    }
+
+    async fn round_locked(&self) {
+        // Pingora starts every backend healthy and then needs
+        // `unhealthy_after` failures: the first round alone must be able
+        // to take a dead backend out (and a pool with nothing up needs one
+        // success, not `healthy_after`, to serve again, as Envoy does at
+        // start-up).
+        let decisive = !self.checked.load(Ordering::Acquire) || self.healthy_backends() == 0;
+        self.decisive.store(decisive, Ordering::Release);
         self.backends().run_health_check(true).await;
+        self.checked.store(true, Ordering::Release);
+    }
+
+    /// For a request that found no healthy backend: runs a round now
+    /// (unless the round it waited for brought one up, or a request
+    /// started one less than [`RECHECK_EVERY`] ago), so a backend that
+    /// came back serves this request instead of a 503 until the next
+    /// interval.
+    pub async fn recheck_when_down(&self) {
+        let Some(hc) = &self.def.health_check else {
+            return;
+        };
+        let mut last = self.round.lock().await;
+        if self.healthy_backends() > 0 || last.is_some_and(|t| t.elapsed() < RECHECK_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        // A probe may connect and then read, each for up to `timeout`.
+        let _ = tokio::time::timeout(hc.timeout * 2, self.round_locked()).await;
     }
 
     /// The peer to connect to for `backend`, with the pool's timeouts.
@@ -156,6 +209,40 @@ impl Pool {
 
 fn host_of(server: &str) -> &str {
     server.rsplit_once(':').map_or(server, |(h, _)| h)
+}
+
+/// The configured check, with thresholds of one while its pool's round is
+/// decisive (see [`Pool::check_once`]).
+struct Decisive {
+    inner: Box<dyn HealthCheck + Send + Sync>,
+    decisive: Arc<AtomicBool>,
+    unhealthy_after: usize,
+    healthy_after: usize,
+}
+
+#[async_trait]
+impl HealthCheck for Decisive {
+    async fn check(&self, target: &Backend) -> pingora::Result<()> {
+        self.inner.check(target).await
+    }
+
+    async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        self.inner.health_status_change(target, healthy).await
+    }
+
+    fn backend_summary(&self, target: &Backend) -> String {
+        self.inner.backend_summary(target)
+    }
+
+    fn health_threshold(&self, success: bool) -> usize {
+        if self.decisive.load(Ordering::Acquire) {
+            1
+        } else if success {
+            self.healthy_after
+        } else {
+            self.unhealthy_after
+        }
+    }
 }
 
 /// Logs a backend going down or coming back.

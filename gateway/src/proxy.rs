@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use http::{header, HeaderName, HeaderValue};
 use pingora::lb::Backend;
 use pingora::prelude::*;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use std::net::IpAddr;
@@ -273,7 +273,15 @@ impl ProxyHttp for Gateway {
                 .map(|ip| ip.to_string().into_bytes())
                 .unwrap_or_default(),
         };
-        match route.pool.select(&key, &ctx.failed) {
+        let mut selected = route.pool.select(&key, &ctx.failed);
+        if selected.is_none() && ctx.failed.is_empty() {
+            // Every backend is down: a backend that came back since the
+            // last check (an upstream started after the gateway) serves
+            // this request rather than waiting for the next interval.
+            route.pool.recheck_when_down().await;
+            selected = route.pool.select(&key, &ctx.failed);
+        }
+        match selected {
             Some(backend) => {
                 ctx.upstream_started.get_or_insert_with(Instant::now);
                 if !ctx.failed.is_empty() {
@@ -368,10 +376,24 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // The status line is ours, not the upstream's (as with nginx): an
+        // HTTP/1.1 client gets `HTTP/1.1`. Framing stays right: Pingora has
+        // already made a close-delimited 1.0 body chunked, and a 1.0 answer
+        // with Content-Length means the same in 1.1.
+        if resp.version == http::Version::HTTP_10
+            && session.req_header().version == http::Version::HTTP_11
+        {
+            resp.set_version(http::Version::HTTP_11);
+        }
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // A tunnel now: a side that only listens (server push) is not a
+            // stalled body, and body_timeout must not close it.
+            session.set_read_timeout(None);
+        }
         if let Some(id) = &ctx.request_id {
             resp.insert_header(
                 HeaderName::from_static(forwarding::REQUEST_ID),
@@ -439,6 +461,28 @@ impl ProxyHttp for Gateway {
                 bytes: session.body_bytes_sent() as u64,
             });
         }
+    }
+
+    /// `fail_to_proxy` logs every upstream failure itself, with the
+    /// upstream's name; Pingora's own line for it would be a duplicate.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        classify(e).1.is_some()
+    }
+
+    /// `fail_to_connect` has logged each connect failure it retries.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        ctx: &Ctx,
+        e: &Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        matches!(context, ProxyWarnLogContext::UpstreamRetry)
+            && ctx.retries > 0
+            && matches!(
+                classify(e).1,
+                Some(UpstreamFailure::Connect | UpstreamFailure::Timeout)
+            )
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

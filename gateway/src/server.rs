@@ -4,11 +4,12 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLog;
 use crate::admin::{Admin, MetricsOnly};
@@ -147,7 +148,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     let access = AccessLog::new(config.log.access, config.log.sample);
     let clicks = if config.clicks.enabled {
         let p = Pipeline::start(&config.clicks, metrics.clone())?;
-        tracing::info!(sink = ?config.clicks.sink, dir = %config.clicks.dir.display(), "click events on");
+        tracing::info!(sink = config.clicks.sink.as_str(), dir = %config.clicks.dir.display(), "click events on");
         Some(p)
     } else {
         None
@@ -270,22 +271,92 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     // "$(cat pid_file)"` and supervisors need it in the foreground too.
     let pid_file = std::path::PathBuf::from(&config.server.pid_file);
     if !config.server.pid_file.is_empty() {
-        std::fs::write(&pid_file, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write server.pid_file {}", pid_file.display()))?;
+        // Not a reason to refuse to serve (a read-only root file system):
+        // say so and go on.
+        if let Err(e) = write_pid_file(&pid_file) {
+            tracing::warn!(pid_file = %pid_file.display(), error = %e, "cannot write the pid file");
+        }
+    }
+    let finish = Arc::new(Finish {
+        clicks: Mutex::new(clicks),
+        pid_file,
+    });
+    let phases = server.watch_execution_phase();
+    {
+        let finish = finish.clone();
+        let grace = config.server.grace_period;
+        std::thread::Builder::new()
+            .name("drain".into())
+            .spawn(move || exit_when_drained(phases, grace, &finish))
+            .context("cannot start the drain watcher")?;
     }
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals { reloader }),
     });
-    // Every listener is closed and every request finished: write out what
-    // is still queued before the process ends.
-    if let Some(p) = clicks {
-        p.shutdown();
-    }
-    // Only our own: after an upgrade the new process has rewritten it.
-    let ours = std::fs::read_to_string(&pid_file)
-        .is_ok_and(|t| t.trim() == std::process::id().to_string());
-    if ours {
-        let _ = std::fs::remove_file(&pid_file);
-    }
+    finish.run();
     Ok(())
+}
+
+/// What the process does last, whichever way the graceful stop ends.
+struct Finish {
+    clicks: Mutex<Option<Pipeline>>,
+    pid_file: PathBuf,
+}
+
+impl Finish {
+    /// Runs once; a second call finds nothing left to do.
+    fn run(&self) {
+        let clicks = match self.clicks.lock() {
+            Ok(mut c) => c.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        // Every listener is closed and every request finished: write out
+        // what is still queued before the process ends.
+        if let Some(p) = clicks {
+            p.shutdown();
+        }
+        // Only our own: after an upgrade the new process has rewritten it.
+        let ours = std::fs::read_to_string(&self.pid_file)
+            .is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.pid_file);
+        }
+    }
+}
+
+/// Pingora's graceful stop closes the listeners and then sleeps for the
+/// whole `grace_period_seconds` (a plain `thread::sleep` in `Server::run`,
+/// with no way to end it early), so an idle gateway took the full grace
+/// period to stop. This watches for that sleep to begin and ends the
+/// process once no connection is left, finishing as `run` would.
+fn exit_when_drained(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    grace: Duration,
+    finish: &Finish,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match phases.blocking_recv() {
+            Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+    let deadline = Instant::now() + grace;
+    // A keep-alive connection that Pingora hands back to the front leaves
+    // the count at zero for an instant: only a zero that lasts counts.
+    let mut idle_polls = 0;
+    while Instant::now() < deadline {
+        if crate::front::CONNECTIONS.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            idle_polls += 1;
+            if idle_polls >= 3 {
+                tracing::info!("no request in flight; stopping before the grace period ends");
+                finish.run();
+                std::process::exit(0);
+            }
+        } else {
+            idle_polls = 0;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1385,3 +1385,121 @@ fn label_sets_stay_bounded_under_distinct_paths_and_hosts() {
     );
     s2.expect("gateway_rule_hits_total", &[("rule", "wild")], per as f64);
 }
+
+// ---------------------------------------------------------------------------
+// One log line per event
+// ---------------------------------------------------------------------------
+
+/// The WARN and ERROR lines the gateway logged after `from` bytes of log.
+fn problems_since(gw: &Gateway, from: usize) -> Vec<String> {
+    let log = gw.log_text();
+    log.get(from..)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn each_upstream_failure_is_logged_once() {
+    let dead = Upstream::start("dead", Behavior::Ok).kill();
+    let good = Upstream::start("good", Behavior::Ok);
+    let gw = Gateway::start(&format!(
+        r#"
+[[route]]
+id = "plain"
+host = "plain.example.com"
+prefix = "/"
+upstream = "plain"
+
+[[route]]
+id = "checked"
+host = "checked.example.com"
+prefix = "/"
+upstream = "checked"
+
+[[route]]
+id = "retried"
+host = "retried.example.com"
+prefix = "/"
+upstream = "retried"
+
+[upstream.plain]
+servers = ["127.0.0.1:{dead}"]
+retries = 0
+
+[upstream.checked]
+servers = ["127.0.0.1:{dead}"]
+health_check = {{ type = "tcp", interval = "1s", timeout = "200ms", unhealthy_after = 1 }}
+
+[upstream.retried]
+servers = ["127.0.0.1:{dead}", "{}"]
+retries = 1
+"#,
+        good.addr
+    ));
+    // The backend going down: ours, not also Pingora's.
+    assert!(
+        gw.wait_log("backend marked down", WAIT),
+        "{}",
+        gw.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = problems_since(&gw, 0);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("backend marked down"), "{lines:#?}");
+
+    // A connect failure answered 502.
+    let from = gw.log_text().len();
+    assert_eq!(gw.get("plain.example.com", "/").status, 502);
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = problems_since(&gw, from);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("\"reason\":\"connect\""), "{lines:#?}");
+
+    // No healthy backend, answered 503.
+    let from = gw.log_text().len();
+    assert_eq!(gw.get("checked.example.com", "/").status, 503);
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = problems_since(&gw, from);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("\"reason\":\"no_healthy\""), "{lines:#?}");
+
+    // A connect failure retried on the good backend (each pick advances the
+    // round robin, so every request tries the dead one first).
+    let from = gw.log_text().len();
+    assert_eq!(gw.get("retried.example.com", "/").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = problems_since(&gw, from);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("retrying on another backend"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn rust_log_naming_a_quieted_target_gets_its_lines() {
+    let dead = Upstream::start("dead", Behavior::Ok).kill();
+    let gw = Gateway::start_with(
+        &format!(
+            r#"
+[[route]]
+id = "checked"
+host = "checked.example.com"
+prefix = "/"
+upstream = "checked"
+
+[upstream.checked]
+servers = ["127.0.0.1:{dead}"]
+health_check = {{ type = "tcp", interval = "1s", timeout = "200ms", unhealthy_after = 1 }}
+"#
+        ),
+        Options {
+            env: &[("RUST_LOG", "info,pingora_load_balancing=info")],
+            ..Options::default()
+        },
+    );
+    assert!(gw.wait_log("becomes unhealthy", WAIT), "{}", gw.log_text());
+}

@@ -437,3 +437,264 @@ fn upgrades_pass_only_on_routes_that_allow_them() {
     assert!(!api.contains("upgrade: websocket"), "{api}");
     assert!(ws.contains("upgrade: websocket"), "{ws}");
 }
+
+/// One route to a pool of `server` with an HTTP check every 2 s and the
+/// default thresholds (down after 3 failures, up after 2 successes), as in
+/// the bundled config.
+fn checked_rules(server: &str) -> String {
+    format!(
+        r#"
+[[route]]
+id = "api"
+host = "api.example.com"
+prefix = "/"
+upstream = "api"
+
+[upstream.api]
+servers = ["{server}"]
+health_check = {{ path = "/healthz", interval = "2s", timeout = "1s" }}
+"#
+    )
+}
+
+#[test]
+fn upstream_started_just_before_the_gateway_answers_the_first_request() {
+    let up = Upstream::start("a", Behavior::Ok);
+    let gw = Gateway::start(&checked_rules(&up.addr.to_string()));
+    let r = gw.get("api.example.com", "/v1/users");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "a\n"),
+        "{}",
+        gw.log_text()
+    );
+}
+
+#[test]
+fn upstream_started_after_the_gateway_took_it_down_answers_the_first_request() {
+    // The README's order: the gateway runs (and finds nothing on the port)
+    // before the throwaway upstream starts and is called at once.
+    let port = Upstream::start("gone", Behavior::Ok).kill();
+    let gw = Gateway::start(&checked_rules(&format!("127.0.0.1:{port}")));
+    assert!(
+        wait_until(Duration::from_secs(10), || gw
+            .log_text()
+            .contains("backend marked down")),
+        "{}",
+        gw.log_text()
+    );
+    let up = Upstream::start_on("a", Behavior::Ok, port);
+    let r = gw.get("api.example.com", "/v1/users");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "a\n"),
+        "{}",
+        gw.log_text()
+    );
+    drop(up);
+}
+
+#[test]
+fn upstream_dead_at_start_is_taken_out_by_the_first_check_and_not_used() {
+    let port = Upstream::start("dead", Behavior::Ok).kill();
+    let gw = Gateway::start(&checked_rules(&format!("127.0.0.1:{port}")));
+    // The first round (at start) decides: not the third one, 4 s later.
+    assert!(
+        wait_until(Duration::from_millis(2500), || gw
+            .log_text()
+            .contains("backend marked down")),
+        "{}",
+        gw.log_text()
+    );
+    for _ in 0..3 {
+        let r = gw.get("api.example.com", "/");
+        assert_eq!(r.status, 503, "{}", gw.log_text());
+    }
+    let log = gw.log_text();
+    assert!(log.contains("\"reason\":\"no_healthy\""), "{log}");
+    assert!(!log.contains("\"reason\":\"connect\""), "{log}");
+}
+
+/// An HTTP/1.0 upstream: `/length` answers with a Content-Length, anything
+/// else with a body that ends when the connection closes.
+fn http10_upstream() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let answer: &[u8] = if head.starts_with("GET /length ") {
+                    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nsized\n"
+                } else {
+                    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close\n"
+                };
+                let _ = stream.write_all(answer);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn http10_upstream_answers_an_http11_client_as_http11_correctly_framed() {
+    use std::io::{BufRead, BufReader};
+    let up = http10_upstream();
+    let gw = Gateway::start(&format!(
+        r#"
+[[route]]
+id = "old"
+host = "old.example.com"
+prefix = "/"
+upstream = "old"
+
+[upstream.old]
+servers = ["{up}"]
+"#
+    ));
+    // Both answers on one keep-alive connection: the second is only read
+    // right if the first was framed exactly.
+    let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    for (path, body) in [("/length", "sized\n"), ("/close", "until close\n")] {
+        common::send(&mut stream, "GET", path, "old.example.com", &[]);
+        let head = String::from_utf8_lossy(reader.fill_buf().unwrap()).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{path}: {head:?}");
+        let r = common::read_response(&mut reader, false).unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, body), "{path}: {r:?}");
+        assert!(
+            r.header("content-length").is_some()
+                != r.header("transfer-encoding")
+                    .is_some_and(|t| t.contains("chunked")),
+            "{path}: exactly one framing: {r:?}"
+        );
+    }
+}
+
+/// Rules for the shutdown tests: a slow upstream that answers after 1 s.
+fn slow_rules(up: &Upstream) -> String {
+    format!(
+        r#"
+[[route]]
+id = "api"
+host = "api.example.com"
+prefix = "/"
+upstream = "api"
+
+[upstream.api]
+servers = ["{}"]
+read_timeout = "5s"
+"#,
+        up.addr
+    )
+}
+
+/// Waits (bounded) for the process to end; how long it took.
+fn wait_exit(gw: &mut Gateway, bound: Duration) -> Option<(Duration, std::process::ExitStatus)> {
+    let started = Instant::now();
+    while started.elapsed() < bound {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            return Some((started.elapsed(), status));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+const GRACE_5S: common::Options<'static> = common::Options {
+    files: &[],
+    extra_config: "",
+    tls: None,
+    env: &[("GATEWAY_SERVER_GRACE_PERIOD", "5s")],
+    file_size_limit: None,
+};
+
+#[test]
+fn sigterm_on_an_idle_gateway_does_not_wait_for_the_grace_period() {
+    let up = Upstream::start("slow", Behavior::Slow(Duration::from_secs(1)));
+    let mut gw = Gateway::start_with(&slow_rules(&up), GRACE_5S);
+    assert_eq!(gw.get("api.example.com", "/").status, 200);
+    gw.signal("TERM");
+    let ended = wait_exit(&mut gw, Duration::from_secs(10));
+    let (took, status) = ended.unwrap_or_else(|| panic!("still running; {}", gw.log_text()));
+    assert!(status.success(), "{status:?}; {}", gw.log_text());
+    // The grace period is 5 s; nothing was in flight.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(!gw.path("gateway.pid").exists(), "pid file left behind");
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_then_exits() {
+    let up = Upstream::start("slow", Behavior::Slow(Duration::from_secs(1)));
+    let mut gw = Gateway::start_with(&slow_rules(&up), GRACE_5S);
+    let addr = gw.addr;
+    let client = std::thread::spawn(move || {
+        common::request(addr, "GET", "/in-flight", "api.example.com", &[])
+    });
+    assert!(wait_until(Duration::from_secs(5), || up
+        .hits
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 1));
+    gw.signal("TERM");
+    let signalled = Instant::now();
+    let r = client.join().unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "slow\n"));
+    let ended = wait_exit(&mut gw, Duration::from_secs(10));
+    let (_, status) = ended.unwrap_or_else(|| panic!("still running; {}", gw.log_text()));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn after_a_chunked_request_the_connection_keeps_the_fronts_limits() {
+    use std::io::{Read, Write};
+    let up = Upstream::start("a", Behavior::Ok);
+    let gw = Gateway::start_with(
+        &rules(&[&up], ""),
+        common::Options {
+            env: &[("GATEWAY_SERVER_KEEPALIVE_TIMEOUT", "2s")],
+            ..Default::default()
+        },
+    );
+    let (mut s, mut r) = raw_client(&gw);
+    s.write_all(
+        b"POST /v1/up HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    // The next head is read by the front again: its limits apply.
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    s.write_all(long.as_bytes()).unwrap();
+    assert_eq!(common::read_response(&mut r, false).unwrap().status, 414);
+    // And on another connection, the idle deadline.
+    let (mut s, mut r) = raw_client(&gw);
+    s.write_all(
+        b"POST /v1/up HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "closed when idle, without an answer");
+    assert!(gw.metric("gateway_connections_closed_total{reason=\"keepalive_timeout\"}") >= 1.0);
+}

@@ -75,6 +75,16 @@ pub enum SinkKind {
     Http,
 }
 
+impl SinkKind {
+    /// The spelling the config uses, so logs match what operators wrote.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::File => "file",
+            SinkKind::Http => "http",
+        }
+    }
+}
+
 impl Default for ClicksSection {
     fn default() -> Self {
         ClicksSection {
