@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use crate::metrics::Metrics;
 use crate::reload::{Outcome, Reloader};
 use crate::state::Snapshot;
-use rules::{Request, RuleError};
+use rules::{Probe, RuleError};
 
 /// The admin HTTP application.
 pub struct Admin {
@@ -216,6 +216,59 @@ impl Admin {
         text(StatusCode::OK, &body)
     }
 
+    /// The rules text of a kept version, or why there is none, naming the
+    /// versions that are kept.
+    fn kept_text(&self, version: &str) -> Result<Arc<str>, String> {
+        let text = version
+            .parse::<u64>()
+            .ok()
+            .and_then(|v| self.reloader.text_of(v));
+        text.ok_or_else(|| {
+            let kept: Vec<String> = self
+                .reloader
+                .history()
+                .iter()
+                .map(|v| v.version.to_string())
+                .collect();
+            format!(
+                "version {version} is unknown or no longer kept; the rules of versions {} are kept",
+                kept.join(", ")
+            )
+        })
+    }
+
+    /// `GET /admin/versions/{v}/rules` and `GET /admin/versions/{a}/diff/{b}`.
+    fn version_texts(&self, method: &str, path: &str) -> Response<Vec<u8>> {
+        let rest = path.strip_prefix("/admin/versions/").unwrap_or("");
+        let parts: Vec<&str> = rest.split('/').collect();
+        let known = matches!(parts.as_slice(), [_, "rules"] | [_, "diff", _]);
+        if !known {
+            return problem(StatusCode::NOT_FOUND, "no such admin endpoint");
+        }
+        if method != "GET" {
+            return problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        match parts.as_slice() {
+            [v, "rules"] => match self.kept_text(v) {
+                Ok(t) => text(StatusCode::OK, &t),
+                Err(m) => problem(StatusCode::NOT_FOUND, &m),
+            },
+            [a, "diff", b] => {
+                let (old, new) = match (self.kept_text(a), self.kept_text(b)) {
+                    (Ok(old), Ok(new)) => (old, new),
+                    (Err(m), _) | (_, Err(m)) => return problem(StatusCode::NOT_FOUND, &m),
+                };
+                let diff = similar::TextDiff::from_lines(&*old, &*new)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&format!("version {a}"), &format!("version {b}"))
+                    .to_string();
+                text(StatusCode::OK, &diff)
+            }
+            _ => problem(StatusCode::NOT_FOUND, "no such admin endpoint"),
+        }
+    }
+
     fn explain(&self, query: Option<&str>) -> Response<Vec<u8>> {
         let params: Vec<(String, String)> =
             url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
@@ -225,28 +278,17 @@ impl Admin {
         let Some(target) = get("url") else {
             return problem(StatusCode::BAD_REQUEST, "missing url parameter");
         };
-        let (host, path, query) = match rules::split_url(target) {
-            Ok(parts) => parts,
-            Err(m) => return problem(StatusCode::BAD_REQUEST, &m),
-        };
-        let client_ip = match get("ip").map(str::parse) {
-            None => None,
-            Some(Ok(ip)) => Some(ip),
-            Some(Err(_)) => return problem(StatusCode::BAD_REQUEST, "ip is not an IP address"),
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let req = Request {
-            method: get("method").unwrap_or("GET"),
-            host,
-            path,
-            query,
-            user_agent: get("ua").unwrap_or(""),
+        let probe = Probe {
+            url: target,
+            method: get("method"),
+            user_agent: get("ua"),
             country: get("country"),
-            client_ip,
+            ip: get("ip"),
             click_id: None,
-            now,
+        };
+        let req = match probe.request(rules::unix_now()) {
+            Ok(req) => req,
+            Err(m) => return problem(StatusCode::BAD_REQUEST, &m),
         };
         let snap = self.reloader.live().load();
         let explanation = snap.rules.explain(&req);
@@ -274,13 +316,16 @@ impl ServeHttp for Admin {
         if !path.starts_with("/admin/") {
             return text(StatusCode::NOT_FOUND, "not found\n");
         }
+        if self.token.is_none() {
+            // Not 401: no credentials would help, and monitoring must not
+            // read a switched-off API as failed authentication.
+            return problem(
+                StatusCode::NOT_FOUND,
+                "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
+            );
+        }
         if !self.authorized(session) {
-            let msg = if self.token.is_some() {
-                "missing or wrong bearer token"
-            } else {
-                "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)"
-            };
-            let mut resp = problem(StatusCode::UNAUTHORIZED, msg);
+            let mut resp = problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             resp.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,
                 http::HeaderValue::from_static("Bearer"),
@@ -322,6 +367,7 @@ impl ServeHttp for Admin {
             ),
             ("POST", "/admin/rollback") => outcome_response(self.reloader.rollback().await),
             ("GET", "/admin/explain") => self.explain(query.as_deref()),
+            (_, p) if p.starts_with("/admin/versions/") => self.version_texts(&method, p),
             (
                 _,
                 "/admin/reload" | "/admin/rules" | "/admin/versions" | "/admin/rollback"

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rules::{LoadOptions, Request, RuleSet};
+use rules::{LoadOptions, Probe, RuleSet};
 
 /// `gateway check`: validates a rules file and runs its tests. Prints every
 /// error as `file:line:col: rule <id>: message`.
@@ -68,28 +68,16 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let (host, path, query) = rules::split_url(args.url).map_err(anyhow::Error::msg)?;
-    let client_ip = match args.ip {
-        Some(ip) => Some(
-            ip.parse()
-                .with_context(|| format!("--ip {ip} is not an IP address"))?,
-        ),
-        None => None,
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let req = Request {
-        method: args.method,
-        host,
-        path,
-        query,
-        user_agent: args.ua.unwrap_or(""),
+    let req = Probe {
+        url: args.url,
+        method: Some(args.method),
+        user_agent: args.ua,
         country: args.country,
-        client_ip,
+        ip: args.ip,
         click_id: None,
-        now,
-    };
+    }
+    .request(rules::unix_now())
+    .map_err(anyhow::Error::msg)?;
     let e = set.explain(&req);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&e)?);

@@ -14,7 +14,8 @@ use crate::metrics::Metrics;
 use crate::state::{Live, Meta, Snapshot, VersionInfo};
 use rules::{LoadOptions, RuleError, RuleSet};
 
-/// How many versions `GET /admin/versions` lists.
+/// How many versions `GET /admin/versions` lists (and keeps the rules
+/// text of).
 const HISTORY: usize = 10;
 /// How long a new pool's first health-check round may hold a reload.
 const FIRST_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -127,16 +128,46 @@ pub struct Reloader {
     path: PathBuf,
     inner: Mutex<Inner>,
     /// Apart from `inner`, so listing versions never waits for a build.
-    history: std::sync::Mutex<VecDeque<VersionInfo>>,
+    history: std::sync::Mutex<VecDeque<Kept>>,
     policy: Policy,
     metrics: Arc<Metrics>,
+}
+
+/// A version in the history. Only its text is kept, not its snapshot:
+/// a snapshot holds a whole compiled rule set and its pools.
+struct Kept {
+    info: VersionInfo,
+    text: Arc<str>,
 }
 
 /// Writes `text` to `path` atomically: a temporary file in the same
 /// directory, flushed, then renamed over the target. Readers (and a
 /// restart) see the old file or the new one, never half of one.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    write_unless_abandoned(path, text, &std::sync::Mutex::new(Commit::default()))
+}
+
+/// Whether a reload's write of the rules file may still happen: the
+/// reload and its time limit decide under one lock, so an abandoned build
+/// never writes, and a write that happened is never reported as failed.
+#[derive(Default)]
+struct Commit {
+    abandoned: bool,
+    written: bool,
+}
+
+/// [`write_atomically`], unless `commit` says the reload was abandoned
+/// before the rename (the one step that makes the write visible).
+fn write_unless_abandoned(
+    path: &Path,
+    text: &str,
+    commit: &std::sync::Mutex<Commit>,
+) -> std::io::Result<()> {
     use std::io::Write;
+    use std::sync::atomic::AtomicU64;
+    // Unique per write: two writers (an abandoned build and the next
+    // reload) must never share, and truncate, one temporary file.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -196,11 +227,14 @@ impl Reloader {
     /// A reloader for `live` (the snapshot loaded at start), reading rules
     /// from `path` under `policy`.
     pub fn new(live: Live, path: PathBuf, policy: Policy, metrics: Arc<Metrics>) -> Arc<Self> {
-        let first = live.load().info();
+        let first = Kept {
+            info: live.load().info(),
+            text: live.load().text.clone(),
+        };
         metrics.live(&live.load(), None);
         Arc::new(Reloader {
             inner: Mutex::new(Inner {
-                next_version: first.version + 1,
+                next_version: first.info.version + 1,
                 previous: None,
             }),
             history: std::sync::Mutex::new(VecDeque::from([first])),
@@ -216,12 +250,26 @@ impl Reloader {
         &self.live
     }
 
+    fn kept(&self) -> std::sync::MutexGuard<'_, VecDeque<Kept>> {
+        // A panic while the lock was held leaves at worst one version too
+        // many in the list, which is still worth showing.
+        match self.history.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// The last versions that went live, newest first.
     pub fn history(&self) -> Vec<VersionInfo> {
-        match self.history.lock() {
-            Ok(h) => h.iter().rev().cloned().collect(),
-            Err(poisoned) => poisoned.get_ref().iter().rev().cloned().collect(),
-        }
+        self.kept().iter().rev().map(|k| k.info.clone()).collect()
+    }
+
+    /// The rules text of `version`, while it is among the kept versions.
+    pub fn text_of(&self, version: u64) -> Option<Arc<str>> {
+        self.kept()
+            .iter()
+            .find(|k| k.info.version == version)
+            .map(|k| k.text.clone())
     }
 
     /// Reloads from the rules file; `trigger` names the cause in logs.
@@ -382,14 +430,15 @@ impl Reloader {
         }
         crate::pools::spawn_health_checks(&snapshot.pools);
         let info = snapshot.info();
+        let text = snapshot.text.clone();
         self.metrics.live(&snapshot, Some(&current));
         self.live.store(snapshot);
         inner.previous = Some(current);
-        let mut history = match self.history.lock() {
-            Ok(h) => h,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        history.push_back(info.clone());
+        let mut history = self.kept();
+        history.push_back(Kept {
+            info: info.clone(),
+            text,
+        });
         while history.len() > HISTORY {
             history.pop_front();
         }
@@ -399,7 +448,9 @@ impl Reloader {
     async fn finish(&self, trigger: &str, started: Instant, outcome: Outcome) -> Outcome {
         let elapsed = started.elapsed();
         self.metrics.reload(outcome.result(), elapsed.as_secs_f64());
-        let ms = elapsed.as_secs_f64() * 1000.0;
+        // Tenths of a millisecond: the float of the raw duration prints
+        // noise digits (1.3441340000000002).
+        let ms = ((elapsed.as_micros() + 50) / 100) as f64 / 10.0;
         match &outcome {
             Outcome::Applied(v) => {
                 tracing::info!(trigger, version = v.version, hash = %v.hash, duration_ms = ms, "rules reloaded");

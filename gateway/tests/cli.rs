@@ -329,7 +329,11 @@ fn explain_json_redirect_with_device_country_ip_method() {
     assert_eq!(v["rule"], "product", "{v:#}");
     assert_eq!(v["rule_kind"], "redirect", "{v:#}");
     assert_eq!(v["status"], 302, "{v:#}");
-    assert_eq!(v["location"], "shopapp://product/SKU-1042", "{v:#}");
+    // The example rules append `btn_ref`; explain shows where.
+    assert_eq!(
+        v["location"], "shopapp://product/SKU-1042?btn_ref=<click id>",
+        "{v:#}"
+    );
     assert_eq!(v["device"], "ios", "{v:#}");
     assert_eq!(v["country"], "DE", "{v:#}");
     assert_eq!(v["target"], "device", "{v:#}");
@@ -343,7 +347,10 @@ fn explain_json_country_destination() {
     assert_eq!(v["action"], "redirect", "{v:#}");
     assert_eq!(v["rule"], "summer-sale", "{v:#}");
     assert_eq!(v["status"], 302, "{v:#}");
-    assert_eq!(v["location"], "https://shop.example.com/fr/soldes", "{v:#}");
+    assert_eq!(
+        v["location"], "https://shop.example.com/fr/soldes?btn_ref=<click id>",
+        "{v:#}"
+    );
     assert_eq!(v["target"], "country", "{v:#}");
 }
 
@@ -356,7 +363,7 @@ fn explain_json_sticky_split_by_ip() {
     );
     assert_eq!(v["rule"], "new-arrivals-ab", "{v:#}");
     assert_eq!(
-        v["location"], "https://shop.example.com/new?layout=grid",
+        v["location"], "https://shop.example.com/new?layout=grid&btn_ref=<click id>",
         "{v:#}"
     );
     assert_eq!(v["target"], "split", "{v:#}");
@@ -373,7 +380,7 @@ fn explain_json_method_post_keeps_308() {
     assert_eq!(v["rule"], "help-moved", "{v:#}");
     assert_eq!(v["status"], 308, "{v:#}");
     assert_eq!(
-        v["location"], "https://support.example.com/hc/en-us/articles/returns",
+        v["location"], "https://support.example.com/hc/en-us/articles/returns?btn_ref=<click id>",
         "{v:#}"
     );
 }
@@ -435,6 +442,158 @@ fn explain_bad_arguments_fail() {
     let o = explain("go.example.com/", &[]);
     assert!(!o.status.success(), "{}", show(&o));
     assert!(stderr(&o).contains("http://"), "{}", show(&o));
+}
+
+/// Rules for the explain tests: a click id parameter, a destination with
+/// its own query and a fragment, expiring rules and no any-host rule.
+const EXPLAIN_RULES: &str = r#"[settings]
+click_id_param = "btn_ref"
+
+[[redirect]]
+id = "grid"
+host = "go.example.com"
+path = "/new"
+to = "https://shop.example.com/new?layout=grid#top"
+
+[[redirect]]
+id = "over"
+host = "go.example.com"
+path = "/over"
+to = "https://shop.example.com/over"
+expires_at = "2020-01-01T00:00:00Z"
+
+[[redirect]]
+id = "over-to"
+host = "go.example.com"
+path = "/over-to"
+to = "https://shop.example.com/over"
+expires_at = "2020-01-01T00:00:00+02:00"
+expired_to = "https://shop.example.com/deals"
+
+[[redirect]]
+id = "later"
+host = "go.example.com"
+path = "/later"
+to = "https://shop.example.com/later"
+expires_at = "2099-01-01T00:00:00Z"
+"#;
+
+/// `gateway explain` of `url` against the rules file `rules`: plain text
+/// and JSON.
+fn explain_file(rules: &Path, url: &str) -> (String, serde_json::Value) {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = gateway(cwd.path());
+    cmd.arg("explain").arg(rules).arg(url);
+    let o = run(cmd);
+    assert_eq!(o.status.code(), Some(0), "explain {url}: {}", show(&o));
+    let mut cmd = gateway(cwd.path());
+    cmd.arg("explain").arg(rules).arg(url).arg("--json");
+    let j = run(cmd);
+    assert_eq!(
+        j.status.code(),
+        Some(0),
+        "explain {url} --json: {}",
+        show(&j)
+    );
+    let v = serde_json::from_slice(&j.stdout)
+        .unwrap_or_else(|e| panic!("explain {url} --json: not JSON ({e}): {}", show(&j)));
+    (stdout(&o), v)
+}
+
+fn explain_rules_file() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("rules.toml");
+    std::fs::write(&p, EXPLAIN_RULES).unwrap();
+    (dir, p)
+}
+
+/// Regression (issue 12): the live answer appends `btn_ref=<id>`, explain
+/// left it out. Compared with a real redirect of the real binary.
+#[test]
+fn explain_shows_the_click_id_where_the_live_redirect_has_it() {
+    let gw = Gateway::start(EXPLAIN_RULES);
+    let live = gw.get("go.example.com", "/new?utm_source=mail");
+    assert_eq!(live.status, 302, "{live:?}");
+    let live = live.location().to_string();
+    let start = live.find("btn_ref=").unwrap_or_else(|| panic!("{live}")) + "btn_ref=".len();
+    let end = live[start..]
+        .find(['&', '#'])
+        .map_or(live.len(), |i| start + i);
+    assert!(end > start, "{live}");
+    let expected = format!("{}<click id>{}", &live[..start], &live[end..]);
+
+    let (text, v) = explain_file(
+        &gw.path("rules.toml"),
+        "https://go.example.com/new?utm_source=mail",
+    );
+    assert_eq!(v["location"], expected.as_str(), "live {live}: {v:#}");
+    assert_eq!(
+        expected,
+        "https://shop.example.com/new?layout=grid&utm_source=mail&btn_ref=<click id>#top"
+    );
+    assert!(text.contains(&format!("-> {expected}")), "{text}");
+}
+
+/// Regression (issue 12): a host with rules but none for the path was
+/// reported as "no rule for this host".
+#[test]
+fn explain_tells_an_unknown_host_from_an_unmatched_path() {
+    let (_dir, rules) = explain_rules_file();
+    let (text, v) = explain_file(&rules, "https://go.example.com/nope");
+    assert_eq!(v["action"], "not_found", "{v:#}");
+    assert_eq!(v["reason"], "no rule matches this path", "{v:#}");
+    assert_eq!(v["host_rules"], "exact", "{v:#}");
+    assert!(text.contains("no rule matches this path"), "{text}");
+    assert!(!text.contains("no rule for this host"), "{text}");
+
+    let (text, v) = explain_file(&rules, "https://other.example.org/new");
+    assert_eq!(v["action"], "not_found", "{v:#}");
+    assert_eq!(v["reason"], "no rule for this host", "{v:#}");
+    assert!(v["host_rules"].is_null(), "{v:#}");
+    assert!(text.contains("no rule for this host"), "{text}");
+    assert!(!text.contains("no rule matches this path"), "{text}");
+}
+
+/// Regression (issue 12): an expired rule was explained as `reason: null`.
+#[test]
+fn explain_says_when_a_rule_expired_and_what_it_answers() {
+    let (_dir, rules) = explain_rules_file();
+    let (text, v) = explain_file(&rules, "https://go.example.com/over");
+    assert_eq!(v["action"], "gone", "{v:#}");
+    assert_eq!(v["status"], 410, "{v:#}");
+    assert_eq!(v["expired"], true, "{v:#}");
+    assert_eq!(v["expires_at"], "2020-01-01T00:00:00Z", "{v:#}");
+    assert_eq!(
+        v["reason"], "expired at 2020-01-01T00:00:00Z; answers 410 Gone, as it has no expired_to",
+        "{v:#}"
+    );
+    assert!(text.contains("expired at 2020-01-01T00:00:00Z"), "{text}");
+    assert!(text.contains("410"), "{text}");
+
+    let (text, v) = explain_file(&rules, "https://go.example.com/over-to");
+    assert_eq!(v["action"], "redirect", "{v:#}");
+    assert_eq!(v["target"], "expired", "{v:#}");
+    assert_eq!(
+        v["location"], "https://shop.example.com/deals?btn_ref=<click id>",
+        "{v:#}"
+    );
+    // Shown in UTC whatever zone the rule was written in.
+    assert_eq!(
+        v["reason"], "expired at 2019-12-31T22:00:00Z; answers its expired_to destination",
+        "{v:#}"
+    );
+    assert!(text.contains("expired at 2019-12-31T22:00:00Z"), "{text}");
+    assert!(text.contains("expired_to"), "{text}");
+
+    let (text, v) = explain_file(&rules, "https://go.example.com/later");
+    assert_eq!(v["action"], "redirect", "{v:#}");
+    assert_eq!(v["expired"], false, "{v:#}");
+    assert_eq!(v["expires_at"], "2099-01-01T00:00:00Z", "{v:#}");
+    assert!(v["reason"].is_null(), "{v:#}");
+    assert!(
+        text.contains("2099-01-01T00:00:00Z (not yet expired)"),
+        "{text}"
+    );
 }
 
 #[test]

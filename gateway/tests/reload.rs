@@ -972,6 +972,8 @@ fn every_admin_endpoint_needs_the_bearer_token() {
         ("GET", "/admin/versions"),
         ("POST", "/admin/rollback"),
         ("GET", EXPLAIN_X),
+        ("GET", "/admin/versions/1/rules"),
+        ("GET", "/admin/versions/1/diff/1"),
         ("GET", "/admin/nope"),
     ];
     let wrong = [
@@ -1001,7 +1003,8 @@ fn every_admin_endpoint_needs_the_bearer_token() {
         assert_eq!(http(gw.admin, "GET", p, &[], None).status, 200, "{p}");
     }
 
-    // Without a configured token the admin API is off altogether.
+    // Without a configured token the admin API is off altogether (404,
+    // see `a_disabled_admin_api_answers_404_not_401`).
     let off = start(&a, &[]);
     let auth = format!("Bearer {TOKEN}");
     let r = http(
@@ -1011,7 +1014,7 @@ fn every_admin_endpoint_needs_the_bearer_token() {
         &[("Authorization", &auth)],
         None,
     );
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(http(off.admin, "GET", "/ready", &[], None).status, 200);
 }
 
@@ -1904,4 +1907,145 @@ fn the_gateways_own_config_next_to_the_rules_is_never_served() {
     );
     assert!(!r.text().contains("[server]"), "{}", r.text());
     assert_ne!(gw.get(HOST, "/conf").status, 200);
+}
+
+// ---------------------------------------------------------------------------
+// Issue 12: rules text and diff of kept versions, a disabled admin API
+// ---------------------------------------------------------------------------
+
+/// `GET /admin/versions/{v}/rules` and `GET /admin/versions/{a}/diff/{b}`.
+#[test]
+fn admin_versions_serve_their_rules_text_and_a_diff() {
+    let a = rules_a();
+    let gw = start(
+        &a,
+        &[
+            ("GATEWAY_ADMIN_TOKEN", TOKEN),
+            ("GATEWAY_RULES_WATCH", "false"),
+        ],
+    );
+    let b = rules_b();
+    assert_eq!(put_rules(&gw, &b)["version"], 2);
+
+    // The exact text of each version, not the live one.
+    for (v, text) in [(1, &a), (2, &b)] {
+        let r = admin(&gw, "GET", &format!("/admin/versions/{v}/rules"), None);
+        assert_eq!(r.status, 200, "{v}: {}", r.text());
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{v}"
+        );
+        assert_eq!(r.text(), *text, "version {v}");
+    }
+
+    let r = admin(&gw, "GET", "/admin/versions/1/diff/2", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let diff = r.text();
+    assert!(diff.starts_with("--- version 1\n+++ version 2\n"), "{diff}");
+    for line in [
+        "-to = \"https://a.example.com/x\"",
+        "+to = \"https://b.example.com/x\"",
+        "-cache_control = \"max-age=1\"",
+        "+cache_control = \"max-age=2\"",
+        "-expect_location = \"https://a.example.com/x\"",
+        "+expect_location = \"https://b.example.com/x\"",
+        " id = \"x\"",
+    ] {
+        assert!(diff.lines().any(|l| l == line), "no {line:?} in\n{diff}");
+    }
+    assert!(diff.contains("\n@@ "), "{diff}");
+    let r = admin(&gw, "GET", "/admin/versions/2/diff/2", None);
+    assert_eq!((r.status, r.text()), (200, String::new()));
+
+    // Unknown versions and malformed paths.
+    for path in [
+        "/admin/versions/99/rules",
+        "/admin/versions/0/rules",
+        "/admin/versions/x/rules",
+        "/admin/versions/1/diff/99",
+        "/admin/versions/99/diff/1",
+    ] {
+        let r = admin(&gw, "GET", path, None);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        let m = json(&r)["errors"][0]["message"].clone();
+        let m = m.as_str().unwrap_or_else(|| panic!("{path}: {m}"));
+        assert!(m.contains("unknown or no longer kept"), "{path}: {m}");
+        assert!(m.contains("versions 2, 1 are kept"), "{path}: {m}");
+    }
+    for path in [
+        "/admin/versions/1",
+        "/admin/versions/1/text",
+        "/admin/versions/1/diff",
+    ] {
+        let r = admin(&gw, "GET", path, None);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+    }
+    for method in ["POST", "PUT", "DELETE"] {
+        for path in ["/admin/versions/1/rules", "/admin/versions/1/diff/2"] {
+            let r = admin(&gw, method, path, None);
+            assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+        }
+    }
+
+    // Only the kept versions have their text: after ten more, 1 and 2 are gone.
+    for i in 0..10u32 {
+        put_rules(&gw, &rules(&format!("k{i}"), 200 + i));
+    }
+    let r = admin(&gw, "GET", "/admin/versions/1/rules", None);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("no longer kept"), "{}", r.text());
+    let r = admin(&gw, "GET", "/admin/versions/3/rules", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), rules("k0", 200));
+    let r = admin(&gw, "GET", "/admin/versions/3/diff/12", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text()
+            .lines()
+            .any(|l| l == "+to = \"https://k9.example.com/x\""),
+        "{}",
+        r.text()
+    );
+
+    // The reload log line's duration has no float noise (issue 12, item 11).
+    let durations: Vec<String> = events(&gw)
+        .iter()
+        .filter(|e| e["message"] == RELOADED)
+        .map(|e| e["duration_ms"].to_string())
+        .collect();
+    assert_eq!(durations.len(), 11, "{durations:?}");
+    for d in &durations {
+        let decimals = d.split_once('.').map_or(0, |(_, f)| f.len());
+        assert!(decimals <= 1, "duration_ms={d} in {durations:?}");
+    }
+}
+
+/// Regression (issue 12): with no token configured, `/admin/*` answered
+/// 401, which monitoring reads as an authentication failure.
+#[test]
+fn a_disabled_admin_api_answers_404_not_401() {
+    let gw = start(&rules_a(), &[]);
+    let auth = format!("Bearer {TOKEN}");
+    for (method, path) in [
+        ("GET", "/admin/rules"),
+        ("GET", "/admin/versions"),
+        ("GET", "/admin/versions/1/rules"),
+        ("POST", "/admin/reload"),
+        ("GET", "/admin/nope"),
+    ] {
+        for headers in [vec![], vec![("Authorization", auth.as_str())]] {
+            let r = http(gw.admin, method, path, &headers, None);
+            assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+            assert_eq!(r.header("www-authenticate"), None, "{method} {path}");
+            assert_eq!(
+                json(&r)["errors"][0]["message"],
+                "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(http(gw.admin, "GET", "/ready", &[], None).status, 200);
+    assert_eq!(answer(&gw, "/x"), pair("a", 1, "/x"));
 }

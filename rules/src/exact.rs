@@ -83,6 +83,11 @@ impl ExactPaths {
         Ok(())
     }
 
+    /// Whether no path was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
     /// Room for `n` more paths.
     pub(crate) fn reserve(&mut self, n: usize) {
         let (keys, hasher) = (&self.keys, &self.hasher);

@@ -6,9 +6,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::decision::{Decision, Target};
-use crate::matcher::{HostLevel, MatchKind, Target as Slot};
+use crate::matcher::{Hit, HostLevel, MatchKind, Target as Slot};
 use crate::request::Request;
 use crate::ruleset::RuleSet;
+
+/// How an explained `Location` shows the click id the live answer appends
+/// (`btn_ref=<click id>`): each live request gets a fresh one.
+pub const CLICK_ID_PLACEHOLDER: &str = "<click id>";
+
+/// Stands in for the click id while deciding: only letters, so it is
+/// appended unescaped exactly where a real id goes, then swapped for
+/// [`CLICK_ID_PLACEHOLDER`], which the query encoding would otherwise escape.
+const CLICK_ID_STAND_IN: &str = "gatewayexplainclickidstandin";
 
 /// Everything an operator needs to understand one decision.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +42,9 @@ pub struct Explanation {
     pub host: Option<String>,
     /// `exact`, `wildcard *.example.com` or `any`.
     pub host_level: Option<String>,
+    /// When no rule matched: the host level that has rules for this host
+    /// (so only the path matched nothing), absent when no rule is for it.
+    pub host_rules: Option<String>,
     /// `path`, `pattern /p/{sku}` or `prefix /v1/`.
     pub matched_by: Option<String>,
     /// Captured values (raw, as in the request).
@@ -49,13 +61,50 @@ pub struct Explanation {
     pub target: Option<Target>,
     /// `Cache-Control` of a redirect.
     pub cache_control: Option<String>,
-    /// Why a request is a bad request.
-    pub reason: Option<&'static str>,
+    /// When the matched rule or link expires (RFC 3339).
+    pub expires_at: Option<String>,
+    /// Whether it has expired at the time of the request.
+    pub expired: Option<bool>,
+    /// Why there is no ordinary answer: a bad request's reason, which of
+    /// host or path matched nothing, or when the rule expired and what it
+    /// answers instead.
+    pub reason: Option<String>,
+}
+
+fn level_text(level: &HostLevel<'_>) -> String {
+    match level {
+        HostLevel::Exact => "exact".to_string(),
+        HostLevel::Wildcard(s) => format!("wildcard *{s}"),
+        HostLevel::Any => "any".to_string(),
+    }
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || format!("{t} (Unix seconds)"),
+        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 impl RuleSet {
     /// Explains the decision for `req`, for `gateway explain` and the admin API.
+    ///
+    /// When `[settings] click_id_param` is set and `req` carries no click
+    /// id, the `Location` shows `<param>=<click id>` where the live answer
+    /// appends its fresh id.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
+        let stand_in = self.settings.click_id_param.is_some() && req.click_id.is_none();
+        let with_stand_in;
+        let req = if stand_in {
+            with_stand_in = Request {
+                click_id: Some(CLICK_ID_STAND_IN),
+                ..*req
+            };
+            &with_stand_in
+        } else {
+            req
+        };
         let trace = self.trace(req, true);
         let mut e = Explanation {
             action: trace.decision.action(),
@@ -68,6 +117,7 @@ impl RuleSet {
             upstream_path: None,
             host: None,
             host_level: None,
+            host_rules: None,
             matched_by: None,
             captures: trace.captures.into_iter().collect(),
             device: trace.device.map(|c| c.device.as_str()),
@@ -76,11 +126,18 @@ impl RuleSet {
             variant: None,
             target: None,
             cache_control: None,
+            expires_at: None,
+            expired: None,
             reason: None,
         };
         match &trace.decision {
             Decision::Redirect(r) => {
-                e.location = Some(String::from_utf8_lossy(r.location.as_bytes()).into_owned());
+                let location = String::from_utf8_lossy(r.location.as_bytes());
+                e.location = Some(if stand_in {
+                    location.replace(CLICK_ID_STAND_IN, CLICK_ID_PLACEHOLDER)
+                } else {
+                    location.into_owned()
+                });
                 if let Some((_, path)) = self.normalized(req.host, req.path) {
                     e.code = r.code(&path).map(str::to_string);
                 }
@@ -92,17 +149,25 @@ impl RuleSet {
                 e.upstream = Some(p.upstream.to_string());
                 e.upstream_path = Some(p.path_and_query.to_string());
             }
-            Decision::BadRequest { reason } => e.reason = Some(reason),
+            Decision::BadRequest { reason } => e.reason = Some(reason.to_string()),
             _ => {}
         }
         if let Ok(n) = self.normalize(req) {
             e.host = Some(n.host.to_string());
             if let Some(hit) = self.hosts.lookup(&n.host, &n.full[..n.match_len], &n.full) {
-                e.host_level = Some(match hit.level {
-                    HostLevel::Exact => "exact".to_string(),
-                    HostLevel::Wildcard(s) => format!("wildcard *{s}"),
-                    HostLevel::Any => "any".to_string(),
-                });
+                e.host_level = Some(level_text(&hit.level));
+                if let Some(at) = self.expiry(&hit) {
+                    let expired = req.now >= at;
+                    e.expires_at = Some(rfc3339(at));
+                    e.expired = Some(expired);
+                    if expired {
+                        let answer = match trace.decision {
+                            Decision::Gone { .. } => "answers 410 Gone, as it has no expired_to",
+                            _ => "answers its expired_to destination",
+                        };
+                        e.reason = Some(format!("expired at {}; {answer}", rfc3339(at)));
+                    }
+                }
                 e.matched_by = Some(match hit.kind {
                     MatchKind::Exact => "path".to_string(),
                     MatchKind::Pattern => format!("pattern {}", hit.matched),
@@ -114,9 +179,31 @@ impl RuleSet {
                     Slot::Route(_) => "route",
                     Slot::Respond(_) => "respond",
                 });
+            } else {
+                let level = self.hosts.level_for(&n.host);
+                e.reason = Some(match level {
+                    Some(_) => "no rule matches this path".into(),
+                    None => "no rule for this host".into(),
+                });
+                e.host_rules = level.as_ref().map(level_text);
             }
         }
         e
+    }
+
+    /// When the rule or link behind `hit` expires, if it does.
+    fn expiry(&self, hit: &Hit<'_, '_>) -> Option<i64> {
+        match hit.target {
+            Slot::Redirect(i) => self.redirects.get(i as usize)?.expires_at,
+            Slot::Link { set, link, .. } => {
+                self.link_sets
+                    .get(set as usize)?
+                    .extras
+                    .get(link.extra as usize)?
+                    .expires_at
+            }
+            Slot::Route(_) | Slot::Respond(_) => None,
+        }
     }
 }
 
@@ -127,19 +214,32 @@ impl fmt::Display for Explanation {
             _ => writeln!(f, "rule:        none matched")?,
         }
         if let Some(h) = &self.host {
-            writeln!(
-                f,
-                "host:        {h} ({})",
-                self.host_level
-                    .as_deref()
-                    .unwrap_or("no rule for this host")
-            )?;
+            match (&self.host_level, &self.host_rules) {
+                (Some(level), _) => writeln!(f, "host:        {h} ({level})")?,
+                (None, Some(level)) => {
+                    let whose = match level.as_str() {
+                        "exact" => "this host has rules".to_string(),
+                        "any" => "any-host rules apply".to_string(),
+                        other => format!("{other} rules apply"),
+                    };
+                    writeln!(f, "host:        {h} ({whose}, but none matches this path)")?
+                }
+                (None, None) => writeln!(f, "host:        {h} (no rule for this host)")?,
+            }
         }
         if let Some(m) = &self.matched_by {
             writeln!(f, "matched by:  {m}")?;
         }
         if let Some(c) = &self.code {
             writeln!(f, "code:        {c}")?;
+        }
+        if let Some(at) = &self.expires_at {
+            let state = if self.expired == Some(true) {
+                "expired"
+            } else {
+                "not yet expired"
+            };
+            writeln!(f, "expires:     {at} ({state})")?;
         }
         for (k, v) in &self.captures {
             writeln!(f, "capture:     {k} = {v}")?;
@@ -175,7 +275,7 @@ impl fmt::Display for Explanation {
         if let (Some(u), Some(p)) = (&self.upstream, &self.upstream_path) {
             write!(f, " -> upstream {u} {p}")?;
         }
-        if let Some(r) = self.reason {
+        if let Some(r) = &self.reason {
             write!(f, " ({r})")?;
         }
         writeln!(f)

@@ -50,9 +50,9 @@ use std::path::{Path, PathBuf};
 pub use decision::{Decision, Proxy, Redirect, Respond, Target};
 pub use device::{Classifier, Device, DeviceClass};
 pub use error::RuleError;
-pub use explain::Explanation;
+pub use explain::{Explanation, CLICK_ID_PLACEHOLDER};
 pub use files::{FileAccess, FileError, FileKind, DEFAULT_BODY_FILE_LIMIT, LINKS_FILE_LIMIT};
-pub use request::{split_query, Request};
+pub use request::{split_query, Probe, Request};
 pub use ruleset::{Counts, RuleSet, Settings, TrailingSlash};
 pub use selftest::split_url;
 pub use upstream::{Balance, HealthCheck, HealthCheckKind, Upstream};
@@ -79,9 +79,14 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     fn now(&self) -> i64 {
-        self.now
-            .unwrap_or_else(|| timestamp::unix_seconds(std::time::SystemTime::now()))
+        self.now.unwrap_or_else(unix_now)
     }
+}
+
+/// The current time in seconds since the Unix epoch, the clock
+/// [`Request::now`] is read against.
+pub fn unix_now() -> i64 {
+    timestamp::unix_seconds(std::time::SystemTime::now())
 }
 
 impl RuleSet {

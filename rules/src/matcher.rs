@@ -103,6 +103,11 @@ impl PathTable {
         self.exact.reserve(n);
     }
 
+    /// Whether no rule was added.
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && !self.has_patterns && self.prefixes.is_empty()
+    }
+
     /// Trims spare room once every path is in.
     pub(crate) fn shrink(&mut self) {
         self.exact.shrink();
@@ -198,6 +203,21 @@ impl HostTable {
             }
         }
         hit(&self.any, HostLevel::Any)
+    }
+
+    /// The most specific host level holding any rule for a normalized
+    /// host, matching or not: `explain` tells a host with no rules from a
+    /// path no rule of the host matches.
+    pub(crate) fn level_for(&self, host: &str) -> Option<HostLevel<'_>> {
+        if self.exact.contains_key(host) {
+            return Some(HostLevel::Exact);
+        }
+        for (i, _) in host.match_indices('.').filter(|(i, _)| *i > 0) {
+            if let Some((suffix, _)) = self.wildcard.get_key_value(&host[i..]) {
+                return Some(HostLevel::Wildcard(suffix));
+            }
+        }
+        (!self.any.is_empty()).then_some(HostLevel::Any)
     }
 }
 

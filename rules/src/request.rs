@@ -88,3 +88,48 @@ pub fn split_query(path_and_query: &str) -> (&str, Option<&str>) {
         None => (path_and_query, None),
     }
 }
+
+/// A request described as text, the way an operator or a `[[test]]` writes
+/// it: `gateway explain`, the admin explain and embedded tests all turn one
+/// into a [`Request`] the same way, so they cannot disagree about a URL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Probe<'a> {
+    /// `http://host/path?query` (or `https://`), taken byte for byte.
+    pub url: &'a str,
+    /// Method; `GET` when `None`.
+    pub method: Option<&'a str>,
+    /// `User-Agent`; empty when `None`.
+    pub user_agent: Option<&'a str>,
+    /// Country code.
+    pub country: Option<&'a str>,
+    /// Client address as text.
+    pub ip: Option<&'a str>,
+    /// Click id to append.
+    pub click_id: Option<&'a str>,
+}
+
+impl<'a> Probe<'a> {
+    /// The request at time `now` (Unix seconds), or why the URL or the
+    /// address cannot be one.
+    pub fn request(&self, now: i64) -> Result<Request<'a>, String> {
+        let (host, path, query) = crate::selftest::split_url(self.url)?;
+        let client_ip = match self.ip {
+            Some(ip) => Some(
+                ip.parse::<IpAddr>()
+                    .map_err(|_| format!("ip `{ip}` is not an IP address"))?,
+            ),
+            None => None,
+        };
+        Ok(Request {
+            method: self.method.unwrap_or("GET"),
+            host,
+            path,
+            query,
+            user_agent: self.user_agent.unwrap_or(""),
+            country: self.country,
+            client_ip,
+            click_id: self.click_id,
+            now,
+        })
+    }
+}

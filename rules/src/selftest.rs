@@ -1,12 +1,10 @@
 //! Embedded `[[test]]` cases: run by `check` and before every reload, so a
 //! rule change that breaks a promised redirect never goes live.
 
-use std::net::IpAddr;
-
 use crate::decision::Decision;
 use crate::error::{RuleError, SourceMap};
 use crate::format::TestDef;
-use crate::request::{split_query, Request};
+use crate::request::{split_query, Probe};
 use crate::ruleset::RuleSet;
 use crate::LoadOptions;
 
@@ -36,30 +34,19 @@ pub(crate) fn run(
 }
 
 fn run_one(set: &RuleSet, t: &TestDef, opts: &LoadOptions) -> Result<(), String> {
-    let (host, path, query) = split_url(t.url.get_ref())?;
-    let ip = match &t.ip {
-        Some(ip) => Some(
-            ip.get_ref()
-                .parse::<IpAddr>()
-                .map_err(|_| format!("ip `{}` is not an IP address", ip.get_ref()))?,
-        ),
-        None => None,
-    };
     let now = match &t.at {
         Some(at) => crate::timestamp::parse_value(at.get_ref()).map_err(|e| format!("at: {e}"))?,
         None => opts.now(),
     };
-    let req = Request {
-        method: t.method.as_deref().unwrap_or("GET"),
-        host,
-        path,
-        query,
-        user_agent: t.user_agent.as_deref().unwrap_or(""),
+    let req = Probe {
+        url: t.url.get_ref(),
+        method: t.method.as_deref(),
+        user_agent: t.user_agent.as_deref(),
         country: t.country.as_deref(),
-        client_ip: ip,
+        ip: t.ip.as_ref().map(|ip| ip.get_ref().as_str()),
         click_id: t.click_id.as_deref(),
-        now,
-    };
+    }
+    .request(now)?;
     if t.expect_status.is_none()
         && t.expect_location.is_none()
         && t.expect_rule.is_none()
