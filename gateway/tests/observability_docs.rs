@@ -2,7 +2,10 @@
 //! `docs/alerts.yml` and `docs/grafana-dashboard.json` may only query
 //! metrics that a running gateway exports, `docs/alerts.yml` must have the
 //! shape `promtool check rules` accepts, and `docs/observability.md` must
-//! describe every metric family the gateway exports.
+//! describe every metric family the gateway exports. Every ```` ```toml ````
+//! example in `docs/*.md` and `README.md` must load through the gateway's
+//! own loaders (see `toml_examples_in_the_docs_load` for the convention
+//! that marks deliberately invalid examples and other programs' files).
 
 mod common;
 
@@ -628,4 +631,262 @@ fn expression_scanner() {
     for bad in ["", "5", "m", "5min", "30s1m", "1.5h", "5m5m"] {
         assert!(!valid_duration(bad), "{bad}");
     }
+}
+
+/// One ```` ```toml ```` fenced block of a document.
+struct TomlBlock {
+    /// `docs/rules.md:35`: where the fence opens.
+    place: String,
+    /// The words after `toml` on the fence line (`invalid`, `external`).
+    marker: String,
+    text: String,
+}
+
+/// Every ```` ```toml ```` block of `docs/*.md` and `README.md`.
+fn toml_blocks() -> Vec<TomlBlock> {
+    let mut files: Vec<String> = std::fs::read_dir(common::workspace("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    files.sort();
+    files.push("README.md".into());
+    let mut blocks = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(common::workspace(&file)).unwrap();
+        let mut open: Option<(usize, String, String)> = None;
+        for (n, line) in text.lines().enumerate() {
+            let fence = line.trim_start();
+            match &mut open {
+                None => {
+                    if let Some(info) = fence.strip_prefix("```toml") {
+                        open = Some((n + 1, info.trim().to_string(), String::new()));
+                    }
+                }
+                Some((start, marker, body)) => {
+                    if fence.starts_with("```") {
+                        blocks.push(TomlBlock {
+                            place: format!("{file}:{start}"),
+                            marker: std::mem::take(marker),
+                            text: std::mem::take(body),
+                        });
+                        open = None;
+                    } else {
+                        body.push_str(line);
+                        body.push('\n');
+                    }
+                }
+            }
+        }
+        assert!(open.is_none(), "{file}: unclosed ```toml block");
+    }
+    blocks
+}
+
+/// Top-level tables of the server configuration (`gateway::config::Config`).
+const CONFIG_SECTIONS: [&str; 7] = [
+    "server", "tls", "admin", "rules", "log", "metrics", "clicks",
+];
+/// Top-level tables of a rule set (`rules::RuleSet`).
+const RULES_SECTIONS: [&str; 7] = [
+    "settings", "redirect", "links", "route", "respond", "upstream", "test",
+];
+
+/// A rules error that only says a referenced file is missing, for a path
+/// that really does not exist inside `rules_dir` (the rules file's own
+/// directory): `cannot read <key> <path>: No such file or directory (os
+/// error 2)`, or, when its directory is missing too, the loader's answer
+/// for a path that does not resolve, `… it is not inside the rules file's
+/// directory …`. A file that exists but cannot be used, or a path outside
+/// `rules_dir`, is a real problem.
+fn only_missing_file(e: &rules::RuleError, rules_dir: &std::path::Path) -> bool {
+    // `cannot read links file <path>` or `cannot read body_file <path>`.
+    let Some(rest) = e.message.strip_prefix("cannot read ") else {
+        return false;
+    };
+    let Some(start) = rest.find(" /") else {
+        return false;
+    };
+    let rest = &rest[start + 1..];
+    let path = [
+        ": No such file or directory (os error 2)",
+        ": it is not inside the rules file's directory or an allowed directory (allow_dirs)",
+    ]
+    .iter()
+    .find_map(|reason| rest.strip_suffix(reason));
+    let Some(path) = path.map(std::path::Path::new) else {
+        return false;
+    };
+    let inside = path.strip_prefix(rules_dir).is_ok_and(|p| {
+        p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    });
+    inside && !path.exists()
+}
+
+/// Loads a block through the loader its top-level tables name. `Ok` with
+/// the loader's name, or `Err` with what it refused.
+fn load_toml_block(block: &TomlBlock) -> Result<&'static str, String> {
+    let table: toml::Table = toml::from_str(&block.text).map_err(|e| format!("not TOML: {e}"))?;
+    if block.marker == "external" {
+        return Ok("TOML syntax only");
+    }
+    let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+    if !keys.is_empty() && keys.iter().all(|k| CONFIG_SECTIONS.contains(k)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, &block.text).unwrap();
+        gateway::config::Config::load(Some(&path), Vec::new())
+            .map_err(|e| format!("gateway::config::Config: {e:#}"))?;
+        Ok("gateway::config::Config")
+    } else if !keys.is_empty() && keys.iter().all(|k| RULES_SECTIONS.contains(k)) {
+        // As if the block were a file next to the bundled rules, so the
+        // files it names resolve to the bundled ones where they exist.
+        let dir = std::fs::canonicalize(common::workspace("config")).unwrap();
+        let path = dir.join("docs-example.toml");
+        let missing = |e: &rules::RuleError| only_missing_file(e, &dir);
+        match rules::RuleSet::from_source(&block.text, &path, &rules::LoadOptions::default()) {
+            Ok(_) => Ok("rules::RuleSet"),
+            Err(errors) if errors.iter().all(missing) => {
+                Ok("rules::RuleSet (referenced files missing)")
+            }
+            Err(errors) => Err(format!(
+                "rules::RuleSet:\n      {}",
+                errors
+                    .iter()
+                    .filter(|e| !missing(e))
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n      ")
+            )),
+        }
+    } else {
+        Err(format!(
+            "top-level tables {keys:?} are neither all server configuration ({CONFIG_SECTIONS:?}) \
+             nor all rules ({RULES_SECTIONS:?}); mark another program's configuration ```toml external"
+        ))
+    }
+}
+
+/// Every TOML example in the docs loads through the gateway's own loaders.
+///
+/// Convention for the fence line of a block:
+///
+/// - ```` ```toml ````: a whole document (a partial example of one section
+///   is still one) that must load. Its top-level tables decide the loader:
+///   server configuration sections go through `gateway::config::Config::load`
+///   (from a temporary file, no environment), rule tables through
+///   `rules::RuleSet::from_source` as if the block sat in `config/`, so
+///   `links/go.csv` and `static/…` resolve to the bundled files. The only
+///   error tolerated is a referenced file that does not exist.
+/// - ```` ```toml invalid ````: an example of a refused document (an error
+///   message section); it must be valid TOML and its loader must refuse it.
+/// - ```` ```toml external ````: another program's configuration (a Vector
+///   collector): only its TOML syntax is checked.
+#[test]
+fn toml_examples_in_the_docs_load() {
+    let blocks = toml_blocks();
+    assert!(blocks.len() >= 10, "found only {} blocks", blocks.len());
+    let mut problems = Vec::new();
+    for block in &blocks {
+        let result = load_toml_block(block);
+        match (block.marker.as_str(), result) {
+            ("" | "external", Ok(loader)) => println!("{}: {loader}", block.place),
+            ("" | "external", Err(e)) => problems.push(format!("{}: {e}", block.place)),
+            ("invalid", Err(e)) if !e.starts_with("not TOML") && !e.starts_with("top-level") => {}
+            ("invalid", Err(e)) => problems.push(format!(
+                "{}: marked invalid, but fails for the wrong reason: {e}",
+                block.place
+            )),
+            ("invalid", Ok(loader)) => problems.push(format!(
+                "{}: marked invalid, but {loader} accepts it",
+                block.place
+            )),
+            (other, _) => problems.push(format!(
+                "{}: unknown marker `{other}` (use invalid or external)",
+                block.place
+            )),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} TOML block(s) in the docs do not load:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn missing_file_errors_are_told_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let missing = |e: &rules::RuleError| only_missing_file(e, &dir);
+    let load = |src: &str| {
+        rules::RuleSet::from_source(src, dir.join("rules.toml"), &rules::LoadOptions::default())
+            .err()
+            .unwrap_or_default()
+    };
+    let links = "[[links]]\nid = \"l\"\nfile = \"links/none.csv\"\n";
+    let errors = load(links);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(missing(&errors[0]), "{errors:?}");
+    // The same with the directory there: the I/O error is told.
+    std::fs::create_dir(dir.join("static")).unwrap();
+    let body = "[[respond]]\nid = \"r\"\npath = \"/\"\nbody_file = \"static/none.html\"\n";
+    let errors = load(body);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(missing(&errors[0]), "{errors:?}");
+    // A file that exists but cannot be used is a real problem.
+    std::fs::create_dir(dir.join("links")).unwrap();
+    std::fs::create_dir(dir.join("links/none.csv")).unwrap();
+    let errors = load(links);
+    assert!(
+        !errors.is_empty() && !errors.iter().any(missing),
+        "{errors:?}"
+    );
+    // So is a file outside the rules file's directory, missing or not.
+    for outside in ["/nonexistent/x.csv", "../none.csv", "/etc/hostname"] {
+        let errors = load(&format!("[[links]]\nid = \"l\"\nfile = \"{outside}\"\n"));
+        assert!(
+            !errors.is_empty() && !errors.iter().any(missing),
+            "{errors:?}"
+        );
+    }
+    let errors = load("[[redirect]]\nid = \"r\"\npath = \"/\"\nto = \"nope\"\n");
+    assert!(
+        !errors.is_empty() && !errors.iter().any(missing),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn toml_blocks_are_classified_by_their_tables() {
+    let block = |text: &str| TomlBlock {
+        place: "test".into(),
+        marker: String::new(),
+        text: text.into(),
+    };
+    assert_eq!(
+        load_toml_block(&block("[log]\nlevel = \"warn\"\n")),
+        Ok("gateway::config::Config")
+    );
+    let e = load_toml_block(&block("[server]\nlisen = []\n")).unwrap_err();
+    assert!(e.contains("lisen"), "{e}");
+    let e = load_toml_block(&block(
+        "[[redirect]]\nid = \"r\"\npath = \"/\"\nto = \"nope\"\n",
+    ))
+    .unwrap_err();
+    assert!(e.starts_with("rules::RuleSet"), "{e}");
+    // A section of neither kind, or a mix, needs `external`.
+    for text in ["[sinks.x]\ntype = \"a\"\n", "[log]\n[[redirect]]\n", ""] {
+        let e = load_toml_block(&block(text)).unwrap_err();
+        assert!(e.starts_with("top-level tables"), "{e}");
+    }
+    let mut external = block("[sinks.x]\ntype = \"a\"\n");
+    external.marker = "external".into();
+    assert!(load_toml_block(&external).is_ok());
+    assert!(load_toml_block(&block("[log\n"))
+        .unwrap_err()
+        .starts_with("not TOML"));
 }
