@@ -151,19 +151,7 @@ fn splits_stick_to_the_forwarded_client() {
 
 /// A gateway routing `api.example.com` to `up`, trusting `trusted`.
 fn start_routed(up: &RawUpstream, trusted: Option<&str>) -> Gateway {
-    let rules = format!(
-        r#"
-[[route]]
-id = "api"
-host = "api.example.com"
-prefix = "/"
-upstream = "api"
-
-[upstream.api]
-servers = ["{}"]
-"#,
-        up.addr
-    );
+    let rules = common::api_route(&[up.addr.to_string()], "");
     let mut env = vec![("GATEWAY_LOG_ACCESS", "true")];
     if let Some(t) = trusted {
         env.push(("GATEWAY_SERVER_TRUSTED_PROXIES", t));

@@ -586,20 +586,7 @@ servers = ["{up}"]
 
 /// Rules for the shutdown tests: a slow upstream that answers after 1 s.
 fn slow_rules(up: &Upstream) -> String {
-    format!(
-        r#"
-[[route]]
-id = "api"
-host = "api.example.com"
-prefix = "/"
-upstream = "api"
-
-[upstream.api]
-servers = ["{}"]
-read_timeout = "5s"
-"#,
-        up.addr
-    )
+    common::api_route(&[up.addr.to_string()], "read_timeout = \"5s\"")
 }
 
 /// Waits (bounded) for the process to end; how long it took.

@@ -18,6 +18,18 @@ pub const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/
 pub const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 pub const SLACKBOT: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
 
+/// Rules with one route: every path of `api.example.com` to the pool
+/// `api` of `servers` (addresses), with `pool` (more keys of the pool)
+/// appended.
+pub fn api_route(servers: &[String], pool: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        "[[route]]\nid = \"api\"\nhost = \"api.example.com\"\nprefix = \"/\"\nupstream = \"api\"\n\n\
+         [upstream.api]\nservers = [{}]\n{pool}\n",
+        list.join(", ")
+    )
+}
+
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
