@@ -97,7 +97,30 @@ pub fn metrics_response(metrics: &Metrics, live: &Snapshot) -> Response<Vec<u8>>
     )
 }
 
-/// A listener that serves only `GET /metrics` (`[metrics] listen`).
+/// `GET /ready`: the rules are loaded before any listener is added, so a
+/// snapshot means ready; the body says which, and how the pools are.
+fn ready_response(snap: &Snapshot) -> Response<Vec<u8>> {
+    let mut body = format!(
+        "ready: rules version {} from {}, live since {}\n",
+        snap.version,
+        snap.source,
+        humantime::format_rfc3339_seconds(snap.loaded_at)
+    );
+    let mut pools: Vec<_> = snap.pools.iter().collect();
+    pools.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, pool) in pools {
+        body.push_str(&format!(
+            "upstream {name}: {}/{} backends healthy\n",
+            pool.healthy_backends(),
+            pool.total_backends()
+        ));
+    }
+    text(StatusCode::OK, &body)
+}
+
+/// The health and metrics listener (`[metrics] listen`): `GET /metrics`,
+/// `/live` and `/ready`, and nothing of the admin API, so orchestrators can
+/// probe a port that is safe to open beyond loopback.
 pub struct MetricsOnly {
     /// The metrics.
     pub metrics: Arc<Metrics>,
@@ -109,10 +132,12 @@ pub struct MetricsOnly {
 impl ServeHttp for MetricsOnly {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        if req.method == http::Method::GET && req.uri.path() == "/metrics" {
-            metrics_response(&self.metrics, &self.live.load())
-        } else {
-            text(StatusCode::NOT_FOUND, "not found\n")
+        let read = matches!(req.method, http::Method::GET | http::Method::HEAD);
+        match (read, req.uri.path()) {
+            (true, "/metrics") => metrics_response(&self.metrics, &self.live.load()),
+            (true, "/live") => text(StatusCode::OK, "live\n"),
+            (true, "/ready") => ready_response(&self.live.load()),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
 }
@@ -195,25 +220,7 @@ impl Admin {
     }
 
     fn ready(&self) -> Response<Vec<u8>> {
-        // The rules are loaded before any listener is added, so a snapshot
-        // means ready.
-        let snap = self.reloader.live().load();
-        let mut body = format!(
-            "ready: rules version {} from {}, live since {}\n",
-            snap.version,
-            snap.source,
-            humantime::format_rfc3339_seconds(snap.loaded_at)
-        );
-        let mut pools: Vec<_> = snap.pools.iter().collect();
-        pools.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, pool) in pools {
-            body.push_str(&format!(
-                "upstream {name}: {}/{} backends healthy\n",
-                pool.healthy_backends(),
-                pool.total_backends()
-            ));
-        }
-        text(StatusCode::OK, &body)
+        ready_response(&self.reloader.live().load())
     }
 
     /// The rules text of a kept version, or why there is none, naming the

@@ -397,15 +397,33 @@ fn kubernetes_manifests_match_the_binary() {
     let admin: std::net::SocketAddr = config.admin.listen.parse().unwrap();
     assert!(admin.ip().is_loopback(), "the admin API stays on loopback");
 
-    // Probes: the image's health check, run in the container.
-    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+    // Probes: /ready and /live on the health and metrics listener, the
+    // port the binary's [metrics] listen is set to here, never the admin.
+    let metrics: std::net::SocketAddr = config
+        .metrics
+        .listen
+        .as_deref()
+        .expect("the manifest sets GATEWAY_METRICS_LISTEN")
+        .parse()
+        .unwrap();
+    assert!(metrics.ip().is_unspecified(), "probed from outside the pod");
+    let metrics_port = c["ports"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str() == Some("metrics"))
+        .and_then(|p| p["containerPort"].as_i64())
+        .unwrap();
+    assert_eq!(metrics_port as u16, metrics.port());
+    for (probe, path) in [
+        ("startupProbe", "/ready"),
+        ("readinessProbe", "/ready"),
+        ("livenessProbe", "/live"),
+    ] {
         let p = &c[probe];
-        assert!(p["httpGet"].is_badvalue() && p["tcpSocket"].is_badvalue());
-        assert_eq!(
-            strings(&p["exec"]["command"]),
-            healthcheck_command(),
-            "{probe}"
-        );
+        assert!(p["exec"].is_badvalue() && p["tcpSocket"].is_badvalue());
+        assert_eq!(p["httpGet"]["path"].as_str(), Some(path), "{probe}");
+        assert_eq!(p["httpGet"]["port"].as_str(), Some("metrics"), "{probe}");
         assert!(p["timeoutSeconds"].as_i64().unwrap() >= 2, "{probe}");
     }
 

@@ -1030,14 +1030,20 @@ servers = ["{}"]
     let m = request(gw.admin, "GET", "/metrics", "admin", &[]);
     assert_eq!(m.status, 200);
     assert!(m.text().contains("gateway_rules_info{"), "{}", m.text());
-    // The separate metrics listener serves the same, no token, and nothing else.
+    // The separate health and metrics listener serves the same metrics and
+    // the probes, no token, and nothing of the admin API.
     let m2 = request(metrics_addr, "GET", "/metrics", "metrics", &[]);
     assert_eq!(m2.status, 200);
     assert!(m2.text().contains("gateway_rules_info{"), "{}", m2.text());
-    assert_eq!(
-        request(metrics_addr, "GET", "/ready", "metrics", &[]).status,
-        404
+    let ready = request(metrics_addr, "GET", "/ready", "metrics", &[]);
+    assert_eq!(ready.status, 200);
+    assert!(
+        ready.text().starts_with("ready: rules version 1 from "),
+        "{}",
+        ready.text()
     );
+    let live = request(metrics_addr, "GET", "/live", "metrics", &[]);
+    assert_eq!((live.status, live.text().as_str()), (200, "live\n"));
     assert_eq!(
         request(metrics_addr, "GET", "/admin/rules", "metrics", &[]).status,
         404
