@@ -55,10 +55,12 @@ pub fn apply(
         chain.extend_from_slice(line);
     }
     if let Some(ip) = peer {
+        use std::io::Write;
         if !chain.is_empty() {
             chain.extend_from_slice(b", ");
         }
-        chain.extend_from_slice(ip.to_string().as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(chain, "{ip}");
     }
     if chain.is_empty() {
         req.remove_header(FORWARDED_FOR);
@@ -68,14 +70,17 @@ pub fn apply(
         req.insert_header("X-Forwarded-For", chain)?;
     }
 
-    if !peer_trusted {
+    // Removing costs a lookup in two maps: only when there is something
+    // to remove (the usual request has neither header).
+    if !peer_trusted && req.headers.contains_key("forwarded") {
         req.remove_header("forwarded");
     }
     match client {
         Some(ip) => req.insert_header("X-Real-IP", ip.to_string())?,
-        None => {
+        None if req.headers.contains_key("x-real-ip") => {
             req.remove_header("x-real-ip");
         }
+        None => {}
     }
 
     req.insert_header("X-Forwarded-Proto", if tls { "https" } else { "http" })?;

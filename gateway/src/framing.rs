@@ -20,6 +20,17 @@ use pingora::{Error, ErrorType, Result};
 /// is refused with `400`; Pingora refuses it first, so this only guards
 /// the invariant.
 pub fn single_framing_headers(req: &mut RequestHeader) -> Result<()> {
+    // The usual request: at most one Content-Length, no list, no
+    // Transfer-Encoding; nothing to look at further.
+    let mut lines = req.headers.get_all(CONTENT_LENGTH).iter();
+    let plain_length = match (lines.next(), lines.next()) {
+        (None, _) => true,
+        (Some(v), None) => !v.as_bytes().contains(&b','),
+        _ => false,
+    };
+    if plain_length && !req.headers.contains_key(TRANSFER_ENCODING) {
+        return Ok(());
+    }
     let lengths: Vec<&HeaderValue> = req.headers.get_all(CONTENT_LENGTH).iter().collect();
     if lengths.len() > 1
         || lengths

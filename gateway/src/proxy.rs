@@ -216,7 +216,7 @@ impl ProxyHttp for Gateway {
                         return self.too_large(session, ctx, version).await;
                     }
                 }
-                if !p.upgrade {
+                if !p.upgrade && session.req_header().headers.contains_key(header::UPGRADE) {
                     // As nginx without `proxy_set_header Upgrade`: the
                     // request goes upstream as a plain one, so it cannot
                     // turn into a tunnel past the route.
