@@ -343,8 +343,9 @@ fn exit_when_drained(
         }
     }
     let deadline = Instant::now() + grace;
-    // A keep-alive connection that Pingora hands back to the front leaves
-    // the count at zero for an instant: only a zero that lasts counts.
+    // A connection accepted just before the listeners closed may still be
+    // in its TLS handshake, not yet counted by the front: only a zero
+    // that lasts a few polls counts.
     let mut idle_polls = 0;
     while Instant::now() < deadline {
         if crate::front::CONNECTIONS.load(std::sync::atomic::Ordering::Acquire) == 0 {
