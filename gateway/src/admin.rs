@@ -10,9 +10,8 @@ use serde_json::json;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+use crate::live::{Live, Outcome, Reloader, Snapshot, Trigger};
 use crate::metrics::Metrics;
-use crate::reload::{Outcome, Reloader};
-use crate::state::Snapshot;
 use rules::{Probe, RuleError};
 
 /// The admin HTTP application.
@@ -93,7 +92,7 @@ pub fn metrics_response(metrics: &Metrics, live: &Snapshot) -> Response<Vec<u8>>
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        metrics.render(live),
+        live.render_metrics(metrics),
     )
 }
 
@@ -125,7 +124,7 @@ pub struct MetricsOnly {
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// The live snapshot, for pool gauges.
-    pub live: crate::state::Live,
+    pub live: Live,
 }
 
 #[async_trait]
@@ -156,6 +155,50 @@ fn outcome_response(outcome: Outcome) -> Response<Vec<u8>> {
         Outcome::NoPrevious => problem(StatusCode::CONFLICT, "no previous version to roll back to"),
         Outcome::Failed(m) => problem(StatusCode::INTERNAL_SERVER_ERROR, &m),
     }
+}
+
+/// An endpoint of the admin API under `/admin/` (but the version texts,
+/// which take a version in the path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Reload,
+    PutRules,
+    GetRules,
+    Versions,
+    Rollback,
+    Explain,
+}
+
+impl Endpoint {
+    /// Every endpoint with its method and path: the one list the router
+    /// and the `405`'s `Allow` header read.
+    const ALL: [(&'static str, &'static str, Endpoint); 6] = [
+        ("POST", "/admin/reload", Endpoint::Reload),
+        ("PUT", "/admin/rules", Endpoint::PutRules),
+        ("GET", "/admin/rules", Endpoint::GetRules),
+        ("GET", "/admin/versions", Endpoint::Versions),
+        ("POST", "/admin/rollback", Endpoint::Rollback),
+        ("GET", "/admin/explain", Endpoint::Explain),
+    ];
+
+    /// The endpoint `method` and `path` ask for, or the methods `path`
+    /// does answer (none: there is no such endpoint).
+    fn route(method: &str, path: &str) -> Result<Endpoint, Vec<&'static str>> {
+        let at_path = || Self::ALL.iter().filter(move |(_, p, _)| *p == path);
+        match at_path().find(|(m, _, _)| *m == method) {
+            Some((_, _, e)) => Ok(*e),
+            None => Err(at_path().map(|(m, _, _)| *m).collect()),
+        }
+    }
+}
+
+/// `405` with the methods the path does answer.
+fn not_allowed(methods: &[&str]) -> Response<Vec<u8>> {
+    let mut resp = problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    if let Ok(v) = http::HeaderValue::from_str(&methods.join(", ")) {
+        resp.headers_mut().insert(http::header::ALLOW, v);
+    }
+    resp
 }
 
 impl Admin {
@@ -245,15 +288,14 @@ impl Admin {
     }
 
     /// `GET /admin/versions/{v}/rules` and `GET /admin/versions/{a}/diff/{b}`.
-    fn version_texts(&self, method: &str, path: &str) -> Response<Vec<u8>> {
-        let rest = path.strip_prefix("/admin/versions/").unwrap_or("");
+    fn version_texts(&self, method: &str, rest: &str) -> Response<Vec<u8>> {
         let parts: Vec<&str> = rest.split('/').collect();
         let known = matches!(parts.as_slice(), [_, "rules"] | [_, "diff", _]);
         if !known {
             return problem(StatusCode::NOT_FOUND, "no such admin endpoint");
         }
         if method != "GET" {
-            return problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            return not_allowed(&["GET"]);
         }
         match parts.as_slice() {
             [v, "rules"] => match self.kept_text(v) {
@@ -339,13 +381,23 @@ impl ServeHttp for Admin {
             );
             return resp;
         }
-        match (method.as_str(), path.as_str()) {
-            ("POST", "/admin/reload") => outcome_response(
+        if let Some(rest) = path.strip_prefix("/admin/versions/") {
+            return self.version_texts(&method, rest);
+        }
+        let endpoint = match Endpoint::route(&method, &path) {
+            Ok(e) => e,
+            Err(allowed) if allowed.is_empty() => {
+                return problem(StatusCode::NOT_FOUND, "no such admin endpoint")
+            }
+            Err(allowed) => return not_allowed(&allowed),
+        };
+        match endpoint {
+            Endpoint::Reload => outcome_response(
                 self.reloader
-                    .reload("admin", forced(query.as_deref()))
+                    .reload(Trigger::Admin, forced(query.as_deref()))
                     .await,
             ),
-            ("PUT", "/admin/rules") => {
+            Endpoint::PutRules => {
                 let body = match self.body(session).await {
                     Ok(b) => b,
                     Err(resp) => return resp,
@@ -357,7 +409,7 @@ impl ServeHttp for Admin {
                     self.reloader
                         .apply(
                             Some(text),
-                            "admin",
+                            Trigger::Admin,
                             "admin api".into(),
                             true,
                             forced(query.as_deref()),
@@ -365,22 +417,15 @@ impl ServeHttp for Admin {
                         .await,
                 )
             }
-            ("GET", "/admin/rules") => {
+            Endpoint::GetRules => {
                 json_response(StatusCode::OK, json!(self.reloader.live().load().info()))
             }
-            ("GET", "/admin/versions") => json_response(
+            Endpoint::Versions => json_response(
                 StatusCode::OK,
                 json!({ "versions": self.reloader.history() }),
             ),
-            ("POST", "/admin/rollback") => outcome_response(self.reloader.rollback().await),
-            ("GET", "/admin/explain") => self.explain(query.as_deref()),
-            (_, p) if p.starts_with("/admin/versions/") => self.version_texts(&method, p),
-            (
-                _,
-                "/admin/reload" | "/admin/rules" | "/admin/versions" | "/admin/rollback"
-                | "/admin/explain",
-            ) => problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-            _ => problem(StatusCode::NOT_FOUND, "no such admin endpoint"),
+            Endpoint::Rollback => outcome_response(self.reloader.rollback().await),
+            Endpoint::Explain => self.explain(query.as_deref()),
         }
     }
 }

@@ -1,33 +1,36 @@
 //! The edge gateway: a Pingora server that answers link redirects from a
 //! compiled rule set and forwards API routes to upstream pools.
 //!
-//! The binary (`main.rs`) is a thin command line over these modules:
-//! [`server`] assembles the Pingora services; [`front`] reads each HTTP/1
-//! connection first and answers plain redirects itself, handing the rest to
-//! [`proxy`], the `ProxyHttp` implementation; both decide through
-//! [`decide`] and answer through [`respond`]. [`state`] holds the live
-//! snapshot behind `arc-swap`, [`reload`] swaps in new rules, [`pools`]
-//! runs the upstream pools and their health checks.
+//! The binary (`main.rs`) is a thin command line over this library. The
+//! modules, one folder per concern (`docs/architecture.md` draws how a
+//! request and a reload go through them):
+//!
+//! - [`serve`]: a request on the redirect listener — the HTTP/1 fast
+//!   path, the Pingora pipeline, the decision step, answers, forwarding
+//!   headers, the access log.
+//! - [`live`]: the live snapshot behind `arc-swap` and what replaces it —
+//!   reload, file watch, SIGHUP, remote source.
+//! - [`upstream`]: pools, load balancing, health checks, failure reasons.
+//! - [`clicks`]: click events, their queue and their sinks.
+//! - [`admin`], [`metrics`], [`config`], [`logging`], [`commands`]: the
+//!   operator's side; [`server`] puts it all together.
+//!
+//! Modules are private but for [`commands`], the binary's subcommands;
+//! what the binary, the tests and `loadtest` use is re-exported here and
+//! nothing else.
 
-pub mod access_log;
-pub mod admin;
-pub mod clicks;
-pub mod client_ip;
+mod admin;
+mod clicks;
 pub mod commands;
-pub mod config;
-pub mod decide;
-pub mod forwarding;
-mod framing;
-pub mod front;
-pub mod logging;
-pub mod metrics;
-pub mod pools;
-pub mod proxy;
-mod read_limit;
-pub mod reload;
-pub mod remote;
-pub mod respond;
-pub mod server;
-pub mod signals;
-pub mod state;
-pub mod watch;
+mod config;
+mod live;
+mod logging;
+mod metrics;
+mod serve;
+mod server;
+mod upstream;
+
+pub use config::Config;
+pub use logging::init as init_logging;
+pub use serve::{Answer, FastAnswer, Front, H1Request, Limits};
+pub use server::run;

@@ -4,7 +4,7 @@
 //! Link redirects and API routing from a hot-reloadable rule set, on
 //! Pingora. See the README and `docs/` for how to run and operate it.
 
-use gateway::{commands, config, logging, server};
+use gateway::{commands, Config};
 
 /// mimalloc instead of glibc malloc: allocation is a measurable share of
 /// the request path, and glibc kept most of every replaced rule set
@@ -84,8 +84,8 @@ fn main() -> ExitCode {
             // With a config, its allow_dirs (and deny list) apply as when
             // the gateway loads these rules.
             let opts = match &cli.config {
-                Some(p) => match config::Config::load(Some(p), std::env::vars()) {
-                    Ok(c) => c.reload_policy().load,
+                Some(p) => match Config::load(Some(p), std::env::vars()) {
+                    Ok(c) => c.load_options(),
                     Err(e) => {
                         eprintln!("gateway: {e:#}");
                         return ExitCode::from(2);
@@ -112,9 +112,9 @@ fn main() -> ExitCode {
             method: &method,
             json,
         }),
-        Command::Health => config::Config::load(cli.config.as_deref(), std::env::vars())
+        Command::Health => Config::load(cli.config.as_deref(), std::env::vars())
             .and_then(|c| commands::health(&c.admin.listen)),
-        Command::Reload { force } => config::Config::load(cli.config.as_deref(), std::env::vars())
+        Command::Reload { force } => Config::load(cli.config.as_deref(), std::env::vars())
             .and_then(|c| {
                 commands::reload(
                     &c.admin.listen,
@@ -135,12 +135,12 @@ fn main() -> ExitCode {
 }
 
 fn run(config_path: Option<PathBuf>, upgrade: bool) -> anyhow::Result<()> {
-    let config = config::Config::load(config_path.as_deref(), std::env::vars())?;
-    logging::init(&config.log)?;
+    let config = Config::load(config_path.as_deref(), std::env::vars())?;
+    gateway::init_logging(&config.log)?;
     std::thread::Builder::new()
         .name("allocator".into())
         .spawn(return_freed_memory)?;
-    server::run(config, upgrade)
+    gateway::run(config, upgrade)
 }
 
 /// mimalloc gives freed memory back to the system only when an

@@ -12,9 +12,6 @@ use prometheus::{
 };
 use std::sync::{Arc, OnceLock};
 
-use crate::state::Snapshot;
-use rules::RuleSet;
-
 /// What kind of answer a request got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -99,6 +96,70 @@ impl ByCode {
     }
 }
 
+/// Why a proxied request failed: the `reason` of
+/// `gateway_upstream_errors_total`, in logs too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// Could not connect (after retries).
+    Connect,
+    /// Connect, read or write timed out.
+    Timeout,
+    /// The connection broke mid-way.
+    Reset,
+    /// Every backend is down.
+    NoHealthy,
+}
+
+impl UpstreamFailure {
+    /// Every reason, in index order.
+    pub const ALL: [UpstreamFailure; 4] = [
+        UpstreamFailure::Connect,
+        UpstreamFailure::Timeout,
+        UpstreamFailure::Reset,
+        UpstreamFailure::NoHealthy,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Reset => "reset",
+            UpstreamFailure::NoHealthy => "no_healthy",
+        }
+    }
+}
+
+/// How a reload attempt ended: the `result` of
+/// `gateway_rules_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// New rules went live.
+    Success,
+    /// The rules were the same as the live ones.
+    Unchanged,
+    /// Refused, held back or failed: the live rules keep serving.
+    Failure,
+}
+
+impl ReloadResult {
+    /// Every result.
+    const ALL: [ReloadResult; 3] = [
+        ReloadResult::Success,
+        ReloadResult::Failure,
+        ReloadResult::Unchanged,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadResult::Success => "success",
+            ReloadResult::Unchanged => "unchanged",
+            ReloadResult::Failure => "failure",
+        }
+    }
+}
+
 /// Pre-resolved metrics of one upstream pool.
 pub struct UpstreamMetrics {
     requests: ByCode,
@@ -115,15 +176,9 @@ impl UpstreamMetrics {
         self.requests.inc(code);
     }
 
-    /// Counts a failure; `reason` is `connect`, `timeout`, `reset` or `no_healthy`.
-    pub fn error(&self, reason: &str) {
-        let i = match reason {
-            "connect" => 0,
-            "timeout" => 1,
-            "reset" => 2,
-            _ => 3,
-        };
-        self.errors[i].inc();
+    /// Counts a failure.
+    pub fn error(&self, failure: UpstreamFailure) {
+        self.errors[failure as usize].inc();
     }
 }
 
@@ -378,9 +433,9 @@ impl Metrics {
         m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        m.reloads.with_label_values(&["success"]);
-        m.reloads.with_label_values(&["failure"]);
-        m.reloads.with_label_values(&["unchanged"]);
+        for result in ReloadResult::ALL {
+            m.reloads.with_label_values(&[result.as_str()]);
+        }
         Ok(Arc::new(m))
     }
 
@@ -390,91 +445,90 @@ impl Metrics {
         self.durations[kind.index()].observe(seconds);
     }
 
-    /// Per-rule hit counters in slot order (see `RuleSet::rule_ids`).
-    pub fn rule_handles(&self, rules: &RuleSet) -> Vec<IntCounter> {
-        rules
-            .rule_ids()
-            .map(|id| self.rule_hits.with_label_values(&[id]))
-            .collect()
+    /// The hit counter of rule or link set `id`.
+    pub fn rule_hits(&self, id: &str) -> IntCounter {
+        self.rule_hits.with_label_values(&[id])
     }
 
     /// Pre-resolved metrics of pool `name`.
     pub fn upstream(&self, name: &str) -> UpstreamMetrics {
-        let e = |reason: &str| self.upstream_errors.with_label_values(&[name, reason]);
         UpstreamMetrics {
             requests: ByCode::new(self.upstream_requests.clone(), vec![name.to_string()]),
             duration: self.upstream_duration.with_label_values(&[name]),
-            errors: [e("connect"), e("timeout"), e("reset"), e("no_healthy")],
+            errors: UpstreamFailure::ALL
+                .map(|f| self.upstream_errors.with_label_values(&[name, f.as_str()])),
             retries: self.upstream_retries.with_label_values(&[name]),
         }
     }
 
     /// Records a reload attempt.
-    pub fn reload(&self, result: &str, seconds: f64) {
+    pub fn reload(&self, result: ReloadResult, seconds: f64) {
         // The duration first: a scrape that sees the new count (what
         // dashboards and tests wait on) then sees its duration too.
         self.reload_duration.observe(seconds);
-        self.reloads.with_label_values(&[result]).inc();
+        self.reloads.with_label_values(&[result.as_str()]).inc();
     }
 
-    /// Publishes a snapshot that just went live, and drops the series of
-    /// rules and pools the previous one had and this one does not.
-    pub fn live(&self, now: &Snapshot, previous: Option<&Snapshot>) {
-        if let Some(prev) = previous {
+    /// Drops the series of a rule or link set that is gone.
+    pub fn forget_rule(&self, id: &str) {
+        let _ = self.rule_hits.remove_label_values(&[id]);
+    }
+
+    /// Drops every series of a pool that is gone.
+    pub fn forget_upstream(&self, name: &str) {
+        let _ = self.upstream_healthy.remove_label_values(&[name]);
+        let _ = self.upstream_backends.remove_label_values(&[name]);
+        let _ = self.upstream_retries.remove_label_values(&[name]);
+        let _ = self.upstream_duration.remove_label_values(&[name]);
+        for failure in UpstreamFailure::ALL {
+            let _ = self
+                .upstream_errors
+                .remove_label_values(&[name, failure.as_str()]);
+        }
+        for code in 0..CODES {
+            let _ = self
+                .upstream_requests
+                .remove_label_values(&[name, &code.to_string()]);
+        }
+    }
+
+    /// Publishes which rules are live: their version and content hash,
+    /// how many items of each kind they hold, and when they went live
+    /// (Unix seconds). `previous` is the version and hash this replaces.
+    pub fn rules_live(
+        &self,
+        version: u64,
+        hash: &str,
+        previous: Option<(u64, &str)>,
+        loaded: &[(&str, usize)],
+        unix_seconds: f64,
+    ) {
+        if let Some((version, hash)) = previous {
             let _ = self
                 .rules_info
-                .remove_label_values(&[&prev.version.to_string(), &prev.rules.content_hash()]);
-            let ids: std::collections::HashSet<&str> = now.rules.rule_ids().collect();
-            for id in prev.rules.rule_ids().filter(|id| !ids.contains(id)) {
-                let _ = self.rule_hits.remove_label_values(&[id]);
-            }
-            for name in prev.pools.keys().filter(|n| !now.pools.contains_key(*n)) {
-                let _ = self.upstream_healthy.remove_label_values(&[name]);
-                let _ = self.upstream_backends.remove_label_values(&[name]);
-                let _ = self.upstream_retries.remove_label_values(&[name]);
-                let _ = self.upstream_duration.remove_label_values(&[name]);
-                for reason in ["connect", "timeout", "reset", "no_healthy"] {
-                    let _ = self.upstream_errors.remove_label_values(&[name, reason]);
-                }
-                for code in 0..CODES {
-                    let _ = self
-                        .upstream_requests
-                        .remove_label_values(&[name, &code.to_string()]);
-                }
-            }
+                .remove_label_values(&[&version.to_string(), hash]);
         }
         self.rules_info
-            .with_label_values(&[&now.version.to_string(), &now.rules.content_hash()])
+            .with_label_values(&[&version.to_string(), hash])
             .set(1);
-        let c = now.rules.counts();
-        for (kind, n) in [
-            ("redirect", c.redirects),
-            ("link", c.links),
-            ("link_set", c.link_sets),
-            ("route", c.routes),
-            ("respond", c.responds),
-            ("upstream", c.upstreams),
-            ("test", c.tests),
-        ] {
-            self.rules_loaded.with_label_values(&[kind]).set(n as i64);
+        for (kind, n) in loaded {
+            self.rules_loaded.with_label_values(&[kind]).set(*n as i64);
         }
-        let unix = now
-            .loaded_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        self.last_reload_success.set(unix);
+        self.last_reload_success.set(unix_seconds);
     }
 
-    /// The text exposition, with pool gauges refreshed from `live`.
-    pub fn render(&self, live: &Snapshot) -> Vec<u8> {
-        for (name, pool) in &live.pools {
-            self.upstream_healthy
-                .with_label_values(&[name])
-                .set(pool.healthy_backends() as i64);
-            self.upstream_backends
-                .with_label_values(&[name])
-                .set(pool.total_backends() as i64);
-        }
+    /// Sets a pool's backend gauges, read at scrape time.
+    pub fn upstream_backends(&self, name: &str, healthy: usize, total: usize) {
+        self.upstream_healthy
+            .with_label_values(&[name])
+            .set(healthy as i64);
+        self.upstream_backends
+            .with_label_values(&[name])
+            .set(total as i64);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "cannot encode metrics");

@@ -11,18 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::access_log::AccessLog;
 use crate::admin::{Admin, MetricsOnly};
 use crate::clicks::Pipeline;
-use crate::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::decide::{Decider, Options};
-use crate::front::{Front, Limits};
+use crate::live::{self, Live, Meta, Policy, Reloader, Signals, Snapshot, Trigger};
 use crate::metrics::Metrics;
-use crate::proxy::Gateway;
-use crate::reload::Reloader;
-use crate::signals::Signals;
-use crate::state::{self, Live, Meta, Snapshot};
+use crate::serve::{self, AccessLog, Decider, Front, Gateway, Limits, Options, TrustedProxies};
+use crate::upstream;
 use rules::RuleSet;
 
 /// The read buffer of a TLS connection: one TLS record.
@@ -38,7 +33,7 @@ struct HealthChecks {
 impl BackgroundService for HealthChecks {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
-            crate::pools::spawn_health_checks(&self.live.load().pools);
+            upstream::spawn_health_checks(&self.live.load().pools);
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -59,12 +54,12 @@ impl BackgroundService for Sources {
     async fn start(&self, shutdown: ShutdownWatch) {
         let watch = async {
             if let Some(debounce) = self.watch {
-                crate::watch::run(self.reloader.clone(), debounce, shutdown.clone()).await;
+                live::watch(self.reloader.clone(), debounce, shutdown.clone()).await;
             }
         };
         let remote = async {
             if let Some((url, every)) = &self.remote {
-                crate::remote::run(self.reloader.clone(), url.clone(), *every, shutdown.clone())
+                live::poll_remote(self.reloader.clone(), url.clone(), *every, shutdown.clone())
                     .await;
             }
         };
@@ -89,7 +84,7 @@ fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
 
 /// Loads the rules, builds every service and runs until a shutdown signal.
 pub fn run(config: Config, upgrade: bool) -> Result<()> {
-    let policy = config.reload_policy();
+    let policy = Policy::of(&config);
     let rules = match RuleSet::load_with(&config.rules.path, &policy.load) {
         Ok(r) => r,
         Err(errors) => {
@@ -105,7 +100,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         }
     };
     let counts = rules.counts();
-    if crate::reload::answering(&rules) == 0 && !policy.allow_empty {
+    if live::answering(&rules) == 0 && !policy.allow_empty {
         bail!(
             "{} has no rules and no links; not starting (set rules.allow_empty = true if that is meant)",
             config.rules.path.display()
@@ -116,7 +111,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     let meta = Meta {
         version: 1,
         source: config.rules.path.display().to_string(),
-        trigger: "startup".into(),
+        trigger: Trigger::Startup,
         text: text.into(),
     };
     let metrics = Metrics::new().context("cannot register metrics")?;
@@ -138,7 +133,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         threads = config.server.threads,
         "gateway starting"
     );
-    let live = state::live(snapshot);
+    let live = live::share(snapshot);
     let reloader = Reloader::new(
         live.clone(),
         config.rules.path.clone(),
@@ -348,7 +343,7 @@ fn exit_when_drained(
     // that lasts a few polls counts.
     let mut idle_polls = 0;
     while Instant::now() < deadline {
-        if crate::front::CONNECTIONS.load(std::sync::atomic::Ordering::Acquire) == 0 {
+        if serve::CONNECTIONS.load(std::sync::atomic::Ordering::Acquire) == 0 {
             idle_polls += 1;
             if idle_polls >= 3 {
                 tracing::info!("no request in flight; stopping before the grace period ends");

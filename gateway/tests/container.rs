@@ -67,9 +67,8 @@ fn map_path(p: &str) -> String {
 #[test]
 fn exposed_ports_are_the_binary_defaults() {
     let defaults =
-        gateway::config::Config::load(Some(&common::workspace("config/gateway.toml")), Vec::new())
-            .unwrap();
-    let builtin = gateway::config::Config::default();
+        gateway::Config::load(Some(&common::workspace("config/gateway.toml")), Vec::new()).unwrap();
+    let builtin = gateway::Config::default();
     let env = env_vars();
     let listen = &env
         .iter()
@@ -130,7 +129,7 @@ fn run_arguments(command: &str) -> Vec<String> {
 
 #[test]
 fn the_image_creates_and_owns_every_directory_the_gateway_writes() {
-    let builtin = gateway::config::Config::default();
+    let builtin = gateway::Config::default();
     let clicks = builtin.clicks.dir.display().to_string();
     let root = builtin.clicks.dir.parent().unwrap();
     // The click files, the http sink's spill files, and the embedded
@@ -297,10 +296,10 @@ fn strings(y: &yaml_rust2::Yaml) -> Vec<String> {
 /// The image's `GATEWAY_*` environment with `extra` on top, loaded over the
 /// image's configuration file: an unknown variable name or a bad value
 /// fails here as it would at start.
-fn config_with(extra: &[(String, String)]) -> gateway::config::Config {
+fn config_with(extra: &[(String, String)]) -> gateway::Config {
     let mut env: Vec<(String, String)> = env_vars();
     env.extend(extra.iter().cloned());
-    gateway::config::Config::load(Some(&common::workspace("config/gateway.toml")), env)
+    gateway::Config::load(Some(&common::workspace("config/gateway.toml")), env)
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
 

@@ -684,7 +684,7 @@ fn toml_blocks() -> Vec<TomlBlock> {
     blocks
 }
 
-/// Top-level tables of the server configuration (`gateway::config::Config`).
+/// Top-level tables of the server configuration (`gateway::Config`).
 const CONFIG_SECTIONS: [&str; 7] = [
     "server", "tls", "admin", "rules", "log", "metrics", "clicks",
 ];
@@ -737,9 +737,9 @@ fn load_toml_block(block: &TomlBlock) -> Result<&'static str, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, &block.text).unwrap();
-        gateway::config::Config::load(Some(&path), Vec::new())
-            .map_err(|e| format!("gateway::config::Config: {e:#}"))?;
-        Ok("gateway::config::Config")
+        gateway::Config::load(Some(&path), Vec::new())
+            .map_err(|e| format!("gateway::Config: {e:#}"))?;
+        Ok("gateway::Config")
     } else if !keys.is_empty() && keys.iter().all(|k| RULES_SECTIONS.contains(k)) {
         // As if the block were a file next to the bundled rules, so the
         // files it names resolve to the bundled ones where they exist.
@@ -775,7 +775,7 @@ fn load_toml_block(block: &TomlBlock) -> Result<&'static str, String> {
 ///
 /// - ```` ```toml ````: a whole document (a partial example of one section
 ///   is still one) that must load. Its top-level tables decide the loader:
-///   server configuration sections go through `gateway::config::Config::load`
+///   server configuration sections go through `gateway::Config::load`
 ///   (from a temporary file, no environment), rule tables through
 ///   `rules::RuleSet::from_source` as if the block sat in `config/`, so
 ///   `links/go.csv` and `static/…` resolve to the bundled files. The only
@@ -869,7 +869,7 @@ fn toml_blocks_are_classified_by_their_tables() {
     };
     assert_eq!(
         load_toml_block(&block("[log]\nlevel = \"warn\"\n")),
-        Ok("gateway::config::Config")
+        Ok("gateway::Config")
     );
     let e = load_toml_block(&block("[server]\nlisen = []\n")).unwrap_err();
     assert!(e.contains("lisen"), "{e}");

@@ -15,8 +15,7 @@
 use anyhow::Result;
 use async_trait::async_trait;
 use clap::ValueEnum;
-use gateway::front::{FastAnswer, Front, H1Request, Limits};
-use gateway::respond::Answer;
+use gateway::{Answer, FastAnswer, Front, H1Request, Limits};
 use http::HeaderValue;
 use pingora::apps::http_app::ServeHttp;
 use pingora::http::ResponseHeader;

@@ -56,13 +56,6 @@ fn truncated<S: serde::Serializer>(ua: &&str, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Event<'_> {
-    /// The event as one JSON line, newline included.
-    pub fn to_line(&self) -> String {
-        let mut line = String::new();
-        self.write_line(&mut line);
-        line
-    }
-
     /// Writes the event as one JSON line, newline included, into `out`
     /// (cleared first), reusing its capacity.
     pub fn write_line(&self, out: &mut String) {
@@ -126,7 +119,8 @@ mod tests {
             client_ip: Some("203.0.113.0".into()),
             request_id: None,
         };
-        let line = e.to_line();
+        let mut line = String::new();
+        e.write_line(&mut line);
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["ts"], "1970-01-01T00:00:00.000000Z");

@@ -2,6 +2,11 @@
 //! overridable by a `GATEWAY_<SECTION>_<KEY>` environment variable so a
 //! container can be configured without a file.
 
+mod clicks;
+mod duration;
+
+pub use clicks::{ClicksSection, SinkKind};
+
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -24,7 +29,7 @@ pub struct Config {
     /// A separate metrics listener.
     pub metrics: MetricsSection,
     /// Click events.
-    pub clicks: crate::clicks::ClicksSection,
+    pub clicks: ClicksSection,
     /// The file this configuration was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -166,10 +171,9 @@ pub struct RulesSection {
 }
 
 impl Config {
-    /// What a reload may do, and how the files rules name are read: never
-    /// this configuration or the TLS key, which often sit next to them.
-    pub fn reload_policy(&self) -> crate::reload::Policy {
-        let r = &self.rules;
+    /// How the files the rules name are read: never this configuration or
+    /// the TLS key, which often sit next to them.
+    pub fn load_options(&self) -> rules::LoadOptions {
         let deny_files = self
             .source
             .iter()
@@ -180,15 +184,10 @@ impl Config {
                     .flat_map(|t| [t.key.clone(), t.cert.clone()]),
             )
             .collect();
-        crate::reload::Policy {
-            timeout: r.reload_timeout,
-            max_drop: r.max_drop,
-            allow_empty: r.allow_empty,
-            load: rules::LoadOptions {
-                allow_dirs: r.allow_dirs.clone(),
-                deny_files,
-                ..rules::LoadOptions::default()
-            },
+        rules::LoadOptions {
+            allow_dirs: self.rules.allow_dirs.clone(),
+            deny_files,
+            ..rules::LoadOptions::default()
         }
     }
 }
@@ -242,26 +241,6 @@ impl Default for LogSection {
             format: LogFormat::Json,
             access: false,
             sample: 1.0,
-        }
-    }
-}
-
-/// Durations written as `"5s"`, `"250ms"` or a number of seconds.
-pub(crate) mod duration {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => humantime::parse_duration(&t).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -328,7 +307,7 @@ impl Config {
             bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
         }
         self.clicks.validate()?;
-        crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)?;
+        crate::serve::TrustedProxies::parse(&self.server.trusted_proxies)?;
         let rules_dir = self
             .rules
             .path

@@ -1,25 +1,26 @@
 //! The `ProxyHttp` implementation: redirects and fixed responses are
 //! answered in `request_filter`; routes go to `upstream_peer`.
 
+use super::headers::{REQUEST_ID, REQUEST_ID_NAME, RULES_VERSION_NAME};
 use async_trait::async_trait;
-use http::{header, HeaderName, HeaderValue};
+use http::{header, HeaderValue};
 use pingora::lb::Backend;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorSource, ErrorType};
+use pingora::{Error, ErrorType};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::access_log::{self, Line};
-use crate::decide::{self, Decider, RequestView};
-use crate::forwarding;
-use crate::framing;
-use crate::metrics::Kind;
-use crate::pools::Pool;
-use crate::respond::{self, Answer};
-use crate::state::Snapshot;
+use super::access_log::{self, Line};
+use super::decide::{self, Decider, RequestView};
+use super::forwarding;
+use super::framing;
+use super::respond::{self, Answer};
+use crate::live::Snapshot;
+use crate::metrics::{Kind, UpstreamFailure};
+use crate::upstream::{classify, Pool, ALL_FAILED, NO_HEALTHY};
 
 /// The gateway's `ProxyHttp` service.
 pub struct Gateway {
@@ -92,36 +93,6 @@ pub struct Route {
     pub max_body: Option<u64>,
     /// The pool.
     pub pool: Arc<Pool>,
-}
-
-/// Every backend of the pool is down.
-const NO_HEALTHY: ErrorType = ErrorType::Custom("no healthy backend");
-/// Every backend still eligible already failed to connect for this request.
-const ALL_FAILED: ErrorType = ErrorType::Custom("no backend left to retry");
-
-/// Why a proxied request failed, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamFailure {
-    /// Every backend is down.
-    NoHealthy,
-    /// Could not connect (after retries).
-    Connect,
-    /// Connect, read or write timed out.
-    Timeout,
-    /// The connection broke mid-way.
-    Reset,
-}
-
-impl UpstreamFailure {
-    /// Label used in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamFailure::NoHealthy => "no_healthy",
-            UpstreamFailure::Connect => "connect",
-            UpstreamFailure::Timeout => "timeout",
-            UpstreamFailure::Reset => "reset",
-        }
-    }
 }
 
 /// Per-request state.
@@ -396,13 +367,13 @@ impl ProxyHttp for Gateway {
         }
         if let Some(id) = &ctx.request_id {
             resp.insert_header(
-                HeaderName::from_static(forwarding::REQUEST_ID),
+                REQUEST_ID_NAME.clone(),
                 HeaderValue::from_str(id)
                     .map_err(|e| Error::because(ErrorType::InternalError, "request id", e))?,
             )?;
         }
         if let Some(v) = self.announce(ctx) {
-            resp.insert_header("X-Rules-Version", v)?;
+            resp.insert_header(RULES_VERSION_NAME.clone(), v)?;
         }
         Ok(())
     }
@@ -446,7 +417,7 @@ impl ProxyHttp for Gateway {
                 request_id: ctx
                     .request_id
                     .as_deref()
-                    .or_else(|| header_str(session, "x-request-id"))
+                    .or_else(|| header_str(session, REQUEST_ID))
                     .unwrap_or(""),
                 client_ip: ctx.client_ip,
                 method: req.method.as_str(),
@@ -488,7 +459,7 @@ impl ProxyHttp for Gateway {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (code, failure) = classify(e);
         if let (Some(failure), Some(route)) = (failure, &ctx.route) {
-            route.pool.metrics.error(failure.as_str());
+            route.pool.metrics.error(failure);
         }
         if let Some(failure) = failure {
             tracing::warn!(
@@ -558,47 +529,4 @@ fn declared_length(session: &Session) -> Option<u64> {
     // Pingora has refused differing values; the first names them all.
     let first = req.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?;
     first.split(',').next()?.trim().parse().ok()
-}
-
-/// Maps a proxy error to the status the client gets and the failure kind.
-pub fn classify(e: &Error) -> (u16, Option<UpstreamFailure>) {
-    match e.etype() {
-        t if *t == NO_HEALTHY => (503, Some(UpstreamFailure::NoHealthy)),
-        t if *t == ALL_FAILED => (502, Some(UpstreamFailure::Connect)),
-        ErrorType::HTTPStatus(code) => (*code, None),
-        ErrorType::ConnectTimedout
-        | ErrorType::ReadTimedout
-        | ErrorType::WriteTimedout
-        | ErrorType::TLSHandshakeTimedout
-            if e.esource() == &ErrorSource::Upstream =>
-        {
-            (504, Some(UpstreamFailure::Timeout))
-        }
-        ErrorType::ConnectRefused
-        | ErrorType::ConnectNoRoute
-        | ErrorType::ConnectError
-        | ErrorType::TLSHandshakeFailure
-        | ErrorType::InvalidCert
-        | ErrorType::HandshakeError
-        | ErrorType::ConnectProxyFailure
-        | ErrorType::SocketError
-            // Pingora files a client's bytes after its request's end under
-            // ConnectError too: that is no upstream failure.
-            if e.esource() != &ErrorSource::Downstream =>
-        {
-            (502, Some(UpstreamFailure::Connect))
-        }
-        _ => match e.esource() {
-            ErrorSource::Upstream => (502, Some(UpstreamFailure::Reset)),
-            ErrorSource::Downstream => match e.etype() {
-                // A body that stopped for `body_timeout`: nginx's 408.
-                ErrorType::ReadTimedout => (408, None),
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
-                    (0, None)
-                }
-                _ => (400, None),
-            },
-            _ => (500, None),
-        },
-    }
 }

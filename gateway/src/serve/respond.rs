@@ -5,6 +5,7 @@
 //! carries `Content-Length` so keep-alive connections stay usable, and HEAD
 //! gets the headers without the body.
 
+use super::headers::{RULES_VERSION, RULES_VERSION_NAME};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
@@ -31,7 +32,6 @@ pub struct Answer<'a> {
 }
 
 static ZERO: HeaderValue = HeaderValue::from_static("0");
-static RULES_VERSION: HeaderName = HeaderName::from_static("x-rules-version");
 static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
@@ -114,7 +114,7 @@ impl<'a> Answer<'a> {
         let mut digits = itoa::Buffer::new();
         line(b"content-length", digits.format(self.body.len()).as_bytes());
         if let Some(v) = self.rules_version {
-            line(b"x-rules-version", digits.format(v).as_bytes());
+            line(RULES_VERSION.as_bytes(), digits.format(v).as_bytes());
         }
         line(
             b"date",
@@ -149,7 +149,7 @@ pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
     };
     resp.insert_header(header::CONTENT_LENGTH, length)?;
     if let Some(v) = answer.rules_version {
-        resp.insert_header(RULES_VERSION.clone(), HeaderValue::from(v))?;
+        resp.insert_header(RULES_VERSION_NAME.clone(), HeaderValue::from(v))?;
     }
     let head = session.req_header().method == http::Method::HEAD;
     if head || answer.body.is_empty() {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use crate::reload::Reloader;
+use super::reload::Reloader;
+use super::snapshot::Trigger;
 
 /// The directories to watch and the file names in them that matter.
 fn targets(files: &[PathBuf]) -> (BTreeSet<PathBuf>, BTreeSet<OsString>) {
@@ -149,7 +150,7 @@ pub async fn run(
                 SETTLE_CHECKS
             );
         }
-        reloader.reload("file", false).await;
+        reloader.reload(Trigger::File, false).await;
     }
 }
 

@@ -7,7 +7,8 @@ use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::reload::Reloader;
+use super::reload::Reloader;
+use super::snapshot::Trigger;
 
 /// Waits for the signal that ends the server, reloading on each SIGHUP.
 pub struct Signals {
@@ -53,7 +54,7 @@ impl ShutdownSignalWatch for Signals {
                 }
                 _ = hup.recv() => {
                     let reloader = self.reloader.clone();
-                    tokio::spawn(async move { reloader.reload("sighup", false).await });
+                    tokio::spawn(async move { reloader.reload(Trigger::Sighup, false).await });
                 }
             }
         }

@@ -13,6 +13,13 @@
 //! read it itself, and the connection comes back here when Pingora is done
 //! with it. HTTP/2 (ALPN) goes to Pingora untouched.
 
+mod answer;
+mod head;
+mod limits;
+
+pub use head::H1Request;
+pub use limits::{Close, Limits};
+
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -26,10 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::access_log::{self, Line};
-use crate::decide::{self, Decider, RequestView};
-use crate::read_limit::ReadLimit;
-use crate::respond::Answer;
+use super::read_limit::ReadLimit;
+use super::respond::Answer;
+use head::{ends_head, framing, Framing, MAX_HEADERS};
 
 /// Connections being served: a graceful stop ends as soon as this is zero
 /// rather than after the whole grace period (see `server::exit_when_drained`).
@@ -51,9 +57,6 @@ impl Drop for Serving {
     }
 }
 
-/// Headers parsed in place on the fast path; a head with more is parsed
-/// again with room for [`MAX_HEADERS_SLOW`] to find where it ends.
-const MAX_HEADERS: usize = 48;
 /// Headers a head may have at all (Pingora's own limit is higher; a head
 /// with more is Pingora's to refuse).
 const MAX_HEADERS_SLOW: usize = 256;
@@ -73,75 +76,6 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// drained before it is closed.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
-
-/// Bounds on what a client may make a connection hold.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Time to send a whole request head: from the connection's start for
-    /// the first request, from its first byte for later ones.
-    pub header_timeout: Duration,
-    /// Time a kept-alive connection may wait for its next request.
-    pub keepalive_timeout: Duration,
-    /// Largest request head (request line and headers together): `431`.
-    pub max_head: usize,
-    /// Longest line of a head: `414` for the request line, `431` for a
-    /// header.
-    pub max_line: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_timeout: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(60),
-            max_head: 64 * 1024,
-            max_line: 8 * 1024,
-        }
-    }
-}
-
-/// Why the front closed a connection itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Close {
-    /// The head did not arrive within `header_timeout`.
-    HeaderTimeout,
-    /// No next request within `keepalive_timeout`.
-    KeepaliveTimeout,
-    /// The head grew past `max_head`, or a header line past `max_line`.
-    HeadTooLarge,
-    /// The request line grew past `max_line`.
-    UriTooLong,
-}
-
-impl Close {
-    /// Every reason, in label order.
-    pub const ALL: [Close; 4] = [
-        Close::HeaderTimeout,
-        Close::KeepaliveTimeout,
-        Close::HeadTooLarge,
-        Close::UriTooLong,
-    ];
-
-    /// Label value of `gateway_connections_closed_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Close::HeaderTimeout => "header_timeout",
-            Close::KeepaliveTimeout => "keepalive_timeout",
-            Close::HeadTooLarge => "head_too_large",
-            Close::UriTooLong => "uri_too_long",
-        }
-    }
-
-    /// The answer sent before closing, if any (a timed-out client gets
-    /// none, as from nginx).
-    fn answer(self) -> Option<(u16, &'static str)> {
-        match self {
-            Close::HeaderTimeout | Close::KeepaliveTimeout => None,
-            Close::HeadTooLarge => Some((431, "request header fields too large\n")),
-            Close::UriTooLong => Some((414, "uri too long\n")),
-        }
-    }
-}
 
 /// What the fast path does with a plain request: the seam between the
 /// connection handling here and the gateway's decisions (or, in the load
@@ -227,16 +161,6 @@ impl<A, P> Front<A, P> {
         let _ = pingora::time::timeout(LINGER, linger).await;
         None
     }
-}
-
-/// How a request handed to Pingora is framed, as far as its head says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// It ends this many bytes after its head (0: with its head).
-    Length(u64),
-    /// Chunked, an upgrade, or framing Pingora will refuse: its end is
-    /// Pingora's to find.
-    Unknown,
 }
 
 /// What to do with the bytes read so far on a connection.
@@ -474,90 +398,6 @@ fn slow_step(input: &[u8], limits: &Limits) -> Step {
     }
 }
 
-impl Limits {
-    /// When the wait for the next request ends, once one is done: an idle
-    /// connection gets `keepalive_timeout`; one holding the start of the
-    /// next head (pipelined) gets `header_timeout` for it.
-    fn next_deadline(&self, input: &[u8]) -> Instant {
-        Instant::now()
-            + if input.is_empty() {
-                self.keepalive_timeout
-            } else {
-                self.header_timeout
-            }
-    }
-
-    /// Whether a head (complete, or all that was read of one) breaks a
-    /// limit. Lines that ended before `from` were checked by an earlier
-    /// call, so a head arriving in many pieces is not scanned again and
-    /// again.
-    fn oversized(&self, head: &[u8], from: usize) -> Option<Close> {
-        if head.len() <= self.max_line {
-            return None;
-        }
-        let first_line = memchr::memchr(b'\n', head).unwrap_or(head.len());
-        if first_line > self.max_line {
-            return Some(Close::UriTooLong);
-        }
-        if head.len() > self.max_head {
-            return Some(Close::HeadTooLarge);
-        }
-        let checked = from.min(head.len());
-        let mut start = memchr::memrchr(b'\n', &head[..checked])
-            .unwrap_or(0)
-            .max(first_line);
-        while start < head.len() {
-            let next =
-                memchr::memchr(b'\n', &head[start + 1..]).map_or(head.len(), |i| start + 1 + i);
-            if next - start > self.max_line {
-                return Some(Close::HeadTooLarge);
-            }
-            start = next;
-        }
-        None
-    }
-}
-
-/// Whether `bytes` hold the blank line that ends a head (CRLF or bare LF
-/// line ends, as httparse takes them).
-fn ends_head(bytes: &[u8]) -> bool {
-    memchr::memmem::find(bytes, b"\n\r\n").is_some()
-        || memchr::memmem::find(bytes, b"\n\n").is_some()
-}
-
-/// How a request Pingora takes is framed (RFC 9112 §6.3): by a
-/// `Content-Length` (several identical values count as one, RFC 9110
-/// §8.6), or by nothing at all, which ends it with its head.
-fn framing(req: &httparse::Request<'_, '_>) -> Framing {
-    if req.method == Some("CONNECT") {
-        return Framing::Unknown;
-    }
-    let mut length: Option<u64> = None;
-    for h in req.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("transfer-encoding") || name.eq_ignore_ascii_case("upgrade") {
-            return Framing::Unknown;
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            let Ok(text) = std::str::from_utf8(h.value) else {
-                return Framing::Unknown;
-            };
-            for value in text.split(',') {
-                let value = value.trim_matches([' ', '\t']);
-                let parsed = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| value.parse::<u64>().ok())
-                    .flatten();
-                match (parsed, length) {
-                    (None, _) => return Framing::Unknown,
-                    (Some(n), Some(seen)) if n != seen => return Framing::Unknown,
-                    (Some(n), _) => length = Some(n),
-                }
-            }
-        }
-    }
-    Framing::Length(length.unwrap_or(0))
-}
-
 /// Gives back buffers a busy moment grew, once the connection is idle.
 fn shrink(input: &mut BytesMut, output: &mut Vec<u8>) {
     if input.capacity() > SHRINK_ABOVE {
@@ -565,44 +405,6 @@ fn shrink(input: &mut BytesMut, output: &mut Vec<u8>) {
     }
     if output.capacity() > SHRINK_ABOVE {
         *output = Vec::new();
-    }
-}
-
-/// The gateway's fast answers: everything the rules answer themselves.
-impl FastAnswer for Decider {
-    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool {
-        let started = Instant::now();
-        let snap = self.live.load();
-        let decided = self.decide(&snap, req);
-        let (kind, client_ip) = (decided.kind, decided.client_ip);
-        let (slot, rule) = (decided.decision.slot(), decided.decision.rule());
-        let Ok(answer) = Answer::of(decided.decision, self.announce(&snap)) else {
-            // A route: the pipeline decides it again and counts it then.
-            return false;
-        };
-        decide::count_hit(&snap, slot);
-        let logged = self.access.sampled();
-        let head = req.method == "HEAD";
-        answer.encode_h1(head, keep_alive, out);
-        let seconds = started.elapsed().as_secs_f64();
-        self.metrics.request(kind, answer.status, seconds);
-        if logged {
-            access_log::write(&Line {
-                request_id: req.header("x-request-id").unwrap_or(""),
-                client_ip,
-                method: req.method,
-                host: req.host,
-                path: req.path,
-                status: answer.status,
-                kind,
-                rule: rule.unwrap_or(""),
-                upstream: "",
-                upstream_status: 0,
-                seconds,
-                bytes: if head { 0 } else { answer.body.len() as u64 },
-            });
-        }
-        true
     }
 }
 
@@ -620,133 +422,6 @@ async fn send(stream: &mut ReadLimit, output: &mut Vec<u8>) -> Option<()> {
     .await;
     output.clear();
     sent.ok()?.ok()
-}
-
-/// A parsed HTTP/1.1 head the fast path may answer.
-pub struct H1Request<'b> {
-    method: &'b str,
-    path: &'b str,
-    query: Option<&'b str>,
-    host: &'b str,
-    headers: &'b [httparse::Header<'b>],
-    peer: Option<IpAddr>,
-    /// The client asked to close after this answer.
-    close: bool,
-}
-
-impl<'b> H1Request<'b> {
-    /// The request when it is a plain HTTP/1.1 `GET` or `HEAD` with no
-    /// body, no upgrade, a `Host` and an origin-form target made only of
-    /// bytes Pingora's URI parser takes as they are; `None` sends it to
-    /// Pingora.
-    fn plain(req: &'b httparse::Request<'_, 'b>, peer: Option<IpAddr>) -> Option<Self> {
-        let method = req.method?;
-        if req.version != Some(1) || !matches!(method, "GET" | "HEAD") {
-            return None;
-        }
-        let target = req.path?;
-        if !target.starts_with('/') || !target.bytes().all(plain_target_byte) {
-            return None;
-        }
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
-        };
-        let headers: &'b [httparse::Header<'b>] = req.headers;
-        let mut host = None;
-        let mut close = false;
-        let mut seen_connection = false;
-        for h in headers {
-            let name = h.name;
-            if name.eq_ignore_ascii_case("host") {
-                // Pingora refuses userinfo in Host with its own 400.
-                if host.is_some() || h.value.contains(&b'@') {
-                    return None;
-                }
-                host = Some(visible_ascii(h.value)?);
-            } else if name.eq_ignore_ascii_case("connection") {
-                // Only the first, as Pingora reads it.
-                if seen_connection {
-                    continue;
-                }
-                seen_connection = true;
-                for token in visible_ascii(h.value)?.split(',') {
-                    let token = token.trim();
-                    if token.eq_ignore_ascii_case("close") {
-                        close = true;
-                    } else if token.eq_ignore_ascii_case("upgrade") {
-                        return None;
-                    }
-                }
-            } else if name.eq_ignore_ascii_case("content-length") {
-                if h.value != b"0" {
-                    return None;
-                }
-            } else if name.eq_ignore_ascii_case("transfer-encoding")
-                || name.eq_ignore_ascii_case("upgrade")
-                || name.eq_ignore_ascii_case("expect")
-            {
-                return None;
-            }
-        }
-        Some(H1Request {
-            method,
-            path,
-            query,
-            host: host?,
-            headers,
-            peer,
-            close,
-        })
-    }
-}
-
-impl RequestView for H1Request<'_> {
-    fn method(&self) -> &str {
-        self.method
-    }
-    fn path(&self) -> &str {
-        self.path
-    }
-    fn query(&self) -> Option<&str> {
-        self.query
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| visible_ascii(h.value))
-    }
-    fn header_values(&self, name: &str) -> impl DoubleEndedIterator<Item = &[u8]> {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    }
-    fn host(&self) -> &str {
-        self.host
-    }
-    fn peer_ip(&self) -> Option<IpAddr> {
-        self.peer
-    }
-}
-
-/// A header value as `http::HeaderValue::to_str` would give it: only
-/// visible ASCII, spaces and tabs.
-fn visible_ascii(value: &[u8]) -> Option<&str> {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-        .then(|| std::str::from_utf8(value).ok())
-        .flatten()
-}
-
-/// Bytes of a request target the `http` crate keeps as they are in both
-/// the path and the query. The rest (`#`, `<`, `>`, `"`, `` ` ``, `{`,
-/// `}`, controls, non-ASCII) go to Pingora so an odd target gets exactly
-/// the answer it got before the fast path existed.
-fn plain_target_byte(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !matches!(b, b'#' | b'<' | b'>' | b'"' | b'`' | b'{' | b'}')
 }
 
 #[cfg(test)]
@@ -787,69 +462,5 @@ mod tests {
         let size = std::mem::size_of_val(&*fut);
         eprintln!("a connection's future: {size} bytes");
         assert!(size < 2048, "{size} bytes");
-    }
-
-    fn plain(raw: &str) -> Option<(String, Option<String>, String, bool)> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let n = req.parse(raw.as_bytes()).unwrap().unwrap();
-        assert_eq!(n, raw.len());
-        H1Request::plain(&req, None).map(|r| {
-            (
-                r.path.to_string(),
-                r.query.map(str::to_string),
-                r.host.to_string(),
-                r.close,
-            )
-        })
-    }
-
-    #[test]
-    fn plain_get_and_head_are_taken_with_their_target_split() {
-        assert_eq!(
-            plain("GET /l/abc?x=1&y HTTP/1.1\r\nHost: go.example\r\n\r\n"),
-            Some((
-                "/l/abc".into(),
-                Some("x=1&y".into()),
-                "go.example".into(),
-                false
-            ))
-        );
-        assert_eq!(
-            plain("HEAD / HTTP/1.1\r\nhost: a\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n"),
-            Some(("/".into(), None, "a".into(), true))
-        );
-    }
-
-    #[test]
-    fn everything_unusual_goes_to_pingora() {
-        for raw in [
-            "POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n",
-            "get /l HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /l HTTP/1.0\r\nHost: a\r\n\r\n",
-            "GET /l HTTP/1.1\r\n\r\n",
-            "GET /l HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            "GET http://a/l HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /l#frag HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /l?q=<x> HTTP/1.1\r\nHost: a\r\n\r\n",
-            "GET /l HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
-            "GET /l HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET /l HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-            "GET /l HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
-            "GET /l HTTP/1.1\r\nHost: user@a\r\n\r\n",
-        ] {
-            assert_eq!(plain(raw), None, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn header_values_are_read_as_http_does() {
-        assert_eq!(
-            visible_ascii(b"Mozilla/5.0 (X11)\tx"),
-            Some("Mozilla/5.0 (X11)\tx")
-        );
-        assert_eq!(visible_ascii(b"caf\xc3\xa9"), None);
-        assert_eq!(visible_ascii(b"a\x7fb"), None);
     }
 }

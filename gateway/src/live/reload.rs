@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-use crate::metrics::Metrics;
-use crate::state::{Live, Meta, Snapshot, VersionInfo};
+use super::snapshot::{Live, Meta, Snapshot, Trigger, VersionInfo};
+use crate::config::Config;
+use crate::metrics::{Metrics, ReloadResult};
 use rules::{LoadOptions, RuleError, RuleSet};
 
 /// How many versions `GET /admin/versions` lists (and keeps the rules
@@ -41,13 +42,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// `success`, `unchanged` or `failure`, as metrics label it.
-    pub fn result(&self) -> &'static str {
+    /// How metrics count it.
+    pub fn result(&self) -> ReloadResult {
         match self {
-            Outcome::Applied(_) => "success",
-            Outcome::Unchanged(_) => "unchanged",
+            Outcome::Applied(_) => ReloadResult::Success,
+            Outcome::Unchanged(_) => ReloadResult::Unchanged,
             Outcome::Refused(_) | Outcome::Held(_) | Outcome::NoPrevious | Outcome::Failed(_) => {
-                "failure"
+                ReloadResult::Failure
             }
         }
     }
@@ -86,6 +87,17 @@ pub fn answering(rules: &RuleSet) -> usize {
 }
 
 impl Policy {
+    /// The policy `config` sets.
+    pub fn of(config: &Config) -> Policy {
+        let r = &config.rules;
+        Policy {
+            timeout: r.reload_timeout,
+            max_drop: r.max_drop,
+            allow_empty: r.allow_empty,
+            load: config.load_options(),
+        }
+    }
+
     /// Why `new` may not replace `live` without force, if it may not.
     fn holds(&self, live: usize, new: usize) -> Option<String> {
         if new == 0 && !self.allow_empty {
@@ -231,7 +243,7 @@ impl Reloader {
             info: live.load().info(),
             text: live.load().text.clone(),
         };
-        metrics.live(&live.load(), None);
+        live.load().publish(&metrics, None);
         Arc::new(Reloader {
             inner: Mutex::new(Inner {
                 next_version: first.info.version + 1,
@@ -274,7 +286,7 @@ impl Reloader {
 
     /// Reloads from the rules file; `trigger` names the cause in logs.
     /// `force` applies rules that would empty or mostly empty the set.
-    pub async fn reload(&self, trigger: &str, force: bool) -> Outcome {
+    pub async fn reload(&self, trigger: Trigger, force: bool) -> Outcome {
         self.apply(None, trigger, self.path.display().to_string(), false, force)
             .await
     }
@@ -287,7 +299,7 @@ impl Reloader {
     pub async fn apply(
         &self,
         text: Option<String>,
-        trigger: &str,
+        trigger: Trigger,
         source: String,
         persist: bool,
         force: bool,
@@ -297,7 +309,6 @@ impl Reloader {
         let live = self.live.load_full();
         let path = self.path.clone();
         let version = inner.next_version;
-        let trigger_owned = trigger.to_string();
         let metrics = self.metrics.clone();
         let policy = self.policy.clone();
         // Decides, with the time limit, whether the rules file is written.
@@ -330,7 +341,7 @@ impl Reloader {
             let meta = Meta {
                 version,
                 source,
-                trigger: trigger_owned,
+                trigger,
                 text: text.into(),
             };
             let snapshot = Snapshot::build(rules, Some(&live), meta, &metrics)
@@ -396,7 +407,7 @@ impl Reloader {
                         let meta = Meta {
                             version: inner.next_version,
                             source: format!("rollback to version {}", prev.version),
-                            trigger: "rollback".into(),
+                            trigger: Trigger::Rollback,
                             text: prev.text.clone(),
                         };
                         inner.next_version += 1;
@@ -411,7 +422,7 @@ impl Reloader {
             }
         };
         drop(inner);
-        self.finish("rollback", started, outcome).await
+        self.finish(Trigger::Rollback, started, outcome).await
     }
 
     /// Swaps `snapshot` in. Pools it does not share with the live snapshot
@@ -428,10 +439,10 @@ impl Reloader {
                 let _ = tokio::time::timeout(FIRST_CHECK_TIMEOUT, pool.check_once()).await;
             }
         }
-        crate::pools::spawn_health_checks(&snapshot.pools);
+        crate::upstream::spawn_health_checks(&snapshot.pools);
         let info = snapshot.info();
         let text = snapshot.text.clone();
-        self.metrics.live(&snapshot, Some(&current));
+        snapshot.publish(&self.metrics, Some(&current));
         self.live.store(snapshot);
         inner.previous = Some(current);
         let mut history = self.kept();
@@ -445,8 +456,9 @@ impl Reloader {
         info
     }
 
-    async fn finish(&self, trigger: &str, started: Instant, outcome: Outcome) -> Outcome {
+    async fn finish(&self, trigger: Trigger, started: Instant, outcome: Outcome) -> Outcome {
         let elapsed = started.elapsed();
+        let trigger = trigger.as_str();
         self.metrics.reload(outcome.result(), elapsed.as_secs_f64());
         // Tenths of a millisecond: the float of the raw duration prints
         // noise digits (1.3441340000000002).

@@ -4,15 +4,15 @@
 //! hit counter. Both front ends see the request through [`RequestView`], so
 //! a redirect is decided the same way whichever one read it.
 
+use super::headers::REQUEST_ID;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use crate::access_log::AccessLog;
+use super::access_log::AccessLog;
+use super::client_ip::TrustedProxies;
 use crate::clicks::{ClickId, Clicks, Visit};
-use crate::client_ip::TrustedProxies;
+use crate::live::{Live, Snapshot};
 use crate::metrics::{Kind, Metrics};
-use crate::state::{Live, Snapshot};
 use rules::{Decision, Request};
 
 /// What the decision step reads from a request.
@@ -112,10 +112,7 @@ impl Decider {
                 .and_then(|h| req.header(h)),
             // Only click events need these two: no lookups otherwise.
             referer: self.clicks.as_ref().and_then(|_| req.header("referer")),
-            request_id: self
-                .clicks
-                .as_ref()
-                .and_then(|_| req.header("x-request-id")),
+            request_id: self.clicks.as_ref().and_then(|_| req.header(REQUEST_ID)),
             normalized: None,
         };
         // A click id exists when it is appended or when clicks are
@@ -136,7 +133,7 @@ impl Decider {
             country: visit.country,
             client_ip,
             click_id: click.as_ref().map(|c| c.as_str()),
-            now: unix_now(),
+            now: rules::unix_now(),
         };
         let decision = snap.rules.decide(&request);
         if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision) {
@@ -157,12 +154,6 @@ pub fn count_hit(snap: &Snapshot, slot: Option<usize>) {
     if let Some(hits) = slot.and_then(|s| snap.rule_hits.get(s)) {
         hits.inc();
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The metrics kind of a decision.

@@ -16,13 +16,11 @@
 //!   proxy, so a client cannot claim an address; from a trusted proxy it
 //!   passes unchanged. The gateway neither reads it nor adds to it.
 
-use crate::client_ip::TrustedProxies;
+use super::client_ip::TrustedProxies;
+use super::headers::REQUEST_ID;
 use pingora::http::RequestHeader;
 use pingora::Result;
 use std::net::IpAddr;
-
-/// The request id header, generated when the client sent none.
-pub const REQUEST_ID: &str = "x-request-id";
 
 const FORWARDED_FOR: &str = "x-forwarded-for";
 
@@ -91,7 +89,7 @@ pub fn apply(
         Some(id) if valid_request_id(id) => id.to_string(),
         _ => {
             let id = uuid::Uuid::now_v7().to_string();
-            req.insert_header("X-Request-Id", &id)?;
+            req.insert_header(REQUEST_ID, &id)?;
             id
         }
     };

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::reload::{Outcome, Reloader};
+use super::reload::{Outcome, Reloader};
+use super::snapshot::Trigger;
 
 /// Largest rules document accepted from the remote source.
 const MAX_BODY: u64 = 256 << 20;
@@ -68,7 +69,7 @@ pub async fn run(
             }
             Ok(Ok(Fetched::Body(text, tag))) => {
                 let outcome = reloader
-                    .apply(Some(text), "remote", url.clone(), true, false)
+                    .apply(Some(text), Trigger::Remote, url.clone(), true, false)
                     .await;
                 // Remember the ETag even when the rules were refused: the same
                 // broken document is not validated again on every poll.

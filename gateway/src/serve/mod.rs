@@ -1,0 +1,38 @@
+//! Serving a request on the redirect listener, from the first byte to the
+//! access-log line.
+//!
+//! ```text
+//! bytes ─▶ front (HTTP/1 fast path) ──plain GET/HEAD──▶ decide ─▶ respond
+//!            │ anything else, with the bytes read          ▲
+//!            ▼                                             │
+//!          Pingora's HttpProxy ─▶ proxy (ProxyHttp) ───────┘
+//!                                   │ a route: forwarding headers,
+//!                                   ▼ framing, body limits
+//!                                 upstream pool
+//! ```
+//!
+//! [`front`] reads every HTTP/1 connection first and answers what it can
+//! from memory; [`proxy`] is the `ProxyHttp` for the rest. Both see the
+//! request through [`decide::RequestView`] and decide with the one
+//! [`Decider`], so a redirect is the same whichever read it. The client's
+//! address ([`client_ip`]), the headers sent upstream ([`forwarding`],
+//! [`framing`]) and the log line ([`access_log`]) are each in their own
+//! file.
+
+mod access_log;
+mod client_ip;
+mod decide;
+mod forwarding;
+mod framing;
+mod front;
+mod headers;
+mod proxy;
+mod read_limit;
+mod respond;
+
+pub use access_log::AccessLog;
+pub use client_ip::TrustedProxies;
+pub use decide::{Decider, Options};
+pub use front::{FastAnswer, Front, H1Request, Limits, CONNECTIONS};
+pub use proxy::Gateway;
+pub use respond::Answer;
