@@ -19,6 +19,9 @@
 //! what the binary, the tests and `loadtest` use is re-exported here and
 //! nothing else.
 
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod admin;
 mod clicks;
 pub mod commands;
