@@ -1,11 +1,11 @@
 //! The command line of the real binary: `check`, `explain`, `health`,
 //! `--help` and configuration errors of `run`.
 
-mod common;
+use crate::harness;
 
-use common::IPHONE;
+use crate::harness::IPHONE;
 
-use common::Gateway;
+use crate::harness::Gateway;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -677,7 +677,7 @@ fn health_against_running_gateway() {
 
 #[test]
 fn health_against_closed_port() {
-    let port = common::free_port();
+    let port = harness::free_port();
     let cwd = tempfile::tempdir().unwrap();
     let mut cmd = gateway(cwd.path());
     cmd.arg("health")
@@ -714,8 +714,8 @@ fn run_fails(config: &str, needle: &str) {
 
 #[test]
 fn run_rejects_unknown_keys() {
-    let port = common::free_port();
-    let admin = common::free_port();
+    let port = harness::free_port();
+    let admin = harness::free_port();
     let base = format!(
         "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"
     );
@@ -735,8 +735,8 @@ fn run_rejects_unknown_keys() {
 
 #[test]
 fn run_rejects_missing_rules_file() {
-    let port = common::free_port();
-    let admin = common::free_port();
+    let port = harness::free_port();
+    let admin = harness::free_port();
     run_fails(
         &format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[rules]\npath = \"/nonexistent/rules.toml\"\n[log]\nformat = \"text\"\n"

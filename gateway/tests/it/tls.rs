@@ -2,9 +2,9 @@
 //! HTTP/1.1 and HTTP/2 (ALPN), redirects and proxying with
 //! `X-Forwarded-Proto: https`.
 
-mod common;
+use crate::harness;
 
-use common::{Behavior, Gateway, Options, Upstream};
+use crate::harness::{Behavior, Gateway, Options, Upstream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -163,7 +163,7 @@ fn redirect_over_http2() {
 }
 
 /// The request line and headers the upstream saw for `path`, waiting briefly.
-fn seen(up: &Upstream, path: &str) -> common::Seen {
+fn seen(up: &Upstream, path: &str) -> harness::Seen {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(s) = up
