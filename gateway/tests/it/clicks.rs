@@ -14,7 +14,7 @@ use crate::harness::{read_response, wait_until, Gateway, Options, Response, Scra
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -365,7 +365,7 @@ struct Collector {
 
 impl Collector {
     fn start(mode: Mode) -> Collector {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = harness::listen();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(Mutex::new(mode));

@@ -501,7 +501,7 @@ fn upstream_dead_at_start_is_taken_out_by_the_first_check_and_not_used() {
 /// else with a body that ends when the connection closes.
 fn http10_upstream() -> std::net::SocketAddr {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = harness::listen();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {

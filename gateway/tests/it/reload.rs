@@ -11,7 +11,7 @@ use crate::harness;
 use crate::harness::{read_response, send, Gateway, Options, Response};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1296,7 +1296,7 @@ struct RulesServer {
 
 impl RulesServer {
     fn start(body: &str, etag: &str) -> RulesServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = harness::listen();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(Served {

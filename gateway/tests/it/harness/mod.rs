@@ -12,8 +12,10 @@ pub use http::{read_response, read_rest_of_request, request, send, Response};
 pub use prometheus::Scrape;
 pub use upstream::{Behavior, RawUpstream, Seen, Upstream};
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Real User-Agents for device and bot tests.
@@ -48,13 +50,33 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A free loopback port (bound then released; the race is harmless here).
+/// Every loopback port this process has been given by [`listen`] or
+/// [`free_port`], in use or not. All the tests run in one process, so
+/// none of them may get a port another test holds, will bind, or keeps
+/// as a dead backend: a gateway binding a port another one of its tests
+/// was given would answer that test's requests.
+static PORTS: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A listener on a loopback port no other test of this process was given.
+pub fn listen() -> TcpListener {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if PORTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(port)
+        {
+            return listener;
+        }
+    }
+}
+
+/// A free loopback port for a gateway to bind: bound then released, and
+/// never given to another test of this process (another process could
+/// still take it in between; nothing else on a test machine does).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    listen().local_addr().unwrap().port()
 }
 
 /// Path of a test fixture relative to the workspace.

@@ -43,7 +43,10 @@ impl Upstream {
 
     /// Starts on a given port (0 = any), e.g. to bring a killed one back.
     pub fn start_on(name: &str, behavior: Behavior, port: u16) -> Upstream {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let listener = match port {
+            0 => super::listen(),
+            _ => TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        };
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -173,7 +176,7 @@ pub struct RawUpstream {
 
 impl RawUpstream {
     pub fn start() -> RawUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = super::listen();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
