@@ -8,7 +8,7 @@ use crate::harness::IPHONE;
 use crate::harness::Gateway;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15";
 
@@ -38,22 +38,15 @@ fn run(mut cmd: Command) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start the gateway binary");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} still running after 10 s (killed)\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let exited = harness::exit_within(&mut child, Duration::from_secs(10)).is_some();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        exited,
+        "{cmd:?} still running after 10 s (killed)\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 fn stdout(o: &Output) -> String {

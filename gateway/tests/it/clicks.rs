@@ -126,19 +126,12 @@ fn clicks_env(dir: &Path, extra: &[(&str, &str)]) -> Vec<(&'static str, String)>
 /// SIGTERM, then waits (bounded) for the process to exit.
 fn stop(gw: &mut Gateway) -> ExitStatus {
     gw.signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = gw.child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "gateway did not exit within 60s of SIGTERM; log:\n{}",
-                gw.log_text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    harness::exit_within(&mut gw.child, Duration::from_secs(60)).unwrap_or_else(|| {
+        panic!(
+            "gateway did not exit within 60s of SIGTERM; log:\n{}",
+            gw.log_text()
+        )
+    })
 }
 
 /// A keep-alive HTTP/1.1 client connection to the gateway.
@@ -366,26 +359,15 @@ struct Collector {
 impl Collector {
     fn start(mode: Mode) -> Collector {
         let listener = harness::listen();
-        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(Mutex::new(mode));
         let received = Arc::new(Mutex::new(Received::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (mode, received, stop) = (mode.clone(), received.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let (mode, received, stop) =
-                                (mode.clone(), received.clone(), stop.clone());
-                            std::thread::spawn(move || {
-                                collect(stream, &mode, &received, &stop);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
+            harness::accept_until(listener, stop.clone(), move |stream| {
+                let (mode, received, stop) = (mode.clone(), received.clone(), stop.clone());
+                std::thread::spawn(move || collect(stream, &mode, &received, &stop));
             })
         };
         Collector {
@@ -1156,18 +1138,8 @@ fn sigterm_under_load_loses_no_event() {
     );
     let at_signal = done.load(Ordering::Relaxed);
     gw.signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit; log:\n{}",
-            gw.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = harness::exit_within(&mut gw.child, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no exit; log:\n{}", gw.log_text()));
     stop_clients.store(true, Ordering::Relaxed);
     let received: Vec<String> = threads
         .into_iter()
@@ -1379,18 +1351,8 @@ fn the_http_sink_without_a_url_is_a_configuration_error() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the gateway started with sink = \"http\" and no url");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = harness::exit_within(&mut child, Duration::from_secs(20))
+        .expect("the gateway started with sink = \"http\" and no url");
     let mut stderr = String::new();
     child
         .stderr
@@ -1505,18 +1467,17 @@ const FULL_DISK_N: usize = 600;
 /// `RLIMIT_FSIZE` of the gateway: about 15 events fit in a file.
 const FILE_SIZE_LIMIT: u64 = 100 << 10;
 
-#[test]
-fn on_a_full_disk_the_metrics_match_the_files_and_no_empty_files_pile_up() {
-    let clicks = tempfile::tempdir().unwrap();
-    let env = clicks_env(
-        clicks.path(),
-        &[
-            ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
-            ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
-        ],
-    );
+/// The gateway with clicks into `dir` (and `sink`, more settings), batches
+/// of 60 and at most [`FILE_SIZE_LIMIT`] bytes a file.
+fn start_on_a_full_disk(dir: &Path, sink: &[(&str, &str)]) -> Gateway {
+    let mut extra = sink.to_vec();
+    extra.extend([
+        ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
+        ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
+    ]);
+    let env = clicks_env(dir, &extra);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut gw = Gateway::start_with(
+    Gateway::start_with(
         RULES,
         Options {
             files: &[("links/go.csv", LINKS_CSV)],
@@ -1524,7 +1485,13 @@ fn on_a_full_disk_the_metrics_match_the_files_and_no_empty_files_pile_up() {
             file_size_limit: Some(FILE_SIZE_LIMIT),
             ..Options::default()
         },
-    );
+    )
+}
+
+#[test]
+fn on_a_full_disk_the_metrics_match_the_files_and_no_empty_files_pile_up() {
+    let clicks = tempfile::tempdir().unwrap();
+    let mut gw = start_on_a_full_disk(clicks.path(), &[]);
     let sent = send_long_clicks(&gw, FULL_DISK_N, "full");
 
     let delivered =
@@ -1571,24 +1538,12 @@ fn on_a_full_disk_spilled_plus_dropped_match_the_spill_files() {
     let collector = Collector::start(Mode::Unavailable);
     let clicks = tempfile::tempdir().unwrap();
     let url = collector.url();
-    let env = clicks_env(
+    let mut gw = start_on_a_full_disk(
         clicks.path(),
         &[
             ("GATEWAY_CLICKS_SINK", "http"),
             ("GATEWAY_CLICKS_URL", &url),
-            ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
-            ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
         ],
-    );
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut gw = Gateway::start_with(
-        RULES,
-        Options {
-            files: &[("links/go.csv", LINKS_CSV)],
-            env: &env,
-            file_size_limit: Some(FILE_SIZE_LIMIT),
-            ..Options::default()
-        },
     );
     let sent = send_long_clicks(&gw, FULL_DISK_N, "spill");
 
@@ -1656,21 +1611,12 @@ fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the gateway started with {env:?}; log:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = harness::exit_within(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
+        panic!(
+            "the gateway started with {env:?}; log:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        )
+    });
     (status, std::fs::read_to_string(&stderr_path).unwrap())
 }
 

@@ -574,13 +574,7 @@ fn slow_rules(up: &Upstream) -> String {
 /// Waits (bounded) for the process to end; how long it took.
 fn wait_exit(gw: &mut Gateway, bound: Duration) -> Option<(Duration, std::process::ExitStatus)> {
     let started = Instant::now();
-    while started.elapsed() < bound {
-        if let Some(status) = gw.child.try_wait().unwrap() {
-            return Some((started.elapsed(), status));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
+    harness::exit_within(&mut gw.child, bound).map(|status| (started.elapsed(), status))
 }
 
 const GRACE_5S: harness::Options<'static> = harness::Options {

@@ -1297,7 +1297,6 @@ struct RulesServer {
 impl RulesServer {
     fn start(body: &str, etag: &str) -> RulesServer {
         let listener = harness::listen();
-        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(Served {
             body: body.into(),
@@ -1306,14 +1305,9 @@ impl RulesServer {
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (state, stop) = (state.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => serve_rules(stream, &state),
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
+            let state = state.clone();
+            harness::accept_until(listener, stop.clone(), move |stream| {
+                serve_rules(stream, &state)
             })
         };
         RulesServer {

@@ -66,18 +66,11 @@ fn curl(args: &[&str]) -> Output {
         }
         Err(e) => panic!("cannot run curl: {e}"),
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("curl {args:?} did not finish within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        harness::exit_within(&mut child, Duration::from_secs(20)).is_some(),
+        "curl {args:?} did not finish within 20 s"
+    );
+    child.wait_with_output().unwrap()
 }
 
 /// `curl -sk` to `https://<host>:<port><path>` resolved to the gateway's

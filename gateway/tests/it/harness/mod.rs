@@ -10,11 +10,12 @@ mod upstream;
 pub use gateway::{Gateway, Options};
 pub use http::{read_response, read_rest_of_request, request, send, Response};
 pub use prometheus::Scrape;
-pub use upstream::{Behavior, RawUpstream, Seen, Upstream};
+pub use upstream::{accept_until, Behavior, RawUpstream, Seen, Upstream};
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,23 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; if it has not, kills it
+/// (and reaps it) and returns `None`.
+pub fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

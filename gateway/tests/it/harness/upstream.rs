@@ -47,7 +47,6 @@ impl Upstream {
             0 => super::listen(),
             _ => TcpListener::bind(("127.0.0.1", port)).unwrap(),
         };
-        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
@@ -55,19 +54,10 @@ impl Upstream {
         let thread = {
             let (seen, hits, stop, name) =
                 (seen.clone(), hits.clone(), stop.clone(), name.to_string());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let (seen, hits, stop, name) =
-                                (seen.clone(), hits.clone(), stop.clone(), name.clone());
-                            std::thread::spawn(move || {
-                                serve(stream, &name, behavior, &seen, &hits, &stop)
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
+            accept_until(listener, stop.clone(), move |stream| {
+                let (seen, hits, stop, name) =
+                    (seen.clone(), hits.clone(), stop.clone(), name.clone());
+                std::thread::spawn(move || serve(stream, &name, behavior, &seen, &hits, &stop));
             })
         };
         Upstream {
@@ -98,6 +88,25 @@ impl Upstream {
             let _ = t.join();
         }
     }
+}
+
+/// Accepts connections on `listener` until `stop` is set, on a thread of
+/// its own, and hands each to `handle`; the listener closes when the
+/// thread ends.
+pub fn accept_until(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    mut handle: impl FnMut(TcpStream) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => handle(stream),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    })
 }
 
 impl Drop for Upstream {
@@ -177,27 +186,19 @@ pub struct RawUpstream {
 impl RawUpstream {
     pub fn start() -> RawUpstream {
         let listener = super::listen();
-        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let heads = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (rx, hs, st) = (received.clone(), heads.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !st.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let slot = {
-                            let mut all = rx.lock().unwrap();
-                            all.push(Vec::new());
-                            all.len() - 1
-                        };
-                        let (rx, hs, st) = (rx.clone(), hs.clone(), st.clone());
-                        std::thread::spawn(move || raw_serve(stream, slot, &rx, &hs, &st));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
+        accept_until(listener, stop.clone(), move |stream| {
+            let slot = {
+                let mut all = rx.lock().unwrap();
+                all.push(Vec::new());
+                all.len() - 1
+            };
+            let (rx, hs, st) = (rx.clone(), hs.clone(), st.clone());
+            std::thread::spawn(move || raw_serve(stream, slot, &rx, &hs, &st));
         });
         RawUpstream {
             addr,
