@@ -2,9 +2,9 @@
 //! HTTP/1.1 and HTTP/2 (ALPN), redirects and proxying with
 //! `X-Forwarded-Proto: https`.
 
-mod common;
+use crate::harness;
 
-use common::{Behavior, Gateway, Options, Upstream};
+use crate::harness::{Behavior, Gateway, Options, Upstream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -66,18 +66,11 @@ fn curl(args: &[&str]) -> Output {
         }
         Err(e) => panic!("cannot run curl: {e}"),
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("curl {args:?} did not finish within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        harness::exit_within(&mut child, Duration::from_secs(20)).is_some(),
+        "curl {args:?} did not finish within 20 s"
+    );
+    child.wait_with_output().unwrap()
 }
 
 /// `curl -sk` to `https://<host>:<port><path>` resolved to the gateway's
@@ -163,7 +156,7 @@ fn redirect_over_http2() {
 }
 
 /// The request line and headers the upstream saw for `path`, waiting briefly.
-fn seen(up: &Upstream, path: &str) -> common::Seen {
+fn seen(up: &Upstream, path: &str) -> harness::Seen {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(s) = up

@@ -1,9 +1,9 @@
 //! Forwarding to upstream pools through the real binary: balancing, health
 //! checks, retries, timeouts, failures and forwarding headers.
 
-mod common;
+use crate::harness;
 
-use common::{wait_until, Behavior, Gateway, Upstream};
+use crate::harness::{wait_until, Behavior, Gateway, Upstream};
 use std::time::{Duration, Instant};
 
 /// Rules with one route per host to a pool of `servers`.
@@ -112,20 +112,7 @@ fn retry_on_connection_refused_goes_to_another_backend() {
     let good = Upstream::start("good", Behavior::Ok);
     let dead_port = Upstream::start("dead", Behavior::Ok).kill();
     let dead = format!("127.0.0.1:{dead_port}");
-    let rules = format!(
-        r#"
-[[route]]
-id = "api"
-host = "api.example.com"
-prefix = "/"
-upstream = "api"
-
-[upstream.api]
-servers = ["{dead}", "{}"]
-retries = 1
-"#,
-        good.addr
-    );
+    let rules = harness::api_route(&[dead, good.addr.to_string()], "retries = 1");
     let gw = Gateway::start(&rules);
     // No health checks: the dead backend is picked every other request and
     // each of those must be retried on the good one.
@@ -232,7 +219,7 @@ fn health_checks_take_a_killed_upstream_out_and_put_it_back() {
 
 /// Routes to a raw upstream: `api` with the default limits, `small` with
 /// `max_body = "1KiB"`, `ws` with upgrades allowed.
-fn raw_rules(up: &common::RawUpstream) -> String {
+fn raw_rules(up: &harness::RawUpstream) -> String {
     format!(
         r#"
 [[route]]
@@ -273,7 +260,7 @@ fn raw_client(gw: &Gateway) -> (std::net::TcpStream, std::io::BufReader<std::net
 #[test]
 fn a_repeated_content_length_reaches_the_upstream_as_one_value() {
     use std::io::Write;
-    let up = common::RawUpstream::start();
+    let up = harness::RawUpstream::start();
     let gw = Gateway::start(&raw_rules(&up));
     for head in [
         "Content-Length: 5, 5\r\n",
@@ -285,7 +272,7 @@ fn a_repeated_content_length_reaches_the_upstream_as_one_value() {
             "POST /v1/a HTTP/1.1\r\nHost: api.example.com\r\n{head}\r\nhello"
         )
         .unwrap();
-        let resp = common::read_response(&mut r, false).unwrap();
+        let resp = harness::read_response(&mut r, false).unwrap();
         assert_eq!(
             (resp.status, resp.text().as_str()),
             (200, "ok\n"),
@@ -304,7 +291,7 @@ fn a_repeated_content_length_reaches_the_upstream_as_one_value() {
         b"POST /v1/b HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 5, 6\r\n\r\nhello!",
     )
     .unwrap();
-    assert_eq!(common::read_response(&mut r, false).unwrap().status, 400);
+    assert_eq!(harness::read_response(&mut r, false).unwrap().status, 400);
     assert_eq!(up.text().len(), before);
 }
 
@@ -323,7 +310,7 @@ fn bytes_sent_while_a_request_is_proxied_are_the_next_request() {
     s.write_all(b"GET /v1/b HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
         .unwrap();
     for _ in 0..2 {
-        let resp = common::read_response(&mut r, false).unwrap();
+        let resp = harness::read_response(&mut r, false).unwrap();
         assert_eq!((resp.status, resp.text().as_str()), (200, "slow\n"));
     }
     // Requests pipelined behind one with a body are all answered.
@@ -335,7 +322,7 @@ fn bytes_sent_while_a_request_is_proxied_are_the_next_request() {
     )
     .unwrap();
     for _ in 0..3 {
-        assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+        assert_eq!(harness::read_response(&mut r, false).unwrap().status, 200);
     }
     let paths: Vec<String> = slow
         .requests()
@@ -352,17 +339,20 @@ fn bytes_sent_while_a_request_is_proxied_are_the_next_request() {
             "GET /v1/e HTTP/1.1"
         ]
     );
-    let errors = gw.metric("gateway_upstream_errors_total{reason=\"connect\",upstream=\"api\"}");
+    let errors = gw.metric(
+        "gateway_upstream_errors_total",
+        &[("reason", "connect"), ("upstream", "api")],
+    );
     assert_eq!(errors, 0.0, "no request was failed as an upstream error");
 }
 
 #[test]
 fn bodies_over_max_body_get_413_and_slow_bodies_time_out() {
     use std::io::Write;
-    let up = common::RawUpstream::start();
+    let up = harness::RawUpstream::start();
     let gw = Gateway::start_with(
         &raw_rules(&up),
-        common::Options {
+        harness::Options {
             extra_config: "",
             env: &[("GATEWAY_SERVER_BODY_TIMEOUT", "1s")],
             ..Default::default()
@@ -374,7 +364,7 @@ fn bodies_over_max_body_get_413_and_slow_bodies_time_out() {
         b"POST /v1/big HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 2097152\r\n\r\n",
     )
     .unwrap();
-    let resp = common::read_response(&mut r, false).unwrap();
+    let resp = harness::read_response(&mut r, false).unwrap();
     assert_eq!(resp.status, 413);
     // Chunked over the route's 1 KiB: refused once it passes the limit.
     let (mut s, mut r) = raw_client(&gw);
@@ -384,7 +374,7 @@ fn bodies_over_max_body_get_413_and_slow_bodies_time_out() {
         "POST /up HTTP/1.1\r\nHost: small.example.com\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n{chunk}\r\n320\r\n{chunk}\r\n0\r\n\r\n"
     )
     .unwrap();
-    assert_eq!(common::read_response(&mut r, false).unwrap().status, 413);
+    assert_eq!(harness::read_response(&mut r, false).unwrap().status, 413);
     // Under the limit: forwarded.
     let (mut s, mut r) = raw_client(&gw);
     write!(
@@ -392,7 +382,7 @@ fn bodies_over_max_body_get_413_and_slow_bodies_time_out() {
         "POST /up HTTP/1.1\r\nHost: small.example.com\r\nContent-Length: 800\r\n\r\n{chunk}"
     )
     .unwrap();
-    assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    assert_eq!(harness::read_response(&mut r, false).unwrap().status, 200);
     assert!(
         !up.text().contains("/v1/big"),
         "a refused body never goes upstream"
@@ -401,18 +391,19 @@ fn bodies_over_max_body_get_413_and_slow_bodies_time_out() {
     let (mut s, mut r) = raw_client(&gw);
     s.write_all(b"POST /v1/slow HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 10\r\n\r\nab")
         .unwrap();
-    assert_eq!(common::read_response(&mut r, false).unwrap().status, 408);
+    assert_eq!(harness::read_response(&mut r, false).unwrap().status, 408);
     // Counted once the gateway has drained what it reads of a refused
     // body (up to 2 s for a client that sends none).
     assert!(wait_until(Duration::from_secs(10), || gw.metric(
-        "gateway_requests_total{code=\"413\",kind=\"bad_request\"}"
+        "gateway_requests_total",
+        &[("code", "413"), ("kind", "bad_request")]
     ) >= 2.0));
 }
 
 #[test]
 fn upgrades_pass_only_on_routes_that_allow_them() {
     use std::io::Write;
-    let up = common::RawUpstream::start();
+    let up = harness::RawUpstream::start();
     let gw = Gateway::start(&raw_rules(&up));
     for host in ["api.example.com", "ws.example.com"] {
         let (mut s, mut r) = raw_client(&gw);
@@ -421,7 +412,7 @@ fn upgrades_pass_only_on_routes_that_allow_them() {
             "GET /chat HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
         .unwrap();
-        assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+        assert_eq!(harness::read_response(&mut r, false).unwrap().status, 200);
     }
     let seen = up.text().to_ascii_lowercase();
     let requests: Vec<&str> = seen.split("get /chat ").skip(1).collect();
@@ -442,18 +433,9 @@ fn upgrades_pass_only_on_routes_that_allow_them() {
 /// default thresholds (down after 3 failures, up after 2 successes), as in
 /// the bundled config.
 fn checked_rules(server: &str) -> String {
-    format!(
-        r#"
-[[route]]
-id = "api"
-host = "api.example.com"
-prefix = "/"
-upstream = "api"
-
-[upstream.api]
-servers = ["{server}"]
-health_check = {{ path = "/healthz", interval = "2s", timeout = "1s" }}
-"#
+    harness::api_route(
+        &[server.to_string()],
+        r#"health_check = { path = "/healthz", interval = "2s", timeout = "1s" }"#,
     )
 }
 
@@ -519,7 +501,7 @@ fn upstream_dead_at_start_is_taken_out_by_the_first_check_and_not_used() {
 /// else with a body that ends when the connection closes.
 fn http10_upstream() -> std::net::SocketAddr {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = harness::listen();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -570,10 +552,10 @@ servers = ["{up}"]
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     for (path, body) in [("/length", "sized\n"), ("/close", "until close\n")] {
-        common::send(&mut stream, "GET", path, "old.example.com", &[]);
+        harness::send(&mut stream, "GET", path, "old.example.com", &[]);
         let head = String::from_utf8_lossy(reader.fill_buf().unwrap()).into_owned();
         assert!(head.starts_with("HTTP/1.1 200 "), "{path}: {head:?}");
-        let r = common::read_response(&mut reader, false).unwrap();
+        let r = harness::read_response(&mut reader, false).unwrap();
         assert_eq!((r.status, r.text().as_str()), (200, body), "{path}: {r:?}");
         assert!(
             r.header("content-length").is_some()
@@ -586,22 +568,16 @@ servers = ["{up}"]
 
 /// Rules for the shutdown tests: a slow upstream that answers after 1 s.
 fn slow_rules(up: &Upstream) -> String {
-    common::api_route(&[up.addr.to_string()], "read_timeout = \"5s\"")
+    harness::api_route(&[up.addr.to_string()], "read_timeout = \"5s\"")
 }
 
 /// Waits (bounded) for the process to end; how long it took.
 fn wait_exit(gw: &mut Gateway, bound: Duration) -> Option<(Duration, std::process::ExitStatus)> {
     let started = Instant::now();
-    while started.elapsed() < bound {
-        if let Some(status) = gw.child.try_wait().unwrap() {
-            return Some((started.elapsed(), status));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
+    harness::exit_within(&mut gw.child, bound).map(|status| (started.elapsed(), status))
 }
 
-const GRACE_5S: common::Options<'static> = common::Options {
+const GRACE_5S: harness::Options<'static> = harness::Options {
     files: &[],
     extra_config: "",
     tls: None,
@@ -629,7 +605,7 @@ fn sigterm_lets_a_request_in_flight_finish_then_exits() {
     let mut gw = Gateway::start_with(&slow_rules(&up), GRACE_5S);
     let addr = gw.addr;
     let client = std::thread::spawn(move || {
-        common::request(addr, "GET", "/in-flight", "api.example.com", &[])
+        harness::request(addr, "GET", "/in-flight", "api.example.com", &[])
     });
     assert!(wait_until(Duration::from_secs(5), || up
         .hits
@@ -655,7 +631,7 @@ fn after_a_chunked_request_the_connection_keeps_the_fronts_limits() {
     let up = Upstream::start("a", Behavior::Ok);
     let gw = Gateway::start_with(
         &rules(&[&up], ""),
-        common::Options {
+        harness::Options {
             env: &[("GATEWAY_SERVER_KEEPALIVE_TIMEOUT", "2s")],
             ..Default::default()
         },
@@ -665,23 +641,28 @@ fn after_a_chunked_request_the_connection_keeps_the_fronts_limits() {
         b"POST /v1/up HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     )
     .unwrap();
-    assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    assert_eq!(harness::read_response(&mut r, false).unwrap().status, 200);
     // The next head is read by the front again: its limits apply.
     let long = format!(
         "GET /{} HTTP/1.1\r\nHost: api.example.com\r\n\r\n",
         "a".repeat(9 * 1024)
     );
     s.write_all(long.as_bytes()).unwrap();
-    assert_eq!(common::read_response(&mut r, false).unwrap().status, 414);
+    assert_eq!(harness::read_response(&mut r, false).unwrap().status, 414);
     // And on another connection, the idle deadline.
     let (mut s, mut r) = raw_client(&gw);
     s.write_all(
         b"POST /v1/up HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     )
     .unwrap();
-    assert_eq!(common::read_response(&mut r, false).unwrap().status, 200);
+    assert_eq!(harness::read_response(&mut r, false).unwrap().status, 200);
     let mut rest = Vec::new();
     r.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "closed when idle, without an answer");
-    assert!(gw.metric("gateway_connections_closed_total{reason=\"keepalive_timeout\"}") >= 1.0);
+    assert!(
+        gw.metric(
+            "gateway_connections_closed_total",
+            &[("reason", "keepalive_timeout")]
+        ) >= 1.0
+    );
 }

@@ -6,12 +6,12 @@
 //! Everything runs on loopback; every loop is bounded in count and time;
 //! nothing asserts how fast anything is.
 
-mod common;
+use crate::harness;
 
-use common::{read_response, send, Gateway, Options, Response};
+use crate::harness::{read_response, send, Gateway, Options, Response};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -176,16 +176,11 @@ fn admin(gw: &Gateway, method: &str, path: &str, body: Option<&str>) -> Response
     )
 }
 
-fn json(r: &Response) -> Value {
-    serde_json::from_slice(&r.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {} {:?}", r.status, r.text()))
-}
-
 /// `GET /admin/rules`: the live version.
 fn live(gw: &Gateway) -> Value {
     let r = admin(gw, "GET", "/admin/rules", None);
     assert_eq!(r.status, 200, "{}", r.text());
-    json(&r)
+    r.json()
 }
 
 fn live_hash(gw: &Gateway) -> String {
@@ -258,17 +253,10 @@ fn wait_answer(gw: &Gateway, expected: &(String, String)) {
 }
 
 /// The JSON log lines.
-fn events(gw: &Gateway) -> Vec<Value> {
-    gw.log_text()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// Log lines whose message starts with `message` (and whose trigger is
 /// `trigger`, when given).
 fn count(gw: &Gateway, message: &str, trigger: Option<&str>) -> usize {
-    events(gw)
+    gw.log_json()
         .iter()
         .filter(|e| {
             e["message"]
@@ -591,7 +579,7 @@ fn logged_error(gw: &Gateway, trigger: &str, line: usize) -> Value {
         &format!("an error logged at line {line} by {trigger}"),
         WAIT,
         || {
-            events(gw)
+            gw.log_json()
                 .into_iter()
                 .find(|e| e["level"] == "ERROR" && e["trigger"] == trigger && e["line"] == line)
         },
@@ -602,7 +590,7 @@ fn logged_error(gw: &Gateway, trigger: &str, line: usize) -> Value {
 fn admin_reload_refused(gw: &Gateway) -> Vec<Value> {
     let r = admin(gw, "POST", "/admin/reload", None);
     assert_eq!(r.status, 422, "{}", r.text());
-    let body = json(&r);
+    let body = r.json();
     let errors = body["errors"]
         .as_array()
         .unwrap_or_else(|| panic!("{body}"));
@@ -610,18 +598,18 @@ fn admin_reload_refused(gw: &Gateway) -> Vec<Value> {
     errors.clone()
 }
 
-const FAILURES: &str = "gateway_rules_reloads_total{result=\"failure\"}";
+/// `gateway_rules_reloads_total{result="failure"}`.
+fn failures(gw: &Gateway) -> f64 {
+    gw.metric("gateway_rules_reloads_total", &[("result", "failure")])
+}
 
 /// Refusals counted since `since` = (log lines, metric).
 fn refusals_since(gw: &Gateway, since: (usize, f64)) -> (usize, f64) {
-    (
-        count(gw, REFUSED, None) - since.0,
-        gw.metric(FAILURES) - since.1,
-    )
+    (count(gw, REFUSED, None) - since.0, failures(gw) - since.1)
 }
 
 fn refusal_counts(gw: &Gateway) -> (usize, f64) {
-    (count(gw, REFUSED, None), gw.metric(FAILURES))
+    (count(gw, REFUSED, None), failures(gw))
 }
 
 #[test]
@@ -772,7 +760,8 @@ fn file_changes_reload_in_place_by_rename_once_per_burst_and_not_for_the_same_co
     );
     assert_eq!(live(&gw)["version"], version);
     assert!(alive(&mut gw.child), "the gateway died");
-    let skipped: Vec<String> = events(&gw)
+    let skipped: Vec<String> = gw
+        .log_json()
         .iter()
         .filter(|e| {
             e["message"]
@@ -1046,7 +1035,7 @@ fn put_chunked(gw: &Gateway, text: &str) -> Response {
 fn put_rules(gw: &Gateway, text: &str) -> Value {
     let r = admin(gw, "PUT", "/admin/rules", Some(text));
     assert_eq!(r.status, 200, "{}", r.text());
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["result"], "success", "{v}");
     v["version"].clone()
 }
@@ -1084,7 +1073,7 @@ fn admin_api_reloads_replaces_lists_rolls_back_and_explains() {
     // POST /admin/reload: unchanged, applied, refused.
     let r = admin(&gw, "POST", "/admin/reload", None);
     assert_eq!(r.status, 200, "{}", r.text());
-    let body = json(&r);
+    let body = r.json();
     assert_eq!(
         (&body["result"], &body["version"]["version"]),
         (&"unchanged".into(), &1.into())
@@ -1092,7 +1081,7 @@ fn admin_api_reloads_replaces_lists_rolls_back_and_explains() {
     std::fs::write(&path, rules_b()).unwrap();
     let r = admin(&gw, "POST", "/admin/reload", None);
     assert_eq!(r.status, 200, "{}", r.text());
-    let body = json(&r);
+    let body = r.json();
     assert_eq!(body["result"], "success", "{body}");
     assert_eq!(body["version"]["version"], 2, "{body}");
     assert_eq!(body["version"]["trigger"], "admin", "{body}");
@@ -1115,7 +1104,7 @@ fn admin_api_reloads_replaces_lists_rolls_back_and_explains() {
     let bad = bad_files().remove(0);
     let r = admin(&gw, "PUT", "/admin/rules", Some(&bad.text));
     assert_eq!(r.status, 422, "{}", r.text());
-    let body = json(&r);
+    let body = r.json();
     check_error(&body["errors"][0], &file, bad.line, None, "-", "");
     assert_eq!(on_disk(), c);
     assert_eq!(answer(&gw, "/x"), pair("c", 3, "/x"));
@@ -1137,7 +1126,7 @@ fn admin_api_reloads_replaces_lists_rolls_back_and_explains() {
     }
     let r = admin(&gw, "GET", "/admin/versions", None);
     assert_eq!(r.status, 200, "{}", r.text());
-    let body = json(&r);
+    let body = r.json();
     let versions = body["versions"]
         .as_array()
         .unwrap_or_else(|| panic!("{body}"));
@@ -1163,7 +1152,7 @@ fn admin_api_reloads_replaces_lists_rolls_back_and_explains() {
     // file on disk.
     let r = admin(&gw, "POST", "/admin/rollback", None);
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(json(&r)["result"], "success");
+    assert_eq!(r.json()["result"], "success");
     assert_eq!(answer(&gw, "/x"), pair("v10", 110, "/x"));
     assert_eq!(answer(&gw, "/y"), pair("v10", 110, "/y"));
     assert_eq!(on_disk(), texts[10]);
@@ -1173,7 +1162,7 @@ fn admin_api_reloads_replaces_lists_rolls_back_and_explains() {
     let ua = "Mozilla%2F5.0%20(iPhone%3B%20CPU%20iPhone%20OS%2017_0%20like%20Mac%20OS%20X)";
     let r = admin(&gw, "GET", &format!("{EXPLAIN_X}&ua={ua}"), None);
     assert_eq!(r.status, 200, "{}", r.text());
-    let body = json(&r);
+    let body = r.json();
     let e = &body["explanation"];
     assert_eq!(e["action"], "redirect", "{body}");
     assert_eq!(e["status"], 302, "{body}");
@@ -1217,7 +1206,7 @@ fn put_rules_with_a_body_file_outside_the_rules_directory_is_refused_and_never_s
     let r = admin(&gw, "PUT", "/admin/rules", Some(&text));
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(!r.text().contains("root:"), "{}", r.text());
-    let body = json(&r);
+    let body = r.json();
     check_error(
         &body["errors"][0],
         &file,
@@ -1307,8 +1296,7 @@ struct RulesServer {
 
 impl RulesServer {
     fn start(body: &str, etag: &str) -> RulesServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
+        let listener = harness::listen();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(Served {
             body: body.into(),
@@ -1317,14 +1305,9 @@ impl RulesServer {
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (state, stop) = (state.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => serve_rules(stream, &state),
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
+            let state = state.clone();
+            harness::accept_until(listener, stop.clone(), move |stream| {
+                serve_rules(stream, &state)
             })
         };
         RulesServer {
@@ -1756,7 +1739,7 @@ fn empty_and_much_smaller_rule_sets_are_held_until_forced() {
     let (code, out) = reload_command(&gw, true);
     assert_eq!(code, 0, "{out}");
     assert_eq!(gw.get(HOST, "/r0").status, 404);
-    assert!(gw.metric("gateway_rules_reloads_total{result=\"failure\"}") >= 3.0);
+    assert!(gw.metric("gateway_rules_reloads_total", &[("result", "failure")]) >= 3.0);
 }
 
 #[test]
@@ -1764,8 +1747,8 @@ fn an_empty_rules_file_does_not_start_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "# nothing yet\n").unwrap();
-    let port = common::free_port();
-    let admin_port = common::free_port();
+    let port = harness::free_port();
+    let admin_port = harness::free_port();
     let run = |extra: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
         cmd.arg("run")
@@ -1788,9 +1771,9 @@ fn an_empty_rules_file_does_not_start_unless_allowed() {
     // Allowed explicitly: it starts and answers 404.
     let mut child = run(&[("GATEWAY_RULES_ALLOW_EMPTY", "true")]);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let up = common::wait_until(WAIT, || {
+    let up = harness::wait_until(WAIT, || {
         TcpStream::connect(addr).is_ok()
-            && common::request(addr, "GET", "/x", HOST, &[]).status == 404
+            && harness::request(addr, "GET", "/x", HOST, &[]).status == 404
     });
     child.kill().ok();
     child.wait().ok();
@@ -1969,7 +1952,7 @@ fn admin_versions_serve_their_rules_text_and_a_diff() {
     ] {
         let r = admin(&gw, "GET", path, None);
         assert_eq!(r.status, 404, "{path}: {}", r.text());
-        let m = json(&r)["errors"][0]["message"].clone();
+        let m = r.json()["errors"][0]["message"].clone();
         let m = m.as_str().unwrap_or_else(|| panic!("{path}: {m}"));
         assert!(m.contains("unknown or no longer kept"), "{path}: {m}");
         assert!(m.contains("versions 2, 1 are kept"), "{path}: {m}");
@@ -2010,7 +1993,8 @@ fn admin_versions_serve_their_rules_text_and_a_diff() {
     );
 
     // The reload log line's duration has no float noise (issue 12, item 11).
-    let durations: Vec<String> = events(&gw)
+    let durations: Vec<String> = gw
+        .log_json()
         .iter()
         .filter(|e| e["message"] == RELOADED)
         .map(|e| e["duration_ms"].to_string())
@@ -2040,7 +2024,7 @@ fn a_disabled_admin_api_answers_404_not_401() {
             assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
             assert_eq!(r.header("www-authenticate"), None, "{method} {path}");
             assert_eq!(
-                json(&r)["errors"][0]["message"],
+                r.json()["errors"][0]["message"],
                 "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
                 "{method} {path}"
             );

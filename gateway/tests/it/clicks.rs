@@ -6,15 +6,15 @@
 //! Everything runs on loopback with bounded loops; nothing asserts on how
 //! fast anything is.
 
-mod common;
+use crate::harness;
 
-use common::{ANDROID, DESKTOP, IPHONE, SLACKBOT};
+use crate::harness::{ANDROID, DESKTOP, IPHONE, SLACKBOT};
 
-use common::{read_response, wait_until, Gateway, Options, Response};
+use crate::harness::{read_response, wait_until, Gateway, Options, Response, Scrape};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -126,19 +126,12 @@ fn clicks_env(dir: &Path, extra: &[(&str, &str)]) -> Vec<(&'static str, String)>
 /// SIGTERM, then waits (bounded) for the process to exit.
 fn stop(gw: &mut Gateway) -> ExitStatus {
     gw.signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = gw.child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "gateway did not exit within 60s of SIGTERM; log:\n{}",
-                gw.log_text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    harness::exit_within(&mut gw.child, Duration::from_secs(60)).unwrap_or_else(|| {
+        panic!(
+            "gateway did not exit within 60s of SIGTERM; log:\n{}",
+            gw.log_text()
+        )
+    })
 }
 
 /// A keep-alive HTTP/1.1 client connection to the gateway.
@@ -320,38 +313,6 @@ fn unique(ids: &[String], what: &str) -> HashSet<String> {
     set
 }
 
-/// `GET /metrics` on the admin listener.
-fn scrape(gw: &Gateway) -> String {
-    let r = common::request(gw.admin, "GET", "/metrics", "admin", &[]);
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.text()
-}
-
-/// Sum of the samples of `name` that carry all of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, lab) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if n != name {
-                return None;
-            }
-            let pairs: Vec<&str> = lab.split(',').collect();
-            for (k, v) in labels {
-                let want = format!("{k}=\"{v}\"");
-                if !pairs.iter().any(|p| *p == want) {
-                    return None;
-                }
-            }
-            value.trim().parse::<f64>().ok()
-        })
-        .sum()
-}
-
 fn device_of(ua: &str) -> &'static str {
     if ua.contains("Android") {
         "android"
@@ -397,27 +358,16 @@ struct Collector {
 
 impl Collector {
     fn start(mode: Mode) -> Collector {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
+        let listener = harness::listen();
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(Mutex::new(mode));
         let received = Arc::new(Mutex::new(Received::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (mode, received, stop) = (mode.clone(), received.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let (mode, received, stop) =
-                                (mode.clone(), received.clone(), stop.clone());
-                            std::thread::spawn(move || {
-                                collect(stream, &mode, &received, &stop);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
+            harness::accept_until(listener, stop.clone(), move |stream| {
+                let (mode, received, stop) = (mode.clone(), received.clone(), stop.clone());
+                std::thread::spawn(move || collect(stream, &mode, &received, &stop));
             })
         };
         Collector {
@@ -492,7 +442,7 @@ fn collect(stream: TcpStream, mode: &Mutex<Mode>, received: &Mutex<Received>, st
             .get_ref()
             .set_read_timeout(Some(Duration::from_secs(10)))
             .ok();
-        let Some((headers, body)) = common::read_rest_of_request(&mut reader) else {
+        let Some((headers, body)) = harness::read_rest_of_request(&mut reader) else {
             return;
         };
         reader.get_ref().set_read_timeout(Some(idle)).ok();
@@ -849,17 +799,17 @@ fn bots_and_head_requests_get_click_ids_but_no_events() {
     }
     drop(client);
 
-    let text = scrape(&gw);
+    let text = gw.scrape();
     let bots = bot_ids.len() as f64;
     assert_eq!(
-        metric(&text, "gateway_click_events_total", &[("bot", "true")]),
+        text.sum("gateway_click_events_total", &[("bot", "true")]),
         bots,
-        "bots are counted with bot=\"true\":\n{text}"
+        "bots are counted with bot=\"true\":\n{}",
+        text.text
     );
     for (device, n) in &bots_by_device {
         assert_eq!(
-            metric(
-                &text,
+            text.sum(
                 "gateway_click_events_total",
                 &[("device", device), ("bot", "true")]
             ),
@@ -868,13 +818,12 @@ fn bots_and_head_requests_get_click_ids_but_no_events() {
         );
     }
     assert_eq!(
-        metric(&text, "gateway_click_events_total", &[("bot", "false")]),
+        text.sum("gateway_click_events_total", &[("bot", "false")]),
         consumer_ids.len() as f64,
         "only consumer GETs count as bot=\"false\" clicks (HEAD is not a click)"
     );
     assert_eq!(
-        metric(
-            &text,
+        text.sum(
             "gateway_click_events_total",
             &[("device", "android"), ("bot", "false")]
         ),
@@ -937,30 +886,14 @@ fn click_files_rotate_by_size_with_whole_lines_only() {
         }
     }
     drop(client);
-    let mut text = String::new();
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            text = scrape(&gw);
-            metric(
-                &text,
-                "gateway_click_events_delivered_total",
-                &[("sink", "file")],
-            ) >= N as f64
-        }),
-        "events never all written:\n{text}"
-    );
+    let text = gw.scrape_until(Duration::from_secs(30), "every event written", |text| {
+        text.sum("gateway_click_events_delivered_total", &[("sink", "file")]) >= N as f64
+    });
     assert_eq!(
-        metric(
-            &text,
-            "gateway_click_events_delivered_total",
-            &[("sink", "file")]
-        ),
+        text.sum("gateway_click_events_delivered_total", &[("sink", "file")]),
         N as f64
     );
-    assert_eq!(
-        metric(&text, "gateway_click_events_dropped_total", &[]),
-        0.0
-    );
+    assert_eq!(text.sum("gateway_click_events_dropped_total", &[]), 0.0);
     let status = stop(&mut gw);
     assert!(status.success(), "exit {status:?}");
 
@@ -1048,13 +981,9 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
         sent.iter().cloned().collect::<HashSet<_>>()
     );
     assert!(click_files(&clicks.path().join("spill")).is_empty());
-    let text = scrape(&gw);
+    let text = gw.scrape();
     assert_eq!(
-        metric(
-            &text,
-            "gateway_click_events_delivered_total",
-            &[("sink", "http")]
-        ),
+        text.sum("gateway_click_events_delivered_total", &[("sink", "http")]),
         N as f64
     );
 
@@ -1063,18 +992,13 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
     for _ in 0..M {
         click(&mut client, &mut sent);
     }
-    let mut text = String::new();
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            text = scrape(&gw);
-            metric(&text, "gateway_click_events_spilled_total", &[]) >= M as f64
-        }),
-        "spilled: {}; log:\n{}",
-        metric(&text, "gateway_click_events_spilled_total", &[]),
-        gw.log_text()
+    let text = gw.scrape_until(
+        Duration::from_secs(30),
+        "the outage's events spilled",
+        |text| text.sum("gateway_click_events_spilled_total", &[]) >= M as f64,
     );
     assert_eq!(
-        metric(&text, "gateway_click_events_spilled_total", &[]),
+        text.sum("gateway_click_events_spilled_total", &[]),
         M as f64
     );
     assert!(collector.received.lock().unwrap().rejected > 0);
@@ -1113,13 +1037,9 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
         unique(&collector.ids(), "collector after replay"),
         sent.iter().cloned().collect::<HashSet<_>>()
     );
-    let text = scrape(&gw);
+    let text = gw.scrape();
     assert_eq!(
-        metric(
-            &text,
-            "gateway_click_events_delivered_total",
-            &[("sink", "http")]
-        ),
+        text.sum("gateway_click_events_delivered_total", &[("sink", "http")]),
         (N + M + K) as f64
     );
 
@@ -1218,18 +1138,8 @@ fn sigterm_under_load_loses_no_event() {
     );
     let at_signal = done.load(Ordering::Relaxed);
     gw.signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit; log:\n{}",
-            gw.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = harness::exit_within(&mut gw.child, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no exit; log:\n{}", gw.log_text()));
     stop_clients.store(true, Ordering::Relaxed);
     let received: Vec<String> = threads
         .into_iter()
@@ -1291,34 +1201,33 @@ fn a_full_queue_drops_and_counts_instead_of_slowing_redirects() {
     drop(client);
 
     // Every event is accounted for once the writer has caught up.
-    let sum = |text: &str| {
-        metric(text, "gateway_click_events_delivered_total", &[])
-            + metric(text, "gateway_click_events_spilled_total", &[])
-            + metric(text, "gateway_click_events_dropped_total", &[])
+    let sum = |text: &Scrape| {
+        text.sum("gateway_click_events_delivered_total", &[])
+            + text.sum("gateway_click_events_spilled_total", &[])
+            + text.sum("gateway_click_events_dropped_total", &[])
     };
-    let mut text = String::new();
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            text = scrape(&gw);
-            sum(&text) >= N as f64
-        }),
-        "delivered + spilled + dropped never reached {N}:\n{text}"
+    let text = gw.scrape_until(
+        Duration::from_secs(60),
+        &format!("delivered + spilled + dropped to reach {N}"),
+        |text| sum(text) >= N as f64,
     );
-    let dropped = metric(&text, "gateway_click_events_dropped_total", &[]);
+    let dropped = text.sum("gateway_click_events_dropped_total", &[]);
     assert!(
         dropped > 0.0,
-        "a queue of 1 behind a stuck writer drops:\n{text}"
+        "a queue of 1 behind a stuck writer drops:\n{}",
+        text.text
     );
-    assert_eq!(sum(&text), N as f64, "every click counted once:\n{text}");
     assert_eq!(
-        metric(&text, "gateway_click_events_total", &[("bot", "false")]),
+        sum(&text),
+        N as f64,
+        "every click counted once:\n{}",
+        text.text
+    );
+    assert_eq!(
+        text.sum("gateway_click_events_total", &[("bot", "false")]),
         N as f64
     );
-    let delivered = metric(
-        &text,
-        "gateway_click_events_delivered_total",
-        &[("sink", "http")],
-    );
+    let delivered = text.sum("gateway_click_events_delivered_total", &[("sink", "http")]);
 
     let status = stop(&mut gw);
     assert!(status.success(), "exit {status:?}");
@@ -1352,31 +1261,18 @@ fn queue_depth_is_zero_once_every_event_is_written() {
         assert_eq!(r.status, 302);
     }
     drop(client);
-    let mut text = String::new();
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            text = scrape(&gw);
-            metric(
-                &text,
-                "gateway_click_events_delivered_total",
-                &[("sink", "file")],
-            ) >= N as f64
-        }),
-        "events never all written:\n{text}"
-    );
+    gw.scrape_until(Duration::from_secs(30), "every event written", |text| {
+        text.sum("gateway_click_events_delivered_total", &[("sink", "file")]) >= N as f64
+    });
     // Give a late gauge update time to land; the value must then be 0.
     std::thread::sleep(Duration::from_millis(300));
-    let text = scrape(&gw);
+    let text = gw.scrape();
     assert_eq!(
-        metric(
-            &text,
-            "gateway_click_events_delivered_total",
-            &[("sink", "file")]
-        ),
+        text.sum("gateway_click_events_delivered_total", &[("sink", "file")]),
         N as f64
     );
     assert_eq!(
-        metric(&text, "gateway_click_queue_depth", &[]),
+        text.sum("gateway_click_queue_depth", &[]),
         0.0,
         "all {N} events are written, yet gateway_click_queue_depth says some are queued"
     );
@@ -1438,8 +1334,8 @@ fn the_http_sink_without_a_url_is_a_configuration_error() {
         &config,
         format!(
             "[server]\nlisten = [\"127.0.0.1:{}\"]\n[admin]\nlisten = \"127.0.0.1:{}\"\n[rules]\npath = \"{}\"\n",
-            common::free_port(),
-            common::free_port(),
+            harness::free_port(),
+            harness::free_port(),
             dir.path().join("rules.toml").display()
         ),
     )
@@ -1455,18 +1351,8 @@ fn the_http_sink_without_a_url_is_a_configuration_error() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the gateway started with sink = \"http\" and no url");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = harness::exit_within(&mut child, Duration::from_secs(20))
+        .expect("the gateway started with sink = \"http\" and no url");
     let mut stderr = String::new();
     child
         .stderr
@@ -1502,8 +1388,8 @@ fn with_clicks_disabled_no_files_are_written_but_location_has_btn_ref() {
     }
     drop(client);
     unique(&ids, "Locations");
-    let text = scrape(&gw);
-    assert_eq!(metric(&text, "gateway_click_events_total", &[]), 0.0);
+    let text = gw.scrape();
+    assert_eq!(text.sum("gateway_click_events_total", &[]), 0.0);
     let status = stop(&mut gw);
     assert!(status.success(), "exit {status:?}");
     assert!(
@@ -1581,18 +1467,17 @@ const FULL_DISK_N: usize = 600;
 /// `RLIMIT_FSIZE` of the gateway: about 15 events fit in a file.
 const FILE_SIZE_LIMIT: u64 = 100 << 10;
 
-#[test]
-fn on_a_full_disk_the_metrics_match_the_files_and_no_empty_files_pile_up() {
-    let clicks = tempfile::tempdir().unwrap();
-    let env = clicks_env(
-        clicks.path(),
-        &[
-            ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
-            ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
-        ],
-    );
+/// The gateway with clicks into `dir` (and `sink`, more settings), batches
+/// of 60 and at most [`FILE_SIZE_LIMIT`] bytes a file.
+fn start_on_a_full_disk(dir: &Path, sink: &[(&str, &str)]) -> Gateway {
+    let mut extra = sink.to_vec();
+    extra.extend([
+        ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
+        ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
+    ]);
+    let env = clicks_env(dir, &extra);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut gw = Gateway::start_with(
+    Gateway::start_with(
         RULES,
         Options {
             files: &[("links/go.csv", LINKS_CSV)],
@@ -1600,35 +1485,34 @@ fn on_a_full_disk_the_metrics_match_the_files_and_no_empty_files_pile_up() {
             file_size_limit: Some(FILE_SIZE_LIMIT),
             ..Options::default()
         },
-    );
+    )
+}
+
+#[test]
+fn on_a_full_disk_the_metrics_match_the_files_and_no_empty_files_pile_up() {
+    let clicks = tempfile::tempdir().unwrap();
+    let mut gw = start_on_a_full_disk(clicks.path(), &[]);
     let sent = send_long_clicks(&gw, FULL_DISK_N, "full");
 
-    let delivered = |text: &str| {
-        metric(
-            text,
-            "gateway_click_events_delivered_total",
-            &[("sink", "file")],
-        )
-    };
-    let dropped = |text: &str| metric(text, "gateway_click_events_dropped_total", &[]);
-    let mut text = String::new();
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            text = scrape(&gw);
-            delivered(&text) + dropped(&text) >= FULL_DISK_N as f64
-        }),
-        "delivered + dropped never reached {FULL_DISK_N}:\n{text}"
+    let delivered =
+        |text: &Scrape| text.sum("gateway_click_events_delivered_total", &[("sink", "file")]);
+    let dropped = |text: &Scrape| text.sum("gateway_click_events_dropped_total", &[]);
+    gw.scrape_until(
+        Duration::from_secs(30),
+        &format!("delivered + dropped to reach {FULL_DISK_N}"),
+        |text| delivered(text) + dropped(text) >= FULL_DISK_N as f64,
     );
     // A late write or a second count would show up now.
     std::thread::sleep(Duration::from_millis(300));
-    let text = scrape(&gw);
+    let text = gw.scrape();
     let (delivered, dropped) = (delivered(&text), dropped(&text));
     assert_eq!(
         delivered + dropped,
         FULL_DISK_N as f64,
-        "every click counted once:\n{text}"
+        "every click counted once:\n{}",
+        text.text
     );
-    assert!(delivered > 0.0 && dropped > 0.0, "{text}");
+    assert!(delivered > 0.0 && dropped > 0.0, "{}", text.text);
     let files_while_failing = click_files(clicks.path());
     let status = stop(&mut gw);
     assert!(status.success(), "exit {status:?}");
@@ -1654,50 +1538,33 @@ fn on_a_full_disk_spilled_plus_dropped_match_the_spill_files() {
     let collector = Collector::start(Mode::Unavailable);
     let clicks = tempfile::tempdir().unwrap();
     let url = collector.url();
-    let env = clicks_env(
+    let mut gw = start_on_a_full_disk(
         clicks.path(),
         &[
             ("GATEWAY_CLICKS_SINK", "http"),
             ("GATEWAY_CLICKS_URL", &url),
-            ("GATEWAY_CLICKS_BATCH_SIZE", "60"),
-            ("GATEWAY_CLICKS_FLUSH_INTERVAL", "100ms"),
         ],
-    );
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut gw = Gateway::start_with(
-        RULES,
-        Options {
-            files: &[("links/go.csv", LINKS_CSV)],
-            env: &env,
-            file_size_limit: Some(FILE_SIZE_LIMIT),
-            ..Options::default()
-        },
     );
     let sent = send_long_clicks(&gw, FULL_DISK_N, "spill");
 
-    let spilled = |text: &str| metric(text, "gateway_click_events_spilled_total", &[]);
-    let dropped = |text: &str| metric(text, "gateway_click_events_dropped_total", &[]);
-    let mut text = String::new();
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            text = scrape(&gw);
-            spilled(&text) + dropped(&text) >= FULL_DISK_N as f64
-        }),
-        "spilled + dropped never reached {FULL_DISK_N}:\n{text}"
+    let spilled = |text: &Scrape| text.sum("gateway_click_events_spilled_total", &[]);
+    let dropped = |text: &Scrape| text.sum("gateway_click_events_dropped_total", &[]);
+    gw.scrape_until(
+        Duration::from_secs(60),
+        &format!("spilled + dropped to reach {FULL_DISK_N}"),
+        |text| spilled(text) + dropped(text) >= FULL_DISK_N as f64,
     );
     std::thread::sleep(Duration::from_millis(300));
-    let text = scrape(&gw);
+    let text = gw.scrape();
     let (spilled, dropped) = (spilled(&text), dropped(&text));
     assert_eq!(
         spilled + dropped,
         FULL_DISK_N as f64,
-        "every click counted once:\n{text}"
+        "every click counted once:\n{}",
+        text.text
     );
-    assert!(spilled > 0.0 && dropped > 0.0, "{text}");
-    assert_eq!(
-        metric(&text, "gateway_click_events_delivered_total", &[]),
-        0.0
-    );
+    assert!(spilled > 0.0 && dropped > 0.0, "{}", text.text);
+    assert_eq!(text.sum("gateway_click_events_delivered_total", &[]), 0.0);
     let status = stop(&mut gw);
     assert!(status.success(), "exit {status:?}");
 
@@ -1725,10 +1592,10 @@ fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
         &config,
         format!(
             "[server]\nlisten = [\"127.0.0.1:{}\"]\nupgrade_sock = \"{}\"\npid_file = \"{}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[rules]\npath = \"{}\"\n",
-            common::free_port(),
+            harness::free_port(),
             dir.path().join("upgrade.sock").display(),
             dir.path().join("gateway.pid").display(),
-            common::free_port(),
+            harness::free_port(),
             dir.path().join("rules.toml").display()
         ),
     )
@@ -1744,21 +1611,12 @@ fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the gateway started with {env:?}; log:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = harness::exit_within(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
+        panic!(
+            "the gateway started with {env:?}; log:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        )
+    });
     (status, std::fs::read_to_string(&stderr_path).unwrap())
 }
 

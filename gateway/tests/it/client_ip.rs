@@ -4,9 +4,9 @@
 //! what a routed request tells its upstream about the client
 //! (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`).
 
-mod common;
+use crate::harness;
 
-use common::{wait_until, Gateway, Options, RawUpstream};
+use crate::harness::{wait_until, Gateway, Options, RawUpstream};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -47,10 +47,8 @@ fn start(trusted: Option<&str>, clicks: &std::path::Path) -> Gateway {
 }
 
 fn access_client_ips(gw: &Gateway) -> Vec<String> {
-    gw.log_text()
-        .lines()
-        .filter(|l| l.contains("\"target\":\"access\""))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    gw.access_log()
+        .iter()
         .filter_map(|v| v["client_ip"].as_str().map(str::to_string))
         .collect()
 }
@@ -151,7 +149,7 @@ fn splits_stick_to_the_forwarded_client() {
 
 /// A gateway routing `api.example.com` to `up`, trusting `trusted`.
 fn start_routed(up: &RawUpstream, trusted: Option<&str>) -> Gateway {
-    let rules = common::api_route(&[up.addr.to_string()], "");
+    let rules = harness::api_route(&[up.addr.to_string()], "");
     let mut env = vec![("GATEWAY_LOG_ACCESS", "true")];
     if let Some(t) = trusted {
         env.push(("GATEWAY_SERVER_TRUSTED_PROXIES", t));

@@ -3,9 +3,9 @@
 //! else to Pingora on the same connection, keeps pipelined answers in
 //! order, and counts each request once.
 
-mod common;
+use crate::harness;
 
-use common::{read_response, send, Behavior, Gateway, Options, Response, Upstream};
+use crate::harness::{read_response, send, Behavior, Gateway, Options, Response, Upstream};
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -97,7 +97,7 @@ fn one_connection_mixes_fast_answers_and_proxied_requests() {
         "GET",
         "/p/sku-9",
         "go.example.com",
-        &[("User-Agent", common::IPHONE)],
+        &[("User-Agent", harness::IPHONE)],
     );
     let d = read_response(&mut r, false).unwrap();
     assert_eq!((d.status, d.location()), (301, "shopapp://product/sku-9"));
@@ -110,14 +110,26 @@ fn one_connection_mixes_fast_answers_and_proxied_requests() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].request_line, "GET /v1/items HTTP/1.1");
     // Every request counted once, the route by the pipeline only.
-    assert_eq!(gw.metric(r#"gateway_rule_hits_total{rule="api"}"#), 1.0);
-    assert_eq!(gw.metric(r#"gateway_rule_hits_total{rule="sale"}"#), 2.0);
     assert_eq!(
-        gw.metric(r#"gateway_requests_total{code="302",kind="redirect"}"#),
+        gw.metric("gateway_rule_hits_total", &[("rule", "api")]),
+        1.0
+    );
+    assert_eq!(
+        gw.metric("gateway_rule_hits_total", &[("rule", "sale")]),
         2.0
     );
     assert_eq!(
-        gw.metric(r#"gateway_requests_total{code="200",kind="proxy"}"#),
+        gw.metric(
+            "gateway_requests_total",
+            &[("code", "302"), ("kind", "redirect")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        gw.metric(
+            "gateway_requests_total",
+            &[("code", "200"), ("kind", "proxy")]
+        ),
         1.0
     );
 }
@@ -297,13 +309,13 @@ fn the_fast_path_answers_exactly_as_the_proxy_pipeline() {
             "GET",
             "go.example.com",
             "/p/x%20y",
-            &[("User-Agent", common::IPHONE)],
+            &[("User-Agent", harness::IPHONE)],
         ),
         (
             "GET",
             "go.example.com",
             "/p/x",
-            &[("User-Agent", common::ANDROID)],
+            &[("User-Agent", harness::ANDROID)],
         ),
         ("GET", "go.example.com", "/old", &[]),
         ("GET", "go.example.com", "/missing", &[]),
@@ -448,11 +460,17 @@ fn heads_over_the_limits_are_refused_like_nginx() {
         "nothing refused reached the upstream"
     );
     assert_eq!(
-        gw.metric("gateway_connections_closed_total{reason=\"uri_too_long\"}"),
+        gw.metric(
+            "gateway_connections_closed_total",
+            &[("reason", "uri_too_long")]
+        ),
         2.0
     );
     assert_eq!(
-        gw.metric("gateway_connections_closed_total{reason=\"head_too_large\"}"),
+        gw.metric(
+            "gateway_connections_closed_total",
+            &[("reason", "head_too_large")]
+        ),
         3.0
     );
     // And normal requests are still answered.
@@ -503,11 +521,17 @@ fn slow_heads_and_idle_connections_are_closed() {
     assert_eq!(read_response(&mut r, false).unwrap().status, 200);
     assert_eq!(closed(&mut r).unwrap(), b"");
     assert_eq!(
-        gw.metric("gateway_connections_closed_total{reason=\"header_timeout\"}"),
+        gw.metric(
+            "gateway_connections_closed_total",
+            &[("reason", "header_timeout")]
+        ),
         1.0
     );
     assert_eq!(
-        gw.metric("gateway_connections_closed_total{reason=\"keepalive_timeout\"}"),
+        gw.metric(
+            "gateway_connections_closed_total",
+            &[("reason", "keepalive_timeout")]
+        ),
         2.0
     );
 }
@@ -615,8 +639,13 @@ fn a_flood_of_slow_big_and_idle_connections_leaves_normal_clients_answered() {
     let pid = gw.child.id();
     let before = rss_kib(pid);
     let (slowest, peak) = flood(&gw, pid);
-    let closed = gw.metric("gateway_connections_closed_total{reason=\"header_timeout\"}")
-        + gw.metric("gateway_connections_closed_total{reason=\"keepalive_timeout\"}");
+    let closed = gw.metric(
+        "gateway_connections_closed_total",
+        &[("reason", "header_timeout")],
+    ) + gw.metric(
+        "gateway_connections_closed_total",
+        &[("reason", "keepalive_timeout")],
+    );
     assert_eq!(closed, 600.0);
     let after = settled_rss(pid, before + before / 5);
     // A second flood must not leave more behind than the first: nothing

@@ -8,274 +8,34 @@
 //! is logged, which may be just after the client read its response, so
 //! every exact assertion first waits (bounded) for the totals to arrive.
 
-mod common;
+use crate::harness;
 
-use common::{read_response, request, send, Behavior, Gateway, Options, Response, Upstream};
+use crate::harness::{
+    read_response, request, send, Behavior, Gateway, Options, Response, Scrape, Upstream,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "observability-token-0123456789";
 const WAIT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------
-// The Prometheus text format
+// Metrics
 // ---------------------------------------------------------------------------
-
-type Labels = BTreeMap<String, String>;
-
-/// One sample line: `name{labels} value`.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: Labels,
-    value: f64,
-}
-
-/// A parsed `/metrics` scrape.
-#[derive(Debug, Clone)]
-struct Scrape {
-    text: String,
-    samples: Vec<Sample>,
-}
-
-fn parse_labels(s: &str, line: &str) -> Labels {
-    // s is what is between the braces.
-    let mut labels = Labels::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        while i < b.len() && (b[i] == b',' || b[i] == b' ') {
-            i += 1;
-        }
-        if i >= b.len() {
-            break;
-        }
-        let eq = s[i..]
-            .find('=')
-            .unwrap_or_else(|| panic!("bad labels in {line:?}"))
-            + i;
-        let key = s[i..eq].trim().to_string();
-        assert_eq!(b.get(eq + 1), Some(&b'"'), "bad label value in {line:?}");
-        let mut j = eq + 2;
-        let mut value = String::new();
-        loop {
-            let c = *b
-                .get(j)
-                .unwrap_or_else(|| panic!("unterminated label value in {line:?}"));
-            match c {
-                b'\\' => {
-                    match b.get(j + 1) {
-                        Some(b'n') => value.push('\n'),
-                        Some(b'\\') => value.push('\\'),
-                        Some(b'"') => value.push('"'),
-                        other => panic!("bad escape {other:?} in {line:?}"),
-                    }
-                    j += 2;
-                }
-                b'"' => {
-                    j += 1;
-                    break;
-                }
-                _ => {
-                    // Label values are UTF-8; copy whole characters.
-                    let ch = s[j..].chars().next().unwrap();
-                    value.push(ch);
-                    j += ch.len_utf8();
-                }
-            }
-        }
-        assert!(
-            labels.insert(key.clone(), value).is_none(),
-            "label {key} twice in {line:?}"
-        );
-        i = j;
-    }
-    labels
-}
-
-fn parse_value(v: &str, line: &str) -> f64 {
-    match v {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        _ => v
-            .parse()
-            .unwrap_or_else(|e| panic!("bad value {v:?} in {line:?}: {e}")),
-    }
-}
-
-fn parse_metrics(text: &str) -> Scrape {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (name, labels, rest) = match line.find('{') {
-            Some(open) => {
-                let close = line
-                    .rfind('}')
-                    .unwrap_or_else(|| panic!("unbalanced braces in {line:?}"));
-                (
-                    &line[..open],
-                    parse_labels(&line[open + 1..close], line),
-                    &line[close + 1..],
-                )
-            }
-            None => {
-                let sp = line
-                    .find(' ')
-                    .unwrap_or_else(|| panic!("no value in {line:?}"));
-                (&line[..sp], Labels::new(), &line[sp..])
-            }
-        };
-        let mut parts = rest.split_whitespace();
-        let value = parse_value(
-            parts
-                .next()
-                .unwrap_or_else(|| panic!("no value in {line:?}")),
-            line,
-        );
-        assert!(
-            name.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':'),
-            "bad metric name in {line:?}"
-        );
-        samples.push(Sample {
-            name: name.to_string(),
-            labels,
-            value,
-        });
-    }
-    Scrape {
-        text: text.to_string(),
-        samples,
-    }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-impl Scrape {
-    /// Every series of `name`.
-    fn series(&self, name: &str) -> Vec<&Sample> {
-        self.samples.iter().filter(|s| s.name == name).collect()
-    }
-
-    /// The value of the series with exactly these labels.
-    fn get(&self, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
-        let want = labels(pairs);
-        let found: Vec<&Sample> = self
-            .samples
-            .iter()
-            .filter(|s| s.name == name && s.labels == want)
-            .collect();
-        assert!(found.len() <= 1, "{name}{want:?} appears twice");
-        found.first().map(|s| s.value)
-    }
-
-    /// Like [`Scrape::get`], panicking with the scrape when absent.
-    fn value(&self, name: &str, pairs: &[(&str, &str)]) -> f64 {
-        self.get(name, pairs).unwrap_or_else(|| {
-            panic!(
-                "no series {name}{pairs:?} in the scrape:\n{}",
-                self.gateway_lines()
-            )
-        })
-    }
-
-    /// Asserts the series exists with exactly `want`.
-    fn expect(&self, name: &str, pairs: &[(&str, &str)], want: f64) {
-        let got = self.value(name, pairs);
-        assert_eq!(
-            got,
-            want,
-            "{name}{pairs:?}\n{}",
-            self.lines_of(name).join("\n")
-        );
-    }
-
-    /// Sum over every series of `name`.
-    fn sum(&self, name: &str) -> f64 {
-        self.series(name).iter().map(|s| s.value).sum()
-    }
-
-    /// Number of sample lines of the gateway's own metrics.
-    fn gateway_series(&self) -> usize {
-        self.samples
-            .iter()
-            .filter(|s| s.name.starts_with("gateway_"))
-            .count()
-    }
-
-    fn lines_of(&self, name: &str) -> Vec<&str> {
-        self.text
-            .lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
-            })
-            .collect()
-    }
-
-    fn gateway_lines(&self) -> String {
-        self.text
-            .lines()
-            .filter(|l| l.starts_with("gateway_"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// `GET /metrics` on the admin listener, no token.
-fn scrape(gw: &Gateway) -> Scrape {
-    let r = request(gw.admin, "GET", "/metrics", "admin", &[]);
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(
-        r.header("content-type")
-            .is_some_and(|c| c.starts_with("text/plain")),
-        "{:?}",
-        r.headers
-    );
-    parse_metrics(&r.text())
-}
-
-/// Scrapes until `ready` holds (bounded), returning that scrape.
-fn scrape_until(gw: &Gateway, what: &str, ready: impl Fn(&Scrape) -> bool) -> Scrape {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = scrape(gw);
-        if ready(&s) {
-            return s;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out waiting for {what}; last scrape:\n{}\nlog tail:\n{}",
-                s.gateway_lines(),
-                log_tail(gw)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Waits until every request sent has been counted.
 fn scrape_total(gw: &Gateway, total: f64) -> Scrape {
-    let s = scrape_until(gw, &format!("{total} requests counted"), |s| {
-        s.sum("gateway_requests_total") >= total
+    let s = gw.scrape_until(WAIT, &format!("{total} requests counted"), |s| {
+        s.sum("gateway_requests_total", &[]) >= total
     });
     // Let anything extra (there should be nothing) land, then re-scrape.
     std::thread::sleep(Duration::from_millis(100));
-    let s2 = scrape(gw);
+    let s2 = gw.scrape();
     assert_eq!(
-        s2.sum("gateway_requests_total"),
+        s2.sum("gateway_requests_total", &[]),
         total,
         "requests counted:\n{}",
         s2.lines_of("gateway_requests_total").join("\n")
@@ -288,37 +48,9 @@ fn scrape_total(gw: &Gateway, total: f64) -> Scrape {
 // Requests, logs
 // ---------------------------------------------------------------------------
 
-fn log_tail(gw: &Gateway) -> String {
-    let text = gw.log_text();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-fn json_lines(gw: &Gateway) -> Vec<Value> {
-    gw.log_text()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect()
-}
-
-/// Access-log lines: JSON objects with `"target":"access"` (the JSON
-/// formatter with `flatten_event` puts the fields and the target at the top
-/// level).
-fn access_lines(gw: &Gateway) -> Vec<Value> {
-    json_lines(gw)
-        .into_iter()
-        .filter(|v| v["target"] == "access")
-        .collect()
-}
-
 fn admin(gw: &Gateway, method: &str, path: &str) -> Response {
     let auth = format!("Bearer {TOKEN}");
     request(gw.admin, method, path, "admin", &[("Authorization", &auth)])
-}
-
-fn json(r: &Response) -> Value {
-    serde_json::from_slice(&r.body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {} {:?}", r.status, r.text()))
 }
 
 fn expect_status(gw: &Gateway, host: &str, path: &str, status: u16) -> Response {
@@ -427,9 +159,9 @@ fn counters_are_exact_after_a_known_sequence() {
     );
 
     // Nothing counted yet, whatever was scraped or probed on the admin side.
-    let s0 = scrape(&gw);
+    let s0 = gw.scrape();
     assert_eq!(
-        s0.sum("gateway_requests_total"),
+        s0.sum("gateway_requests_total", &[]),
         0.0,
         "{}",
         s0.gateway_lines()
@@ -437,7 +169,7 @@ fn counters_are_exact_after_a_known_sequence() {
 
     // The checked pool's only backend is dead: wait for the health check
     // (on the metrics side only: no request goes to that pool before).
-    scrape_until(&gw, "checked pool marked down", |s| {
+    gw.scrape_until(WAIT, "checked pool marked down", |s| {
         s.get(
             "gateway_upstream_healthy_backends",
             &[("upstream", "checked")],
@@ -494,7 +226,7 @@ fn counters_are_exact_after_a_known_sequence() {
 
     // Scraping does not count as a request.
     for _ in 0..5 {
-        scrape(&gw);
+        gw.scrape();
     }
     let s = scrape_total(&gw, total as f64);
     let n = |x: usize| x as f64;
@@ -664,13 +396,14 @@ fn counters_are_exact_after_a_known_sequence() {
     assert!(is_hex16(&hash), "hash {hash:?}");
     assert_eq!(info[0].labels.len(), 2, "{:?}", info[0].labels);
     // The same hash as the admin API and the startup log line.
-    let live = json(&admin(&gw, "GET", "/admin/rules"));
+    let live = admin(&gw, "GET", "/admin/rules").json();
     assert_eq!(live["hash"], hash.as_str(), "{live}");
     assert_eq!(live["version"], 1, "{live}");
-    let starting = json_lines(&gw)
+    let starting = gw
+        .log_json()
         .into_iter()
         .find(|v| v["message"] == "gateway starting")
-        .unwrap_or_else(|| panic!("no startup line:\n{}", log_tail(&gw)));
+        .unwrap_or_else(|| panic!("no startup line:\n{}", gw.log_tail()));
     assert_eq!(starting["hash"], hash.as_str(), "{starting}");
 
     // Build and process information.
@@ -703,14 +436,8 @@ fn counters_are_exact_after_a_known_sequence() {
         "gateway_rules_loaded",
         "gateway_build_info",
     ] {
-        assert!(
-            s.text.contains(&format!("# HELP {family} ")),
-            "no HELP for {family}"
-        );
-        assert!(
-            s.text.contains(&format!("# TYPE {family} ")),
-            "no TYPE for {family}"
-        );
+        assert!(s.helped.contains(family), "no HELP for {family}");
+        assert!(s.families.contains_key(family), "no TYPE for {family}");
     }
 
     // /ready agrees with the gauges.
@@ -732,8 +459,8 @@ fn counters_are_exact_after_a_known_sequence() {
     );
 
     // More scrapes change nothing.
-    let again = scrape(&gw);
-    assert_eq!(again.sum("gateway_requests_total"), total as f64);
+    let again = gw.scrape();
+    assert_eq!(again.sum("gateway_requests_total", &[]), total as f64);
 }
 
 // ---------------------------------------------------------------------------
@@ -822,10 +549,10 @@ fn reload_metrics_count_every_outcome() {
     std::fs::write(gw.path("rules.toml"), &v2).unwrap();
     let r = admin(&gw, "POST", "/admin/reload");
     assert_eq!(r.status, 200, "{}", r.text());
-    let v = json(&r);
+    let v = r.json();
     assert_eq!(v["result"], "success", "{v}");
     assert_eq!(v["version"]["version"], 2, "{v}");
-    let s2 = scrape(&gw);
+    let s2 = gw.scrape();
     s2.expect("gateway_rules_reloads_total", &[("result", "success")], 1.0);
     s2.expect("gateway_rules_reloads_total", &[("result", "failure")], 0.0);
     s2.expect(
@@ -893,8 +620,8 @@ fn reload_metrics_count_every_outcome() {
     .unwrap();
     let r = admin(&gw, "POST", "/admin/reload");
     assert_eq!(r.status, 422, "{}", r.text());
-    assert!(json(&r)["errors"].as_array().is_some_and(|e| !e.is_empty()));
-    let s3 = scrape(&gw);
+    assert!(r.json()["errors"].as_array().is_some_and(|e| !e.is_empty()));
+    let s3 = gw.scrape();
     s3.expect("gateway_rules_reloads_total", &[("result", "success")], 1.0);
     s3.expect("gateway_rules_reloads_total", &[("result", "failure")], 1.0);
     s3.expect(
@@ -923,11 +650,11 @@ fn reload_metrics_count_every_outcome() {
     for _ in 0..2 {
         let r = admin(&gw, "POST", "/admin/reload");
         assert_eq!(r.status, 200, "{}", r.text());
-        let v = json(&r);
+        let v = r.json();
         assert_eq!(v["result"], "unchanged", "{v}");
         assert_eq!(v["version"]["version"], 2, "{v}");
     }
-    let s4 = scrape(&gw);
+    let s4 = gw.scrape();
     s4.expect("gateway_rules_reloads_total", &[("result", "success")], 1.0);
     s4.expect("gateway_rules_reloads_total", &[("result", "failure")], 1.0);
     s4.expect(
@@ -952,11 +679,11 @@ fn reload_metrics_count_every_outcome() {
         t2,
     );
     // Admin calls and scrapes were not counted as requests.
-    assert_eq!(s4.sum("gateway_requests_total"), 8.0);
+    assert_eq!(s4.sum("gateway_requests_total", &[]), 8.0);
 
     // SIGHUP goes through the same path: one more unchanged attempt.
     gw.signal("HUP");
-    let s5 = scrape_until(&gw, "the SIGHUP reload counted", |s| {
+    let s5 = gw.scrape_until(WAIT, "the SIGHUP reload counted", |s| {
         s.get("gateway_rules_reloads_total", &[("result", "unchanged")]) == Some(3.0)
     });
     s5.expect("gateway_rules_reloads_total", &[("result", "success")], 1.0);
@@ -972,22 +699,10 @@ fn reload_metrics_count_every_outcome() {
 #[test]
 fn health_endpoints_need_no_token_and_the_admin_api_does() {
     let a = Upstream::start("a", Behavior::Ok);
-    let metrics_port = common::free_port();
+    let metrics_port = harness::free_port();
     let metrics_addr = SocketAddr::from(([127, 0, 0, 1], metrics_port));
     let metrics_config = format!("[metrics]\nlisten = \"{metrics_addr}\"\n");
-    let rules = format!(
-        r#"
-[[route]]
-id = "api"
-host = "api.example.com"
-prefix = "/"
-upstream = "api"
-
-[upstream.api]
-servers = ["{}"]
-"#,
-        a.addr
-    );
+    let rules = harness::api_route(&[a.addr.to_string()], "");
     let gw = Gateway::start_with(
         &rules,
         Options {
@@ -1025,16 +740,19 @@ servers = ["{}"]
     assert_eq!(r.status, 401);
     let r = admin(&gw, "GET", "/admin/rules");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(json(&r)["version"], 1);
+    assert_eq!(r.json()["version"], 1);
 
-    let m = request(gw.admin, "GET", "/metrics", "admin", &[]);
-    assert_eq!(m.status, 200);
-    assert!(m.text().contains("gateway_rules_info{"), "{}", m.text());
+    let has_rules_info = |s: &Scrape| {
+        s.series("gateway_rules_info")
+            .iter()
+            .any(|x| !x.labels.is_empty())
+    };
+    let m = gw.scrape();
+    assert!(has_rules_info(&m), "{}", m.text);
     // The separate health and metrics listener serves the same metrics and
     // the probes, no token, and nothing of the admin API.
-    let m2 = request(metrics_addr, "GET", "/metrics", "metrics", &[]);
-    assert_eq!(m2.status, 200);
-    assert!(m2.text().contains("gateway_rules_info{"), "{}", m2.text());
+    let m2 = Scrape::fetch(metrics_addr, "metrics");
+    assert!(has_rules_info(&m2), "{}", m2.text);
     let ready = request(metrics_addr, "GET", "/ready", "metrics", &[]);
     assert_eq!(ready.status, 200);
     assert!(
@@ -1100,7 +818,7 @@ fn settle(gw: &Gateway, n: usize) {
 fn access_log_has_one_line_per_request_with_every_field() {
     let up = Upstream::start("a", Behavior::Ok);
     let gw = start_logging(&access_rules(&up), &[("GATEWAY_LOG_ACCESS", "true")]);
-    assert!(access_lines(&gw).is_empty(), "{}", log_tail(&gw));
+    assert!(gw.access_log().is_empty(), "{}", gw.log_tail());
 
     let r = gw.req(
         "GET",
@@ -1118,8 +836,8 @@ fn access_log_has_one_line_per_request_with_every_field() {
     assert_eq!(r.status, 404);
     settle(&gw, 3);
 
-    let lines = access_lines(&gw);
-    assert_eq!(lines.len(), 3, "{lines:#?}\n{}", log_tail(&gw));
+    let lines = gw.access_log();
+    assert_eq!(lines.len(), 3, "{lines:#?}\n{}", gw.log_tail());
     let by_path = |p: &str| -> &Value {
         let found: Vec<&Value> = lines.iter().filter(|l| l["path"] == p).collect();
         assert_eq!(found.len(), 1, "lines for {p}: {lines:#?}");
@@ -1196,7 +914,7 @@ fn access_log_sampling_keeps_half() {
         }
         settle(&gw, 100 * round);
         let raw = gw.log_text().matches("\"target\":\"access\"").count();
-        let lines = access_lines(&gw);
+        let lines = gw.access_log();
         assert_eq!(raw, lines.len(), "unparsable access lines");
         assert!(lines.iter().all(|l| l["path"] == "/summer"));
         assert_eq!(
@@ -1219,10 +937,11 @@ fn no_access_log_unless_enabled() {
         gw.get("go.example.com", path);
     }
     settle(&gw, 20);
-    let lines = access_lines(&gw);
+    let lines = gw.access_log();
     assert!(lines.is_empty(), "{lines:#?}");
     // The log itself works (JSON lines with a target).
-    assert!(json_lines(&gw)
+    assert!(gw
+        .log_json()
         .iter()
         .any(|v| v["message"] == "gateway starting" && v["target"].is_string()));
 }
@@ -1338,7 +1057,7 @@ fn label_sets_stay_bounded_under_distinct_paths_and_hosts() {
     );
 
     // Same series, not just the same number.
-    let keys = |s: &Scrape| -> Vec<(String, Labels)> {
+    let keys = |s: &Scrape| -> Vec<(String, BTreeMap<String, String>)> {
         let mut k: Vec<_> = s
             .samples
             .iter()
@@ -1480,7 +1199,7 @@ retries = 1
         assert_eq!(gw.get("retried.example.com", "/").status, 200);
     }
     std::thread::sleep(Duration::from_millis(300));
-    let retries = gw.metric("gateway_upstream_retries_total{upstream=\"retried\"}");
+    let retries = gw.metric("gateway_upstream_retries_total", &[("upstream", "retried")]);
     let lines = problems_since(&gw, from);
     assert!(retries >= 1.0, "the dead backend was never picked");
     assert_eq!(lines.len() as f64, retries, "{lines:#?}");

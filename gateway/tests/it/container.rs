@@ -9,13 +9,13 @@
 //! defaults and configuration keys, and the Kubernetes ConfigMap against
 //! `config/`. (CI also runs `kubernetes-validate --strict` on them.)
 
-mod common;
+use crate::harness;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn dockerfile() -> String {
-    std::fs::read_to_string(common::workspace("Dockerfile")).unwrap()
+    std::fs::read_to_string(harness::workspace("Dockerfile")).unwrap()
 }
 
 /// Lines of the final stage, with `\` continuations joined.
@@ -60,14 +60,15 @@ fn env_vars() -> Vec<(String, String)> {
 fn map_path(p: &str) -> String {
     p.replace(
         "/etc/gateway",
-        common::workspace("config").to_str().unwrap(),
+        harness::workspace("config").to_str().unwrap(),
     )
 }
 
 #[test]
 fn exposed_ports_are_the_binary_defaults() {
     let defaults =
-        gateway::Config::load(Some(&common::workspace("config/gateway.toml")), Vec::new()).unwrap();
+        gateway::Config::load(Some(&harness::workspace("config/gateway.toml")), Vec::new())
+            .unwrap();
     let builtin = gateway::Config::default();
     let env = env_vars();
     let listen = &env
@@ -197,8 +198,8 @@ fn files_the_image_uses_exist_and_validate() {
 
 #[test]
 fn cmd_and_healthcheck_run_a_healthy_gateway() {
-    let port = common::free_port();
-    let admin = common::free_port();
+    let port = harness::free_port();
+    let admin = harness::free_port();
     let dir = tempfile::tempdir().unwrap();
     let entry = exec_form(&instruction("ENTRYPOINT")[0]);
     assert_eq!(entry, ["/usr/local/bin/gateway"]);
@@ -248,7 +249,7 @@ fn cmd_and_healthcheck_run_a_healthy_gateway() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let redirect = common::request(
+    let redirect = harness::request(
         std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         "GET",
         "/robots.txt",
@@ -265,7 +266,7 @@ fn cmd_and_healthcheck_run_a_healthy_gateway() {
 
 /// Every document of every `deploy/kubernetes/*.yaml`, by kind.
 fn kubernetes_manifests() -> std::collections::BTreeMap<String, yaml_rust2::Yaml> {
-    let dir = common::workspace("deploy/kubernetes");
+    let dir = harness::workspace("deploy/kubernetes");
     let mut out = std::collections::BTreeMap::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -299,7 +300,7 @@ fn strings(y: &yaml_rust2::Yaml) -> Vec<String> {
 fn config_with(extra: &[(String, String)]) -> gateway::Config {
     let mut env: Vec<(String, String)> = env_vars();
     env.extend(extra.iter().cloned());
-    gateway::Config::load(Some(&common::workspace("config/gateway.toml")), env)
+    gateway::Config::load(Some(&harness::workspace("config/gateway.toml")), env)
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
@@ -487,7 +488,7 @@ fn kubernetes_manifests_match_the_binary() {
     let cm = &m["ConfigMap"];
     assert_eq!(vol["configMap"]["name"], cm["metadata"]["name"]);
     let tmp = tempfile::tempdir().unwrap();
-    let config_dir = common::workspace("config");
+    let config_dir = harness::workspace("config");
     let mut paths = Vec::new();
     for item in vol["configMap"]["items"].as_vec().unwrap() {
         let key = item["key"].as_str().unwrap();
@@ -558,7 +559,7 @@ fn kubernetes_manifests_match_the_binary() {
 #[test]
 fn ecs_task_definition_matches_the_binary() {
     let text =
-        std::fs::read_to_string(common::workspace("deploy/ecs/task-definition.json")).unwrap();
+        std::fs::read_to_string(harness::workspace("deploy/ecs/task-definition.json")).unwrap();
     let task: serde_json::Value = serde_json::from_str(&text).unwrap();
     let containers = task["containerDefinitions"].as_array().unwrap();
     assert_eq!(containers.len(), 1);

@@ -7,11 +7,11 @@
 //! own loaders (see `toml_examples_in_the_docs_load` for the convention
 //! that marks deliberately invalid examples and other programs' files).
 
-mod common;
+use crate::harness;
 
-use common::{Behavior, Gateway, Options, Upstream};
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use crate::harness::{Behavior, Gateway, Options, Upstream};
+use std::collections::BTreeSet;
+use std::time::Duration;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// A rule set with one of each kind of answer, and a route to `up`.
@@ -52,47 +52,6 @@ health_check = {{ type = "tcp", interval = "200ms", timeout = "200ms" }}
 }
 
 const LINKS: &[u8] = b"code,to\nspring,https://shop.example.com/spring\n";
-
-/// What a scrape exposes.
-struct Scrape {
-    /// Family name to type, from the `# TYPE` lines.
-    families: BTreeMap<String, String>,
-    /// Every name a query may use: family names and sample names (so the
-    /// `_bucket`, `_sum` and `_count` series of histograms count too).
-    names: BTreeSet<String>,
-}
-
-fn parse_scrape(text: &str) -> Scrape {
-    let mut families = BTreeMap::new();
-    let mut samples = BTreeSet::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split_whitespace();
-            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
-                panic!("bad TYPE line {line:?}");
-            };
-            families.insert(name.to_string(), kind.to_string());
-        } else if !line.starts_with('#') && !line.trim().is_empty() {
-            let end = line.find(['{', ' ']).unwrap_or(line.len());
-            samples.insert(line[..end].to_string());
-        }
-    }
-    let mut names: BTreeSet<String> = families.keys().cloned().collect();
-    for (name, kind) in &families {
-        if kind == "histogram" || kind == "summary" {
-            for suffix in ["_bucket", "_sum", "_count"] {
-                names.insert(format!("{name}{suffix}"));
-            }
-        }
-    }
-    for sample in samples {
-        assert!(
-            names.contains(&sample),
-            "sample {sample} has no # TYPE line"
-        );
-    }
-    Scrape { families, names }
-}
 
 /// Metric names a PromQL expression uses: identifiers outside string
 /// literals that start with `gateway_` or `process_`, and `up`. Function
@@ -178,7 +137,7 @@ fn balanced(expr: &str) -> bool {
 fn check_expr(
     what: &str,
     expr: &str,
-    scraped: &Scrape,
+    exported: &BTreeSet<String>,
     used: &mut BTreeSet<String>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -194,7 +153,7 @@ fn check_expr(
         problems.push(format!("{what}: queries no gateway metric: {expr:?}"));
     }
     for m in metrics {
-        if m != "up" && !scraped.names.contains(&m) {
+        if m != "up" && !exported.contains(&m) {
             problems.push(format!("{what}: `{m}` is not exported by the gateway"));
         }
         used.insert(m);
@@ -262,7 +221,7 @@ fn check_string_map(what: &str, y: &Yaml, problems: &mut Vec<String>) {
     }
 }
 
-fn check_alerts(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<String>) {
+fn check_alerts(text: &str, exported: &BTreeSet<String>) -> (BTreeSet<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();
     let docs = YamlLoader::load_from_str(text).expect("docs/alerts.yml is valid YAML");
@@ -353,7 +312,7 @@ fn check_alerts(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<String>)
             alert_count += 1;
             let what = format!("alert {alert}");
             match rule["expr"].as_str() {
-                Some(expr) => problems.extend(check_expr(&what, expr, scraped, &mut used)),
+                Some(expr) => problems.extend(check_expr(&what, expr, exported, &mut used)),
                 None => problems.push(format!("{what}: `expr` must be a string")),
             }
             for key in ["for", "keep_firing_for"] {
@@ -398,7 +357,7 @@ fn panels(v: &serde_json::Value) -> Vec<&serde_json::Value> {
     out
 }
 
-fn check_dashboard(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<String>) {
+fn check_dashboard(text: &str, exported: &BTreeSet<String>) -> (BTreeSet<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();
     let d: serde_json::Value =
@@ -446,7 +405,7 @@ fn check_dashboard(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<Strin
         for (i, t) in targets.iter().enumerate() {
             let what = format!("panel {title} target {i}");
             match t["expr"].as_str() {
-                Some(expr) => problems.extend(check_expr(&what, expr, scraped, &mut used)),
+                Some(expr) => problems.extend(check_expr(&what, expr, exported, &mut used)),
                 None => problems.push(format!("{what}: no expr")),
             }
         }
@@ -455,7 +414,7 @@ fn check_dashboard(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<Strin
     for a in d["annotations"]["list"].as_array().into_iter().flatten() {
         if let Some(expr) = a["expr"].as_str() {
             let what = format!("annotation {}", a["name"].as_str().unwrap_or("?"));
-            problems.extend(check_expr(&what, expr, scraped, &mut used));
+            problems.extend(check_expr(&what, expr, exported, &mut used));
         }
     }
     for v in d["templating"]["list"].as_array().into_iter().flatten() {
@@ -465,7 +424,7 @@ fn check_dashboard(text: &str, scraped: &Scrape) -> (BTreeSet<String>, Vec<Strin
         let query = v["query"]["query"].as_str().or(v["query"].as_str());
         let what = format!("variable {}", v["name"].as_str().unwrap_or("?"));
         match query {
-            Some(q) => problems.extend(check_expr(&what, q, scraped, &mut used)),
+            Some(q) => problems.extend(check_expr(&what, q, exported, &mut used)),
             None => problems.push(format!("{what}: no query")),
         }
     }
@@ -506,56 +465,84 @@ fn alerts_dashboard_and_docs_match_the_exported_metrics() {
 
     // The click writer flushes in the background: wait until both clicks
     // are written.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let scrape = loop {
-        let scrape = common::request(gw.admin, "GET", "/metrics", "admin", &[]);
-        assert_eq!(scrape.status, 200);
-        if scrape
-            .text()
-            .contains(r#"gateway_click_events_delivered_total{sink="file"} 2"#)
-            || Instant::now() > deadline
-        {
-            break scrape;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(
-        scrape
-            .header("content-type")
-            .is_some_and(|c| c.starts_with("text/plain")),
-        "{:?}",
-        scrape.headers
-    );
-    let text = scrape.text();
-    let scraped = parse_scrape(&text);
-    // The series this test relies on are there at all.
-    for needle in [
-        r#"gateway_requests_total{code="301",kind="redirect"}"#,
-        r#"gateway_requests_total{code="404",kind="not_found"}"#,
-        r#"gateway_requests_total{code="200",kind="proxy"}"#,
-        r#"gateway_rule_hits_total{rule="go-links"}"#,
-        r#"gateway_upstream_requests_total{code="200",upstream="api"}"#,
-        r#"gateway_upstream_backends{upstream="api"} 1"#,
-        r#"gateway_upstream_errors_total{reason="no_healthy",upstream="api"} 0"#,
-        r#"gateway_rules_reloads_total{result="failure"} 0"#,
-        r#"gateway_rules_loaded{kind="route"} 1"#,
-        r#"gateway_click_events_total{bot="false",device="desktop"} 2"#,
-        r#"gateway_click_events_delivered_total{sink="file"} 2"#,
-        "gateway_click_events_dropped_total 0",
-    ] {
-        assert!(text.contains(needle), "no {needle} in the scrape:\n{text}");
+    let scraped = gw.scrape_until(Duration::from_secs(10), "both clicks written", |s| {
+        s.get("gateway_click_events_delivered_total", &[("sink", "file")]) == Some(2.0)
+    });
+    let text = &scraped.text;
+    // The series this test relies on are there at all...
+    type Series<'a> = (&'a str, &'a [(&'a str, &'a str)]);
+    let present: [Series; 5] = [
+        (
+            "gateway_requests_total",
+            &[("code", "301"), ("kind", "redirect")],
+        ),
+        (
+            "gateway_requests_total",
+            &[("code", "404"), ("kind", "not_found")],
+        ),
+        (
+            "gateway_requests_total",
+            &[("code", "200"), ("kind", "proxy")],
+        ),
+        ("gateway_rule_hits_total", &[("rule", "go-links")]),
+        (
+            "gateway_upstream_requests_total",
+            &[("code", "200"), ("upstream", "api")],
+        ),
+    ];
+    for (name, labels) in present {
+        assert!(
+            scraped.get(name, labels).is_some(),
+            "no {name}{labels:?} in the scrape:\n{text}"
+        );
+    }
+    // ...and these with this value.
+    let valued: [(Series, f64); 7] = [
+        (("gateway_upstream_backends", &[("upstream", "api")]), 1.0),
+        (
+            (
+                "gateway_upstream_errors_total",
+                &[("reason", "no_healthy"), ("upstream", "api")],
+            ),
+            0.0,
+        ),
+        (
+            ("gateway_rules_reloads_total", &[("result", "failure")]),
+            0.0,
+        ),
+        (("gateway_rules_loaded", &[("kind", "route")]), 1.0),
+        (
+            (
+                "gateway_click_events_total",
+                &[("bot", "false"), ("device", "desktop")],
+            ),
+            2.0,
+        ),
+        (
+            ("gateway_click_events_delivered_total", &[("sink", "file")]),
+            2.0,
+        ),
+        (("gateway_click_events_dropped_total", &[]), 0.0),
+    ];
+    for ((name, labels), want) in valued {
+        assert_eq!(
+            scraped.get(name, labels),
+            Some(want),
+            "no {name}{labels:?} {want} in the scrape:\n{text}"
+        );
     }
 
-    let docs = common::workspace("docs");
+    let exported = scraped.names();
+    let docs = harness::workspace("docs");
     let read = |name: &str| {
         std::fs::read_to_string(docs.join(name)).unwrap_or_else(|e| panic!("docs/{name}: {e}"))
     };
     let mut problems = Vec::new();
 
-    let (alert_metrics, p) = check_alerts(&read("alerts.yml"), &scraped);
+    let (alert_metrics, p) = check_alerts(&read("alerts.yml"), &exported);
     problems.extend(p.into_iter().map(|p| format!("docs/alerts.yml: {p}")));
 
-    let (panel_metrics, p) = check_dashboard(&read("grafana-dashboard.json"), &scraped);
+    let (panel_metrics, p) = check_dashboard(&read("grafana-dashboard.json"), &exported);
     problems.extend(
         p.into_iter()
             .map(|p| format!("docs/grafana-dashboard.json: {p}")),
@@ -644,7 +631,7 @@ struct TomlBlock {
 
 /// Every ```` ```toml ```` block of `docs/*.md` and `README.md`.
 fn toml_blocks() -> Vec<TomlBlock> {
-    let mut files: Vec<String> = std::fs::read_dir(common::workspace("docs"))
+    let mut files: Vec<String> = std::fs::read_dir(harness::workspace("docs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".md"))
@@ -654,7 +641,7 @@ fn toml_blocks() -> Vec<TomlBlock> {
     files.push("README.md".into());
     let mut blocks = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(common::workspace(&file)).unwrap();
+        let text = std::fs::read_to_string(harness::workspace(&file)).unwrap();
         let mut open: Option<(usize, String, String)> = None;
         for (n, line) in text.lines().enumerate() {
             let fence = line.trim_start();
@@ -743,7 +730,7 @@ fn load_toml_block(block: &TomlBlock) -> Result<&'static str, String> {
     } else if !keys.is_empty() && keys.iter().all(|k| RULES_SECTIONS.contains(k)) {
         // As if the block were a file next to the bundled rules, so the
         // files it names resolve to the bundled ones where they exist.
-        let dir = std::fs::canonicalize(common::workspace("config")).unwrap();
+        let dir = std::fs::canonicalize(harness::workspace("config")).unwrap();
         let path = dir.join("docs-example.toml");
         let missing = |e: &rules::RuleError| only_missing_file(e, &dir);
         match rules::RuleSet::from_source(&block.text, &path, &rules::LoadOptions::default()) {

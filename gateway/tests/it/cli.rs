@@ -1,14 +1,14 @@
 //! The command line of the real binary: `check`, `explain`, `health`,
 //! `--help` and configuration errors of `run`.
 
-mod common;
+use crate::harness;
 
-use common::IPHONE;
+use crate::harness::IPHONE;
 
-use common::Gateway;
+use crate::harness::Gateway;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15";
 
@@ -38,22 +38,15 @@ fn run(mut cmd: Command) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start the gateway binary");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} still running after 10 s (killed)\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let exited = harness::exit_within(&mut child, Duration::from_secs(10)).is_some();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        exited,
+        "{cmd:?} still running after 10 s (killed)\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 fn stdout(o: &Output) -> String {
@@ -677,7 +670,7 @@ fn health_against_running_gateway() {
 
 #[test]
 fn health_against_closed_port() {
-    let port = common::free_port();
+    let port = harness::free_port();
     let cwd = tempfile::tempdir().unwrap();
     let mut cmd = gateway(cwd.path());
     cmd.arg("health")
@@ -714,8 +707,8 @@ fn run_fails(config: &str, needle: &str) {
 
 #[test]
 fn run_rejects_unknown_keys() {
-    let port = common::free_port();
-    let admin = common::free_port();
+    let port = harness::free_port();
+    let admin = harness::free_port();
     let base = format!(
         "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"
     );
@@ -735,8 +728,8 @@ fn run_rejects_unknown_keys() {
 
 #[test]
 fn run_rejects_missing_rules_file() {
-    let port = common::free_port();
-    let admin = common::free_port();
+    let port = harness::free_port();
+    let admin = harness::free_port();
     run_fails(
         &format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[rules]\npath = \"/nonexistent/rules.toml\"\n[log]\nformat = \"text\"\n"

@@ -1,10 +1,10 @@
 //! Redirects, fixed responses and error answers from the real binary.
 
-mod common;
+use crate::harness;
 
-use common::{ANDROID, DESKTOP, IPHONE, SLACKBOT};
+use crate::harness::{ANDROID, DESKTOP, IPHONE, SLACKBOT};
 
-use common::{read_response, send, Gateway};
+use crate::harness::{read_response, send, Gateway};
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::TcpStream;
@@ -117,7 +117,7 @@ fn gateway() -> Gateway {
 fn gateway_with(rules: &str) -> Gateway {
     Gateway::start_with(
         rules,
-        common::Options {
+        harness::Options {
             files: &[
                 ("links.csv", LINKS.as_bytes()),
                 ("aasa.json", AASA.as_bytes()),

@@ -1,0 +1,18 @@
+//! The gateway's integration tests: one test binary (`cargo test -p
+//! gateway --test it`), one module per area, and the shared harness that
+//! starts the real `gateway` binary, test upstreams, and reads its metrics.
+//! Run one area with `cargo test -p gateway --test it reload::`.
+
+mod harness;
+
+mod cli;
+mod clicks;
+mod client_ip;
+mod container;
+mod fast_path;
+mod observability;
+mod observability_docs;
+mod proxy;
+mod redirects;
+mod reload;
+mod tls;
