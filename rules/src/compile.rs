@@ -62,7 +62,7 @@ pub(crate) struct Compiler {
     pub upstreams: BTreeMap<String, Upstream>,
     /// Names under `[upstream]`, including pools with errors.
     pub upstream_names: std::collections::BTreeSet<String>,
-    /// Origins of rules, indexed like the `Target` tables.
+    /// Origins of rules, indexed like the `RuleRef` indexes.
     pub redirect_origins: Vec<Origin>,
     pub route_origins: Vec<Origin>,
     pub respond_origins: Vec<Origin>,

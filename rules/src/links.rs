@@ -9,7 +9,7 @@ use crate::compile::MAX_PATH_LEN;
 use crate::error::RuleError;
 use crate::files::FileKind;
 use crate::format::LinksDef;
-use crate::matcher::Target;
+use crate::matcher::RuleRef;
 use crate::ruleset::{LinkExtra, LinkRow, LinkSet, Span, TrailingSlash};
 use crate::template::{check_url, split_origin};
 use crate::timestamp;
@@ -247,7 +247,7 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
             key
         };
         let row = set.lines.len() as u32;
-        let target = Target::Link {
+        let rule_ref = RuleRef::Link {
             set: set_index,
             row,
             link: LinkRow {
@@ -257,12 +257,12 @@ pub(crate) fn load(c: &mut Compiler, offset: usize, d: LinksDef) {
             },
         };
         let inserted = match &place {
-            Some((host, _)) => c.hosts.table_mut(host).insert_exact(&key, target),
+            Some((host, _)) => c.hosts.table_mut(host).insert_exact(&key, rule_ref),
             None => Ok(()),
         };
         if let Err(other) = inserted {
             let who = match other {
-                Target::Link { set: s, row: r, .. } if s == set_index => {
+                RuleRef::Link { set: s, row: r, .. } if s == set_index => {
                     format!(
                         "line {} of this file",
                         set.lines.get(r as usize).copied().unwrap_or(0)
@@ -311,7 +311,7 @@ fn columns(reader: &mut csv::Reader<&[u8]>) -> Result<Columns, String> {
     })?;
     let mut cols = Columns::default();
     for (i, h) in headers.iter().enumerate() {
-        let slot = match h {
+        let column = match h {
             "code" => &mut cols.code,
             "to" => &mut cols.to,
             "status" => &mut cols.status,
@@ -326,7 +326,7 @@ fn columns(reader: &mut csv::Reader<&[u8]>) -> Result<Columns, String> {
                 ))
             }
         };
-        if let Some(first) = slot.replace(i) {
+        if let Some(first) = column.replace(i) {
             return Err(format!(
                 "column {} of the header repeats column {}",
                 i + 1,

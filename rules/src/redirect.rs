@@ -3,7 +3,7 @@
 
 use crate::compile::{placeholder_redirect, Compiler, REDIRECT_STATUSES};
 use crate::format::RedirectDef;
-use crate::matcher::Target;
+use crate::matcher::RuleRef;
 use crate::ruleset::RedirectRule;
 
 impl Compiler {
@@ -12,9 +12,9 @@ impl Compiler {
             return;
         }
         let id = d.id.get_ref().clone();
-        let target = Target::Redirect(self.redirects.len() as u32);
+        let rule_ref = RuleRef::Redirect(self.redirects.len() as u32);
         self.redirect_origins.push(self.origin(&d.id));
-        let Some(names) = self.place(d.at(), &id, offset, target) else {
+        let Some(names) = self.place(d.at(), &id, offset, rule_ref) else {
             self.redirects.push(placeholder_redirect(&id));
             return;
         };
