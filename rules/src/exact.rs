@@ -9,7 +9,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use crate::matcher::RuleRef;
+use crate::rule_ref::RuleRef;
 
 /// Keys up to this long live inside their entry: the entry is already in
 /// cache when the table finds it, so comparing costs no second miss. Short
@@ -25,6 +25,10 @@ struct Entry {
     /// plus a link set's prefix.
     data: [u8; INLINE],
 }
+
+// One entry per exact path: a million bulk links are a million of these,
+// and a lookup reads one, so it must not grow unnoticed.
+const _: () = assert!(std::mem::size_of::<Entry>() == 48);
 
 /// Exact path → rule.
 #[derive(Default)]

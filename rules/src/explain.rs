@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::decision::{Decision, Target};
-use crate::matcher::{Hit, HostLevel, MatchKind, RuleRef};
+use crate::matcher::{Hit, HostLevel, MatchKind};
 use crate::request::Request;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::RuleSet;
 
 /// How an explained `Location` shows the click id the live answer appends

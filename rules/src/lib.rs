@@ -39,6 +39,7 @@ mod redirect;
 mod request;
 mod respond;
 mod route;
+mod rule_ref;
 mod ruleset;
 mod selftest;
 mod template;

@@ -9,8 +9,8 @@ use crate::compile::MAX_PATH_LEN;
 use crate::error::RuleError;
 use crate::files::FileKind;
 use crate::format::LinksDef;
-use crate::matcher::RuleRef;
-use crate::ruleset::{LinkExtra, LinkRow, LinkSet, Span, TrailingSlash};
+use crate::rule_ref::{LinkRow, RuleRef, Span};
+use crate::ruleset::{LinkExtra, LinkSet, TrailingSlash};
 use crate::template::{check_url, split_origin};
 use crate::timestamp;
 

@@ -6,20 +6,7 @@ use std::collections::HashMap;
 
 use crate::exact::ExactPaths;
 use crate::host::HostSpec;
-use crate::ruleset::LinkRow;
-
-/// Which rule a match points at: an index into the rule set's tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RuleRef {
-    /// `[[redirect]]` number n.
-    Redirect(u32),
-    /// `[[route]]` number n.
-    Route(u32),
-    /// `[[respond]]` number n.
-    Respond(u32),
-    /// Row `row` of `[[links]]` set `set`.
-    Link { set: u32, row: u32, link: LinkRow },
-}
+use crate::rule_ref::RuleRef;
 
 /// How the path matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,8 @@ use toml::Spanned;
 use crate::compile::Compiler;
 use crate::encode;
 use crate::format::MatchDef;
-use crate::matcher::{PatternError, RuleRef};
+use crate::matcher::PatternError;
+use crate::rule_ref::RuleRef;
 
 impl Compiler {
     /// Places a rule in the matcher; returns the capture names its

@@ -3,7 +3,7 @@
 
 use crate::compile::{placeholder_redirect, Compiler, REDIRECT_STATUSES};
 use crate::format::RedirectDef;
-use crate::matcher::RuleRef;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::RedirectRule;
 
 impl Compiler {

@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue};
 use crate::compile::Compiler;
 use crate::files::FileKind;
 use crate::format::RespondDef;
-use crate::matcher::RuleRef;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::RespondRule;
 
 impl Compiler {

@@ -4,7 +4,7 @@
 use crate::compile::Compiler;
 use crate::encode;
 use crate::format::RouteDef;
-use crate::matcher::RuleRef;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::{RouteRule, Strip};
 
 impl Compiler {

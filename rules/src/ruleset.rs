@@ -12,9 +12,10 @@ use crate::device::{Classifier, DeviceClass};
 use crate::encode;
 use crate::files::{FileAccess, FileKind};
 use crate::host;
-use crate::matcher::{Hit, HostTable, MatchKind, RuleRef};
+use crate::matcher::{Hit, HostTable, MatchKind};
 use crate::query::QueryMode;
 use crate::request::Request;
+use crate::rule_ref::{RuleRef, Span};
 use crate::template::{Captures, Template};
 use crate::upstream::Upstream;
 
@@ -93,25 +94,6 @@ pub(crate) struct RespondRule {
     pub content_type: HeaderValue,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
-}
-
-/// A destination held in a link set's arena.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
-    pub start: u32,
-    pub len: u32,
-    pub origin_len: u32,
-}
-
-/// One bulk link. Kept small, and stored inside its exact-path table entry
-/// (see `matcher::RuleRef::Link`), so a hit reads it from the cache line the
-/// lookup already fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LinkRow {
-    pub to: Span,
-    pub status: u16,
-    /// Index into `extras`, or `u32::MAX`.
-    pub extra: u32,
 }
 
 /// The rarely used columns of a bulk link.
