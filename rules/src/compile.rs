@@ -15,12 +15,13 @@ use crate::format::*;
 use crate::host::HostSpec;
 use crate::links;
 use crate::matcher::HostTable;
+use crate::options::LoadOptions;
 use crate::query::QueryMode;
 use crate::ruleset::*;
 use crate::selftest;
 use crate::template::Template;
 use crate::upstream::Upstream;
-use crate::{encode, timestamp, LoadOptions};
+use crate::{encode, timestamp};
 
 pub(crate) const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 

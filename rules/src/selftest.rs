@@ -4,9 +4,9 @@
 use crate::decision::Decision;
 use crate::error::{RuleError, SourceMap};
 use crate::format::TestDef;
-use crate::request::{split_query, Probe};
+use crate::options::LoadOptions;
+use crate::request::Probe;
 use crate::ruleset::RuleSet;
-use crate::LoadOptions;
 
 /// Runs every test; returns one error per failing test.
 pub(crate) fn run(
@@ -129,18 +129,4 @@ fn describe(d: &Decision<'_>) -> String {
         Decision::NotFound => "404 not found".into(),
         Decision::BadRequest { reason } => format!("400 bad request ({reason})"),
     }
-}
-
-/// Splits `http://host/path?q` into host, path and query, without any
-/// normalization: a test (or an operator's `explain`) must see the bytes it
-/// wrote. A URL without a path has path `/`.
-pub fn split_url(url: &str) -> Result<(&str, &str, Option<&str>), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (host, pq) = rest.split_at(end);
-    let (path, query) = split_query(pq);
-    Ok((host, if path.is_empty() { "/" } else { path }, query))
 }
