@@ -7,6 +7,7 @@ use crate::format::TestDef;
 use crate::options::LoadOptions;
 use crate::request::Probe;
 use crate::ruleset::RuleSet;
+use crate::timestamp;
 
 /// Runs every test; returns one error per failing test.
 pub(crate) fn run(
@@ -35,7 +36,7 @@ pub(crate) fn run(
 
 fn run_one(set: &RuleSet, t: &TestDef, opts: &LoadOptions) -> Result<(), String> {
     let now = match &t.at {
-        Some(at) => crate::timestamp::parse_value(at.get_ref()).map_err(|e| format!("at: {e}"))?,
+        Some(at) => timestamp::parse_value(at.get_ref()).map_err(|e| format!("at: {e}"))?,
         None => opts.now(),
     };
     let req = Probe {

@@ -4,7 +4,7 @@
 
 use toml::Spanned;
 
-use crate::compile::Compiler;
+use super::Compiler;
 use crate::encode;
 use crate::format::MatchDef;
 use crate::matcher::PatternError;

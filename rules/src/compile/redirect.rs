@@ -1,10 +1,15 @@
 //! Compiling `[[redirect]]` rules: destinations, device and country
 //! targets, splits, expiry.
 
-use crate::compile::{placeholder_redirect, Compiler, REDIRECT_STATUSES};
+use http::HeaderValue;
+
+use super::{Compiler, DEFAULT_CACHE_CONTROL};
 use crate::format::RedirectDef;
+use crate::query::QueryMode;
 use crate::rule_ref::RuleRef;
 use crate::ruleset::RedirectRule;
+
+const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 
 impl Compiler {
     pub(crate) fn redirect(&mut self, offset: usize, d: RedirectDef) {
@@ -115,5 +120,26 @@ impl Compiler {
             cache_control,
             has_devices,
         });
+    }
+}
+
+/// Keeps indexes aligned when a rule could not be placed: it is never
+/// reachable, and the errors already recorded stop the load.
+fn placeholder_redirect(id: &str) -> RedirectRule {
+    RedirectRule {
+        id: id.into(),
+        status: 302,
+        query: QueryMode::Merge,
+        to: None,
+        split: Vec::new(),
+        split_total: 0,
+        ios: None,
+        android: None,
+        desktop: None,
+        countries: Vec::new(),
+        expires_at: None,
+        expired_to: None,
+        cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
+        has_devices: false,
     }
 }

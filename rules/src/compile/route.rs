@@ -1,7 +1,7 @@
 //! Compiling `[[route]]` rules: which upstream pool, and how the path and
 //! `Host` are rewritten.
 
-use crate::compile::Compiler;
+use super::Compiler;
 use crate::encode;
 use crate::format::RouteDef;
 use crate::rule_ref::RuleRef;

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
-use crate::compile::Compiler;
+use super::Compiler;
 use crate::files::FileKind;
 use crate::format::RespondDef;
 use crate::rule_ref::RuleRef;
