@@ -11,7 +11,8 @@ use crate::device::{Device, DeviceClass};
 use crate::matcher::Hit;
 use crate::query::{self, QueryMode};
 use crate::request::Request;
-use crate::ruleset::{HitCaptures, LinkRow, LinkSet, RedirectRule, RuleSet};
+use crate::rule_ref::LinkRow;
+use crate::ruleset::{HitCaptures, LinkSet, RedirectRule, RuleSet};
 use crate::template::{self, Template};
 
 impl RuleSet {

@@ -9,7 +9,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use crate::matcher::Target;
+use crate::rule_ref::RuleRef;
 
 /// Keys up to this long live inside their entry: the entry is already in
 /// cache when the table finds it, so comparing costs no second miss. Short
@@ -18,7 +18,7 @@ const INLINE: usize = 12;
 
 #[derive(Clone, Copy)]
 struct Entry {
-    target: Target,
+    rule: RuleRef,
     len: u32,
     /// The key itself when `len <= INLINE`, else its offset in `keys`
     /// (little-endian u64). `len` fits: keys are at most `MAX_PATH_LEN`
@@ -26,7 +26,11 @@ struct Entry {
     data: [u8; INLINE],
 }
 
-/// Exact path → target.
+// One entry per exact path: a million bulk links are a million of these,
+// and a lookup reads one, so it must not grow unnoticed.
+const _: () = assert!(std::mem::size_of::<Entry>() == 48);
+
+/// Exact path → rule.
 #[derive(Default)]
 pub(crate) struct ExactPaths {
     /// Keys longer than `INLINE`, back to back.
@@ -47,19 +51,19 @@ fn key<'k>(keys: &'k str, e: &'k Entry) -> &'k [u8] {
 }
 
 impl ExactPaths {
-    /// The target of `path`.
+    /// The rule `path` leads to.
     #[inline]
-    pub(crate) fn get(&self, path: &str) -> Option<Target> {
+    pub(crate) fn get(&self, path: &str) -> Option<RuleRef> {
         let hash = self.hasher.hash_one(path.as_bytes());
         self.table
             .find(hash, |e| {
                 e.len as usize == path.len() && key(&self.keys, e) == path.as_bytes()
             })
-            .map(|e| e.target)
+            .map(|e| e.rule)
     }
 
-    /// Adds `path`; on conflict returns the target already there.
-    pub(crate) fn insert(&mut self, path: &str, target: Target) -> Result<(), Target> {
+    /// Adds `path`; on conflict returns the rule already there.
+    pub(crate) fn insert(&mut self, path: &str, rule: RuleRef) -> Result<(), RuleRef> {
         if let Some(t) = self.get(path) {
             return Err(t);
         }
@@ -72,7 +76,7 @@ impl ExactPaths {
             self.keys.push_str(path);
         }
         let entry = Entry {
-            target,
+            rule,
             len: path.len() as u32,
             data,
         };
@@ -111,14 +115,17 @@ mod tests {
         let mut m = ExactPaths::default();
         m.reserve(3);
         for i in 0..1000u32 {
-            m.insert(&format!("/l/{i}"), Target::Route(i)).unwrap();
+            m.insert(&format!("/l/{i}"), RuleRef::Route(i)).unwrap();
         }
         m.shrink();
         for i in 0..1000u32 {
-            assert_eq!(m.get(&format!("/l/{i}")), Some(Target::Route(i)));
+            assert_eq!(m.get(&format!("/l/{i}")), Some(RuleRef::Route(i)));
         }
         assert_eq!(m.get("/l/1000"), None);
         assert_eq!(m.get("/l/"), None);
-        assert_eq!(m.insert("/l/7", Target::Redirect(1)), Err(Target::Route(7)));
+        assert_eq!(
+            m.insert("/l/7", RuleRef::Redirect(1)),
+            Err(RuleRef::Route(7))
+        );
     }
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::decision::{Decision, Target};
-use crate::matcher::{Hit, HostLevel, MatchKind, Target as Slot};
+use crate::matcher::{Hit, HostLevel, MatchKind};
 use crate::request::Request;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::RuleSet;
 
 /// How an explained `Location` shows the click id the live answer appends
@@ -173,11 +174,11 @@ impl RuleSet {
                     MatchKind::Pattern => format!("pattern {}", hit.matched),
                     MatchKind::Prefix => format!("prefix {}", hit.matched),
                 });
-                e.rule_kind = Some(match hit.target {
-                    Slot::Redirect(_) => "redirect",
-                    Slot::Link { .. } => "links",
-                    Slot::Route(_) => "route",
-                    Slot::Respond(_) => "respond",
+                e.rule_kind = Some(match hit.rule {
+                    RuleRef::Redirect(_) => "redirect",
+                    RuleRef::Link { .. } => "links",
+                    RuleRef::Route(_) => "route",
+                    RuleRef::Respond(_) => "respond",
                 });
             } else {
                 let level = self.hosts.level_for(&n.host);
@@ -193,16 +194,16 @@ impl RuleSet {
 
     /// When the rule or link behind `hit` expires, if it does.
     fn expiry(&self, hit: &Hit<'_, '_>) -> Option<i64> {
-        match hit.target {
-            Slot::Redirect(i) => self.redirects.get(i as usize)?.expires_at,
-            Slot::Link { set, link, .. } => {
+        match hit.rule {
+            RuleRef::Redirect(i) => self.redirects.get(i as usize)?.expires_at,
+            RuleRef::Link { set, link, .. } => {
                 self.link_sets
                     .get(set as usize)?
                     .extras
                     .get(link.extra as usize)?
                     .expires_at
             }
-            Slot::Route(_) | Slot::Respond(_) => None,
+            RuleRef::Route(_) | RuleRef::Respond(_) => None,
         }
     }
 }

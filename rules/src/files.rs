@@ -12,8 +12,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::compile::Compiler;
-
 /// Default limit of a `body_file`: bodies are held in memory and sent
 /// whole, and nothing legitimate (app-site association, robots.txt) comes
 /// close.
@@ -203,43 +201,4 @@ fn open(path: &Path) -> io::Result<File> {
         options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY);
     }
     options.open(path)
-}
-
-impl Compiler {
-    /// Reads the file a rule names at `offset` (`name` is relative to the
-    /// rules file), records it for the content hash and the file watcher,
-    /// and returns its path and content; reports an error at `offset`
-    /// otherwise. `what` names the key in messages.
-    pub(crate) fn read_referenced(
-        &mut self,
-        offset: usize,
-        rule: &str,
-        what: &str,
-        name: &str,
-        kind: FileKind,
-    ) -> Option<(PathBuf, Vec<u8>)> {
-        let path = self.base_dir.join(name);
-        match self.access.read(&path, kind) {
-            Ok(data) => {
-                self.hasher.update(&data);
-                self.files.push(path.clone());
-                self.file_kinds.push(kind);
-                Some((path, data))
-            }
-            Err(e) => {
-                let hint = match (&e, kind) {
-                    (FileError::TooLarge { .. }, FileKind::Links) => {
-                        " (split it into several [[links]] sets)"
-                    }
-                    _ => "",
-                };
-                self.err(
-                    offset,
-                    rule,
-                    format!("cannot read {what} {}: {e}{hint}", path.display()),
-                );
-                None
-            }
-        }
-    }
 }

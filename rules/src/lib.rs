@@ -31,63 +31,28 @@ mod explain;
 mod files;
 mod format;
 mod host;
-mod links;
 mod matcher;
-mod place;
+mod options;
 mod query;
-mod redirect;
 mod request;
-mod respond;
-mod route;
+mod rule_ref;
 mod ruleset;
-mod selftest;
 mod template;
 mod timestamp;
 mod upstream;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use decision::{Decision, Proxy, Redirect, Respond, Target};
 pub use device::{Classifier, Device, DeviceClass};
 pub use error::RuleError;
 pub use explain::{Explanation, CLICK_ID_PLACEHOLDER};
 pub use files::{FileAccess, FileError, FileKind, DEFAULT_BODY_FILE_LIMIT, LINKS_FILE_LIMIT};
-pub use request::{split_query, Probe, Request};
+pub use options::LoadOptions;
+pub use request::{split_query, split_url, Probe, Request};
 pub use ruleset::{Counts, RuleSet, Settings, TrailingSlash};
-pub use selftest::split_url;
+pub use timestamp::unix_now;
 pub use upstream::{Balance, HealthCheck, HealthCheckKind, Upstream};
-
-/// Options for loading a rule set.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// Time (Unix seconds) at which embedded `[[test]]`s are evaluated;
-    /// the current time when `None`.
-    pub now: Option<i64>,
-    /// Directories besides the rules file's own from which `body_file` and
-    /// `[[links]] file` may be read; relative ones are taken from the rules
-    /// file's directory. The rules file's directory is always allowed, and
-    /// `/proc`, `/sys` and `/dev` never are. Referenced files that resolve
-    /// (after `..` and symlinks) anywhere else are refused.
-    pub allow_dirs: Vec<PathBuf>,
-    /// Largest `body_file`, in bytes; [`DEFAULT_BODY_FILE_LIMIT`] (1 MiB)
-    /// when `None`.
-    pub body_file_limit: Option<u64>,
-    /// Files never read wherever they are: the server's own configuration
-    /// and TLS key, which may sit in the rules file's directory.
-    pub deny_files: Vec<PathBuf>,
-}
-
-impl LoadOptions {
-    fn now(&self) -> i64 {
-        self.now.unwrap_or_else(unix_now)
-    }
-}
-
-/// The current time in seconds since the Unix epoch, the clock
-/// [`Request::now`] is read against.
-pub fn unix_now() -> i64 {
-    timestamp::unix_seconds(std::time::SystemTime::now())
-}
 
 impl RuleSet {
     /// Loads, validates and compiles the rules file at `path`, then runs its

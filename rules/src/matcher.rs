@@ -6,20 +6,7 @@ use std::collections::HashMap;
 
 use crate::exact::ExactPaths;
 use crate::host::HostSpec;
-use crate::ruleset::LinkRow;
-
-/// What a match points at: an index into the rule set's tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// `[[redirect]]` number n.
-    Redirect(u32),
-    /// `[[route]]` number n.
-    Route(u32),
-    /// `[[respond]]` number n.
-    Respond(u32),
-    /// Row `row` of `[[links]]` set `set`.
-    Link { set: u32, row: u32, link: LinkRow },
-}
+use crate::rule_ref::RuleRef;
 
 /// How the path matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +27,7 @@ pub(crate) enum HostLevel<'t> {
 
 /// A successful lookup.
 pub(crate) struct Hit<'t, 'p> {
-    pub target: Target,
+    pub rule: RuleRef,
     pub kind: MatchKind,
     pub level: HostLevel<'t>,
     /// The pattern or prefix as written in the rule (empty for exact).
@@ -55,16 +42,16 @@ pub(crate) struct Hit<'t, 'p> {
 #[derive(Default)]
 pub(crate) struct PathTable {
     exact: ExactPaths,
-    patterns: matchit::Router<(Target, Box<str>)>,
+    patterns: matchit::Router<(RuleRef, Box<str>)>,
     has_patterns: bool,
     /// Longest first, so the first hit is the longest prefix.
-    prefixes: Vec<(Box<str>, Target)>,
+    prefixes: Vec<(Box<str>, RuleRef)>,
 }
 
 impl PathTable {
-    /// Adds an exact path; on conflict returns the target already there.
-    pub(crate) fn insert_exact(&mut self, path: &str, target: Target) -> Result<(), Target> {
-        self.exact.insert(path, target)
+    /// Adds an exact path; on conflict returns the rule already there.
+    pub(crate) fn insert_exact(&mut self, path: &str, rule: RuleRef) -> Result<(), RuleRef> {
+        self.exact.insert(path, rule)
     }
 
     /// Adds a pattern; on conflict returns the pattern it conflicts with (or
@@ -72,11 +59,11 @@ impl PathTable {
     pub(crate) fn insert_pattern(
         &mut self,
         pattern: &str,
-        target: Target,
+        rule: RuleRef,
     ) -> Result<(), PatternError> {
         self.has_patterns = true;
         self.patterns
-            .insert(pattern, (target, pattern.into()))
+            .insert(pattern, (rule, pattern.into()))
             .map_err(|e| match e {
                 matchit::InsertError::Conflict { with } => {
                     let other = self.patterns.at(&with).ok().map(|m| m.value.0);
@@ -86,15 +73,15 @@ impl PathTable {
             })
     }
 
-    /// Adds a prefix; on conflict returns the target already there.
-    pub(crate) fn insert_prefix(&mut self, prefix: &str, target: Target) -> Result<(), Target> {
+    /// Adds a prefix; on conflict returns the rule already there.
+    pub(crate) fn insert_prefix(&mut self, prefix: &str, rule: RuleRef) -> Result<(), RuleRef> {
         if let Some((_, t)) = self.prefixes.iter().find(|(p, _)| &**p == prefix) {
             return Err(*t);
         }
         let at = self
             .prefixes
             .partition_point(|(p, _)| p.len() >= prefix.len());
-        self.prefixes.insert(at, (prefix.into(), target));
+        self.prefixes.insert(at, (prefix.into(), rule));
         Ok(())
     }
 
@@ -120,7 +107,13 @@ impl PathTable {
         &'t self,
         path: &'p str,
         full: &'p str,
-    ) -> Option<(Target, MatchKind, &'t str, matchit::Params<'t, 'p>, &'p str)> {
+    ) -> Option<(
+        RuleRef,
+        MatchKind,
+        &'t str,
+        matchit::Params<'t, 'p>,
+        &'p str,
+    )> {
         if let Some(t) = self.exact.get(path) {
             return Some((t, MatchKind::Exact, "", matchit::Params::new(), ""));
         }
@@ -141,7 +134,10 @@ impl PathTable {
 /// Why a pattern could not be added.
 pub(crate) enum PatternError {
     /// Another pattern claims the same paths.
-    Conflict { with: String, other: Option<Target> },
+    Conflict {
+        with: String,
+        other: Option<RuleRef>,
+    },
     /// The pattern itself is malformed.
     Invalid(String),
 }
@@ -176,8 +172,8 @@ impl HostTable {
         let hit = |table: &'t PathTable, level: HostLevel<'t>| {
             table
                 .lookup(path, full)
-                .map(|(target, kind, matched, params, rest)| Hit {
-                    target,
+                .map(|(rule, kind, matched, params, rest)| Hit {
+                    rule,
                     kind,
                     level,
                     matched,
@@ -229,81 +225,84 @@ mod tests {
         let mut t = HostTable::default();
         let ex = HostSpec::Exact("go.example.com".into());
         t.table_mut(&ex)
-            .insert_exact("/a", Target::Redirect(0))
+            .insert_exact("/a", RuleRef::Redirect(0))
             .unwrap();
         t.table_mut(&ex)
-            .insert_pattern("/p/{sku}", Target::Redirect(1))
+            .insert_pattern("/p/{sku}", RuleRef::Redirect(1))
             .ok()
             .unwrap();
         t.table_mut(&ex)
-            .insert_pattern("/p/new", Target::Redirect(2))
+            .insert_pattern("/p/new", RuleRef::Redirect(2))
             .ok()
             .unwrap();
         t.table_mut(&ex)
-            .insert_prefix("/docs/", Target::Redirect(3))
+            .insert_prefix("/docs/", RuleRef::Redirect(3))
             .unwrap();
         t.table_mut(&ex)
-            .insert_prefix("/docs/v2/", Target::Redirect(4))
+            .insert_prefix("/docs/v2/", RuleRef::Redirect(4))
             .unwrap();
         let wc = HostSpec::Wildcard(".example.com".into());
         t.table_mut(&wc)
-            .insert_exact("/w", Target::Redirect(5))
+            .insert_exact("/w", RuleRef::Redirect(5))
             .unwrap();
         let wc2 = HostSpec::Wildcard(".go.example.com".into());
         t.table_mut(&wc2)
-            .insert_exact("/w", Target::Redirect(6))
+            .insert_exact("/w", RuleRef::Redirect(6))
             .unwrap();
         t.table_mut(&HostSpec::Any)
-            .insert_exact("/a", Target::Redirect(7))
+            .insert_exact("/a", RuleRef::Redirect(7))
             .unwrap();
         t.table_mut(&HostSpec::Any)
-            .insert_exact("/any", Target::Redirect(8))
+            .insert_exact("/any", RuleRef::Redirect(8))
             .unwrap();
         t
     }
 
-    fn find(t: &HostTable, host: &str, path: &str) -> Option<Target> {
-        t.lookup(host, path, path).map(|h| h.target)
+    fn find(t: &HostTable, host: &str, path: &str) -> Option<RuleRef> {
+        t.lookup(host, path, path).map(|h| h.rule)
     }
 
     #[test]
     fn precedence_within_a_host() {
         let t = table();
-        assert_eq!(find(&t, "go.example.com", "/a"), Some(Target::Redirect(0)));
+        assert_eq!(find(&t, "go.example.com", "/a"), Some(RuleRef::Redirect(0)));
         assert_eq!(
             find(&t, "go.example.com", "/p/new"),
-            Some(Target::Redirect(2))
+            Some(RuleRef::Redirect(2))
         );
         assert_eq!(
             find(&t, "go.example.com", "/p/123"),
-            Some(Target::Redirect(1))
+            Some(RuleRef::Redirect(1))
         );
         assert_eq!(
             find(&t, "go.example.com", "/docs/v2/x"),
-            Some(Target::Redirect(4))
+            Some(RuleRef::Redirect(4))
         );
         assert_eq!(
             find(&t, "go.example.com", "/docs/v1/x"),
-            Some(Target::Redirect(3))
+            Some(RuleRef::Redirect(3))
         );
     }
 
     #[test]
     fn host_levels_fall_through_in_order() {
         let t = table();
-        assert_eq!(find(&t, "x.example.com", "/w"), Some(Target::Redirect(5)));
-        assert_eq!(find(&t, "a.b.example.com", "/w"), Some(Target::Redirect(5)));
+        assert_eq!(find(&t, "x.example.com", "/w"), Some(RuleRef::Redirect(5)));
+        assert_eq!(
+            find(&t, "a.b.example.com", "/w"),
+            Some(RuleRef::Redirect(5))
+        );
         assert_eq!(
             find(&t, "x.go.example.com", "/w"),
-            Some(Target::Redirect(6))
+            Some(RuleRef::Redirect(6))
         );
         assert_eq!(find(&t, "example.com", "/w"), None);
         // The exact host has no /any, so the any-host level answers.
         assert_eq!(
             find(&t, "go.example.com", "/any"),
-            Some(Target::Redirect(8))
+            Some(RuleRef::Redirect(8))
         );
-        assert_eq!(find(&t, "other.net", "/a"), Some(Target::Redirect(7)));
+        assert_eq!(find(&t, "other.net", "/a"), Some(RuleRef::Redirect(7)));
     }
 
     #[test]
@@ -311,20 +310,20 @@ mod tests {
         let mut t = table();
         let ex = HostSpec::Exact("go.example.com".into());
         assert_eq!(
-            t.table_mut(&ex).insert_exact("/a", Target::Redirect(9)),
-            Err(Target::Redirect(0))
+            t.table_mut(&ex).insert_exact("/a", RuleRef::Redirect(9)),
+            Err(RuleRef::Redirect(0))
         );
         assert_eq!(
             t.table_mut(&ex)
-                .insert_prefix("/docs/", Target::Redirect(9)),
-            Err(Target::Redirect(3))
+                .insert_prefix("/docs/", RuleRef::Redirect(9)),
+            Err(RuleRef::Redirect(3))
         );
         match t
             .table_mut(&ex)
-            .insert_pattern("/p/{other}", Target::Redirect(9))
+            .insert_pattern("/p/{other}", RuleRef::Redirect(9))
         {
             Err(PatternError::Conflict { other, .. }) => {
-                assert_eq!(other, Some(Target::Redirect(1)))
+                assert_eq!(other, Some(RuleRef::Redirect(1)))
             }
             _ => panic!("expected a conflict"),
         }

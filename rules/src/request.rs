@@ -112,7 +112,7 @@ impl<'a> Probe<'a> {
     /// The request at time `now` (Unix seconds), or why the URL or the
     /// address cannot be one.
     pub fn request(&self, now: i64) -> Result<Request<'a>, String> {
-        let (host, path, query) = crate::selftest::split_url(self.url)?;
+        let (host, path, query) = split_url(self.url)?;
         let client_ip = match self.ip {
             Some(ip) => Some(
                 ip.parse::<IpAddr>()
@@ -132,4 +132,18 @@ impl<'a> Probe<'a> {
             now,
         })
     }
+}
+
+/// Splits `http://host/path?q` into host, path and query, without any
+/// normalization: a test (or an operator's `explain`) must see the bytes it
+/// wrote. A URL without a path has path `/`.
+pub fn split_url(url: &str) -> Result<(&str, &str, Option<&str>), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (host, pq) = rest.split_at(end);
+    let (path, query) = split_query(pq);
+    Ok((host, if path.is_empty() { "/" } else { path }, query))
 }

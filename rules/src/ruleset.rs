@@ -12,9 +12,10 @@ use crate::device::{Classifier, DeviceClass};
 use crate::encode;
 use crate::files::{FileAccess, FileKind};
 use crate::host;
-use crate::matcher::{Hit, HostTable, MatchKind, Target as Slot};
+use crate::matcher::{Hit, HostTable, MatchKind};
 use crate::query::QueryMode;
 use crate::request::Request;
+use crate::rule_ref::{RuleRef, Span};
 use crate::template::{Captures, Template};
 use crate::upstream::Upstream;
 
@@ -93,25 +94,6 @@ pub(crate) struct RespondRule {
     pub content_type: HeaderValue,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
-}
-
-/// A destination held in a link set's arena.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
-    pub start: u32,
-    pub len: u32,
-    pub origin_len: u32,
-}
-
-/// One bulk link. Kept small, and stored inside its exact-path table entry
-/// (see `matcher::Target::Link`), so a hit reads it from the cache line the
-/// lookup already fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LinkRow {
-    pub to: Span,
-    pub status: u16,
-    /// Index into `extras`, or `u32::MAX`.
-    pub extra: u32,
 }
 
 /// The rarely used columns of a bulk link.
@@ -294,13 +276,13 @@ impl RuleSet {
     }
 
     /// The dense index of a matched rule in [`RuleSet::rule_ids`] order.
-    fn slot_of(&self, target: Slot) -> usize {
+    fn slot_of(&self, rule: RuleRef) -> usize {
         let (r, ro, rs) = (self.redirects.len(), self.routes.len(), self.responds.len());
-        match target {
-            Slot::Redirect(i) => i as usize,
-            Slot::Route(i) => r + i as usize,
-            Slot::Respond(i) => r + ro + i as usize,
-            Slot::Link { set, .. } => r + ro + rs + set as usize,
+        match rule {
+            RuleRef::Redirect(i) => i as usize,
+            RuleRef::Route(i) => r + i as usize,
+            RuleRef::Respond(i) => r + ro + i as usize,
+            RuleRef::Link { set, .. } => r + ro + rs + set as usize,
         }
     }
 
@@ -385,23 +367,23 @@ impl RuleSet {
                 trace.captures.push(("rest".into(), hit.rest.to_string()));
             }
         }
-        let slot = self.slot_of(hit.target);
-        trace.decision = match hit.target {
-            Slot::Redirect(i) => self.redirect(
+        let slot = self.slot_of(hit.rule);
+        trace.decision = match hit.rule {
+            RuleRef::Redirect(i) => self.redirect(
                 &self.redirects[i as usize],
                 &hit,
                 req,
                 slot,
                 &mut trace.device,
             ),
-            Slot::Link { set, link, .. } => self.link(
+            RuleRef::Link { set, link, .. } => self.link(
                 &self.link_sets[set as usize],
                 link,
                 req,
                 slot,
                 &mut trace.device,
             ),
-            Slot::Respond(i) => {
+            RuleRef::Respond(i) => {
                 let r = &self.responds[i as usize];
                 Decision::Respond(Respond {
                     status: r.status,
@@ -412,7 +394,7 @@ impl RuleSet {
                     slot,
                 })
             }
-            Slot::Route(i) => {
+            RuleRef::Route(i) => {
                 let r = &self.routes[i as usize];
                 Decision::Proxy(Proxy {
                     upstream: &r.upstream,

@@ -136,6 +136,9 @@ impl Template {
     /// Renders the template with `captures`, escaping each value for its
     /// position. Returns `None` if a capture is missing (cannot happen for a
     /// validated rule, but the request path must not panic).
+    // Inlined into the redirect path so the `dyn Captures` call resolves to
+    // the matcher's captures; see `query::merge` for why it is asked for.
+    #[inline]
     pub(crate) fn render(&self, captures: &dyn Captures) -> Option<String> {
         if self.static_value.is_some() {
             return Some(self.raw.to_string());

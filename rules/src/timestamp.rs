@@ -35,6 +35,12 @@ pub(crate) fn parse_value(v: &toml::Value) -> Result<i64, String> {
     parse(&text(v)?)
 }
 
+/// The current time in seconds since the Unix epoch, the clock
+/// [`Request::now`](crate::Request::now) is read against.
+pub fn unix_now() -> i64 {
+    unix_seconds(std::time::SystemTime::now())
+}
+
 /// Seconds since the Unix epoch (negative before it).
 pub(crate) fn unix_seconds(t: std::time::SystemTime) -> i64 {
     match t.duration_since(std::time::UNIX_EPOCH) {

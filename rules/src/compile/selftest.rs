@@ -4,9 +4,10 @@
 use crate::decision::Decision;
 use crate::error::{RuleError, SourceMap};
 use crate::format::TestDef;
-use crate::request::{split_query, Probe};
+use crate::options::LoadOptions;
+use crate::request::Probe;
 use crate::ruleset::RuleSet;
-use crate::LoadOptions;
+use crate::timestamp;
 
 /// Runs every test; returns one error per failing test.
 pub(crate) fn run(
@@ -35,7 +36,7 @@ pub(crate) fn run(
 
 fn run_one(set: &RuleSet, t: &TestDef, opts: &LoadOptions) -> Result<(), String> {
     let now = match &t.at {
-        Some(at) => crate::timestamp::parse_value(at.get_ref()).map_err(|e| format!("at: {e}"))?,
+        Some(at) => timestamp::parse_value(at.get_ref()).map_err(|e| format!("at: {e}"))?,
         None => opts.now(),
     };
     let req = Probe {
@@ -129,18 +130,4 @@ fn describe(d: &Decision<'_>) -> String {
         Decision::NotFound => "404 not found".into(),
         Decision::BadRequest { reason } => format!("400 bad request ({reason})"),
     }
-}
-
-/// Splits `http://host/path?q` into host, path and query, without any
-/// normalization: a test (or an operator's `explain`) must see the bytes it
-/// wrote. A URL without a path has path `/`.
-pub fn split_url(url: &str) -> Result<(&str, &str, Option<&str>), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (host, pq) = rest.split_at(end);
-    let (path, query) = split_query(pq);
-    Ok((host, if path.is_empty() { "/" } else { path }, query))
 }

@@ -4,10 +4,11 @@
 
 use toml::Spanned;
 
-use crate::compile::Compiler;
+use super::Compiler;
 use crate::encode;
 use crate::format::MatchDef;
-use crate::matcher::{PatternError, Target};
+use crate::matcher::PatternError;
+use crate::rule_ref::RuleRef;
 
 impl Compiler {
     /// Places a rule in the matcher; returns the capture names its
@@ -17,7 +18,7 @@ impl Compiler {
         at: MatchDef<'_>,
         rule: &str,
         offset: usize,
-        target: Target,
+        rule_ref: RuleRef,
     ) -> Option<Vec<String>> {
         // A bad host is reported, but the path and the destinations are
         // still checked so every problem of the rule shows at once.
@@ -57,8 +58,8 @@ impl Compiler {
         };
         let table = self.hosts.table_mut(&host);
         let outcome = match kind {
-            "path" => table.insert_exact(&normalized, target).map_err(Some),
-            "pattern" => match table.insert_pattern(&normalized, target) {
+            "path" => table.insert_exact(&normalized, rule_ref).map_err(Some),
+            "pattern" => match table.insert_pattern(&normalized, rule_ref) {
                 Ok(()) => Ok(()),
                 Err(PatternError::Conflict { other: Some(o), .. }) => Err(Some(o)),
                 Err(PatternError::Conflict { with, other: None }) => {
@@ -76,7 +77,7 @@ impl Compiler {
             },
             // Prefixes keep their trailing slash: `/v1/` must not match `/v1x`.
             _ => match encode::decode_unreserved(value.get_ref()) {
-                Ok(p) => table.insert_prefix(&p, target).map_err(Some),
+                Ok(p) => table.insert_prefix(&p, rule_ref).map_err(Some),
                 Err(()) => Ok(()),
             },
         };
@@ -93,12 +94,12 @@ impl Compiler {
     }
 
     /// "rule `x` at file:line:col" for the other side of a conflict.
-    pub(crate) fn describe(&self, t: Target) -> String {
-        let o = match t {
-            Target::Redirect(i) => self.redirect_origins.get(i as usize),
-            Target::Route(i) => self.route_origins.get(i as usize),
-            Target::Respond(i) => self.respond_origins.get(i as usize),
-            Target::Link { set, row, .. } => {
+    pub(crate) fn describe(&self, other: RuleRef) -> String {
+        let o = match other {
+            RuleRef::Redirect(i) => self.redirect_origins.get(i as usize),
+            RuleRef::Route(i) => self.route_origins.get(i as usize),
+            RuleRef::Respond(i) => self.respond_origins.get(i as usize),
+            RuleRef::Link { set, row, .. } => {
                 return match self.link_sets.get(set as usize) {
                     Some(s) => format!(
                         "link set `{}` at {}:{}",

@@ -1,7 +1,19 @@
-//! Turning a rules document into a [`RuleSet`]: parsing, validation with
-//! precise locations, and building the matcher.
+//! Turning a rules document into a [`RuleSet`]: the [`Compiler`] that
+//! parses it, validates every kind with precise locations and builds the
+//! matcher. Each kind of table is compiled in the child module named
+//! after it.
 
-use http::HeaderValue;
+mod links;
+mod place;
+mod redirect;
+mod referenced;
+mod respond;
+mod route;
+mod selftest;
+mod settings;
+mod upstream;
+mod values;
+
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,23 +23,18 @@ use toml::Spanned;
 use crate::device::Classifier;
 use crate::error::{RuleError, SourceMap};
 use crate::files::{FileAccess, FileKind};
-use crate::format::*;
-use crate::host::HostSpec;
-use crate::links;
+use crate::format::{LinksDef, RedirectDef, RespondDef, RouteDef, SettingsDef, TestDef};
 use crate::matcher::HostTable;
-use crate::query::QueryMode;
-use crate::ruleset::*;
-use crate::selftest;
-use crate::template::Template;
+use crate::options::LoadOptions;
+use crate::ruleset::{
+    LinkSet, RedirectRule, RespondRule, RouteRule, RuleSet, Settings, TrailingSlash,
+};
 use crate::upstream::Upstream;
-use crate::{encode, timestamp, LoadOptions};
-
-pub(crate) const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 
 /// The longest path (or bulk-link code) a rule may match. Longer request
 /// heads are not even read by the fast path (16 KiB), and a bound keeps
 /// every key length well inside the matcher's 32-bit fields.
-pub(crate) const MAX_PATH_LEN: usize = 8 * 1024;
+const MAX_PATH_LEN: usize = 8 * 1024;
 const DEFAULT_CACHE_CONTROL: &str = "private, max-age=90";
 
 /// A rule that takes a place in the matcher.
@@ -62,7 +69,7 @@ pub(crate) struct Compiler {
     pub upstreams: BTreeMap<String, Upstream>,
     /// Names under `[upstream]`, including pools with errors.
     pub upstream_names: std::collections::BTreeSet<String>,
-    /// Origins of rules, indexed like the `Target` tables.
+    /// Origins of rules, indexed by the rule numbers a `RuleRef` holds.
     pub redirect_origins: Vec<Origin>,
     pub route_origins: Vec<Origin>,
     pub respond_origins: Vec<Origin>,
@@ -160,11 +167,7 @@ pub(crate) fn compile(
             Placed::Redirect(d) => c.redirect(at, *d),
             Placed::Respond(d) => c.respond(at, d),
             Placed::Route(d) => c.route(at, d),
-            Placed::Links(d) => {
-                if c.claim_id(&d.id) {
-                    links::load(&mut c, at, d);
-                }
-            }
+            Placed::Links(d) => c.links(at, d),
         }
     }
     let tests: Vec<(usize, TestDef)> = c.array::<TestDef>(root.get("test"), "test");
@@ -312,234 +315,10 @@ impl Compiler {
         !self.rejected_ids.contains(&id.span().start)
     }
 
-    fn settings(&mut self, s: SettingsDef) {
-        for scheme in &s.app_schemes {
-            let v = scheme.get_ref().to_ascii_lowercase();
-            let ok = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-            if !ok || matches!(v.as_str(), "javascript" | "data" | "vbscript" | "file") {
-                self.err(
-                    scheme.span().start,
-                    "",
-                    format!("`{v}` cannot be an app scheme"),
-                );
-                continue;
-            }
-            self.schemes.push(v.clone());
-            self.settings.app_schemes.push(v);
-        }
-        self.settings.country_header = s.country_header;
-        if let Some(p) = s.click_id_param {
-            if p.get_ref().is_empty()
-                || !encode::all_kept(p.get_ref(), &encode::QUERY_VALUE)
-                || p.get_ref().contains(['?', '/'])
-            {
-                self.err(
-                    p.span().start,
-                    "",
-                    "click_id_param must be a plain query parameter name",
-                );
-            } else {
-                self.settings.click_id_param = Some(p.into_inner());
-            }
-        }
-        if let Some(t) = s.trailing_slash {
-            match t.get_ref().as_str() {
-                "ignore" => self.settings.trailing_slash = TrailingSlash::Ignore,
-                "strict" => self.settings.trailing_slash = TrailingSlash::Strict,
-                other => self.err(
-                    t.span().start,
-                    "",
-                    format!("trailing_slash must be \"ignore\" or \"strict\", not \"{other}\""),
-                ),
-            }
-        }
-        if let Some(cc) = s.default_cache_control {
-            if HeaderValue::from_str(cc.get_ref()).is_err() {
-                self.err(
-                    cc.span().start,
-                    "",
-                    "default_cache_control is not a valid header value",
-                );
-            } else {
-                self.settings.default_cache_control = cc.into_inner();
-            }
-        }
-    }
-
-    /// A destination template, or an error at its span.
-    pub(crate) fn template(
-        &mut self,
-        t: &Spanned<String>,
-        rule: &str,
-        captures: &[&str],
-    ) -> Option<Template> {
-        match Template::parse(t.get_ref(), &self.schemes, captures) {
-            Ok(t) => Some(t),
-            Err(msg) => {
-                self.err(
-                    t.span().start,
-                    rule,
-                    format!("destination `{}` {msg}", t.get_ref()),
-                );
-                None
-            }
-        }
-    }
-
-    pub(crate) fn status(
-        &mut self,
-        s: Option<&Spanned<i64>>,
-        rule: &str,
-        allowed: &[i64],
-        default: u16,
-    ) -> u16 {
-        match s {
-            None => default,
-            Some(s) if allowed.contains(s.get_ref()) => *s.get_ref() as u16,
-            Some(s) => {
-                let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
-                self.err(
-                    s.span().start,
-                    rule,
-                    format!(
-                        "status {} is not allowed here (use {})",
-                        s.get_ref(),
-                        list.join(", ")
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    pub(crate) fn cache_control(
-        &mut self,
-        cc: Option<&Spanned<String>>,
-        rule: &str,
-    ) -> HeaderValue {
-        let fallback = HeaderValue::from_str(&self.settings.default_cache_control)
-            .unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_CACHE_CONTROL));
-        match cc {
-            None => fallback,
-            Some(cc) => HeaderValue::from_str(cc.get_ref()).unwrap_or_else(|_| {
-                self.err(
-                    cc.span().start,
-                    rule,
-                    "cache_control is not a valid header value",
-                );
-                fallback
-            }),
-        }
-    }
-
-    pub(crate) fn query_mode(&mut self, q: Option<&Spanned<String>>, rule: &str) -> QueryMode {
-        match q.map(|q| (q, QueryMode::parse(q.get_ref()))) {
-            None => QueryMode::Merge,
-            Some((_, Ok(m))) => m,
-            Some((q, Err(msg))) => {
-                self.err(q.span().start, rule, msg);
-                QueryMode::Merge
-            }
-        }
-    }
-
-    pub(crate) fn host(
-        &mut self,
-        h: Option<&Spanned<String>>,
-        rule: &str,
-        offset: usize,
-    ) -> Option<HostSpec> {
-        match HostSpec::parse(h.map(|h| h.get_ref().as_str())) {
-            Ok(spec) => Some(spec),
-            Err(msg) => {
-                self.err(h.map_or(offset, |h| h.span().start), rule, msg);
-                None
-            }
-        }
-    }
-
-    /// Normalizes a rule path the way request paths are normalized.
-    pub(crate) fn rule_path(&mut self, p: &Spanned<String>, rule: &str) -> Option<String> {
-        let raw = p.get_ref();
-        if raw.len() > MAX_PATH_LEN {
-            self.err(
-                p.span().start,
-                rule,
-                format!(
-                    "path is {} bytes long; the limit is {MAX_PATH_LEN}",
-                    raw.len()
-                ),
-            );
-            return None;
-        }
-        if !raw.starts_with('/') {
-            self.err(p.span().start, rule, format!("`{raw}` must start with /"));
-            return None;
-        }
-        if raw
-            .bytes()
-            .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
-        {
-            self.err(
-                p.span().start,
-                rule,
-                format!("`{raw}` must not contain spaces, control characters, `?` or `#`"),
-            );
-            return None;
-        }
-        let Ok(decoded) = encode::decode_unreserved(raw) else {
-            self.err(
-                p.span().start,
-                rule,
-                format!("`{raw}` has a bad percent-escape"),
-            );
-            return None;
-        };
-        let mut s = decoded.into_owned();
-        if self.settings.trailing_slash == TrailingSlash::Ignore && s.len() > 1 && s.ends_with('/')
-        {
-            s.pop();
-        }
-        Some(s)
-    }
-
     pub(crate) fn origin(&self, id: &Spanned<String>) -> Origin {
         Origin {
             id: id.get_ref().clone(),
             place: self.map.place(id.span().start),
         }
-    }
-
-    pub(crate) fn time(&mut self, t: &Spanned<toml::Value>, rule: &str) -> Option<i64> {
-        match timestamp::parse_value(t.get_ref()) {
-            Ok(v) => Some(v),
-            Err(msg) => {
-                self.err(t.span().start, rule, msg);
-                None
-            }
-        }
-    }
-}
-
-/// Keeps indexes aligned when a rule could not be placed: it is never
-/// reachable, and the errors already recorded stop the load.
-pub(crate) fn placeholder_redirect(id: &str) -> RedirectRule {
-    RedirectRule {
-        id: id.into(),
-        status: 302,
-        query: QueryMode::Merge,
-        to: None,
-        split: Vec::new(),
-        split_total: 0,
-        ios: None,
-        android: None,
-        desktop: None,
-        countries: Vec::new(),
-        expires_at: None,
-        expired_to: None,
-        cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
-        has_devices: false,
     }
 }

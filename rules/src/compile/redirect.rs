@@ -1,10 +1,15 @@
 //! Compiling `[[redirect]]` rules: destinations, device and country
 //! targets, splits, expiry.
 
-use crate::compile::{placeholder_redirect, Compiler, REDIRECT_STATUSES};
+use http::HeaderValue;
+
+use super::{Compiler, DEFAULT_CACHE_CONTROL};
 use crate::format::RedirectDef;
-use crate::matcher::Target;
+use crate::query::QueryMode;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::RedirectRule;
+
+const REDIRECT_STATUSES: [i64; 5] = [301, 302, 303, 307, 308];
 
 impl Compiler {
     pub(crate) fn redirect(&mut self, offset: usize, d: RedirectDef) {
@@ -12,9 +17,9 @@ impl Compiler {
             return;
         }
         let id = d.id.get_ref().clone();
-        let target = Target::Redirect(self.redirects.len() as u32);
+        let rule_ref = RuleRef::Redirect(self.redirects.len() as u32);
         self.redirect_origins.push(self.origin(&d.id));
-        let Some(names) = self.place(d.at(), &id, offset, target) else {
+        let Some(names) = self.place(d.at(), &id, offset, rule_ref) else {
             self.redirects.push(placeholder_redirect(&id));
             return;
         };
@@ -115,5 +120,26 @@ impl Compiler {
             cache_control,
             has_devices,
         });
+    }
+}
+
+/// Keeps indexes aligned when a rule could not be placed: it is never
+/// reachable, and the errors already recorded stop the load.
+fn placeholder_redirect(id: &str) -> RedirectRule {
+    RedirectRule {
+        id: id.into(),
+        status: 302,
+        query: QueryMode::Merge,
+        to: None,
+        split: Vec::new(),
+        split_total: 0,
+        ios: None,
+        android: None,
+        desktop: None,
+        countries: Vec::new(),
+        expires_at: None,
+        expired_to: None,
+        cache_control: HeaderValue::from_static(DEFAULT_CACHE_CONTROL),
+        has_devices: false,
     }
 }

@@ -1,10 +1,10 @@
 //! Compiling `[[route]]` rules: which upstream pool, and how the path and
 //! `Host` are rewritten.
 
-use crate::compile::Compiler;
+use super::Compiler;
 use crate::encode;
 use crate::format::RouteDef;
-use crate::matcher::Target;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::{RouteRule, Strip};
 
 impl Compiler {
@@ -13,9 +13,9 @@ impl Compiler {
             return;
         }
         let id = d.id.get_ref().clone();
-        let target = Target::Route(self.routes.len() as u32);
+        let rule_ref = RuleRef::Route(self.routes.len() as u32);
         self.route_origins.push(self.origin(&d.id));
-        self.place(d.at(), &id, offset, target);
+        self.place(d.at(), &id, offset, rule_ref);
         if !self.upstream_names.contains(d.upstream.get_ref()) {
             let known: Vec<&str> = self.upstream_names.iter().map(String::as_str).collect();
             let msg = format!(

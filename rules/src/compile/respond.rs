@@ -4,10 +4,10 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
-use crate::compile::Compiler;
+use super::Compiler;
 use crate::files::FileKind;
 use crate::format::RespondDef;
-use crate::matcher::Target;
+use crate::rule_ref::RuleRef;
 use crate::ruleset::RespondRule;
 
 impl Compiler {
@@ -16,9 +16,9 @@ impl Compiler {
             return;
         }
         let id = d.id.get_ref().clone();
-        let target = Target::Respond(self.responds.len() as u32);
+        let rule_ref = RuleRef::Respond(self.responds.len() as u32);
         self.respond_origins.push(self.origin(&d.id));
-        self.place(d.at(), &id, offset, target);
+        self.place(d.at(), &id, offset, rule_ref);
         let status = match &d.status {
             None => 200,
             Some(s) if (200..600).contains(s.get_ref()) => *s.get_ref() as u16,
