@@ -12,53 +12,10 @@ use prometheus::{
 };
 use std::sync::{Arc, OnceLock};
 
-/// What kind of answer a request got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A redirect.
-    Redirect,
-    /// A `[[respond]]` answer.
-    Respond,
-    /// Forwarded to an upstream.
-    Proxy,
-    /// 410 for an expired rule.
-    Gone,
-    /// 404.
-    NotFound,
-    /// 400.
-    BadRequest,
-    /// The gateway itself failed.
-    Error,
-}
+mod labels;
 
-const KINDS: [Kind; 7] = [
-    Kind::Redirect,
-    Kind::Respond,
-    Kind::Proxy,
-    Kind::Gone,
-    Kind::NotFound,
-    Kind::BadRequest,
-    Kind::Error,
-];
-
-impl Kind {
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Redirect => "redirect",
-            Kind::Respond => "respond",
-            Kind::Proxy => "proxy",
-            Kind::Gone => "gone",
-            Kind::NotFound => "not_found",
-            Kind::BadRequest => "bad_request",
-            Kind::Error => "error",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use labels::{Kind, ReloadResult, UpstreamFailure};
+use labels::KINDS;
 
 /// Status codes 0..600 get a counter each, made on first use.
 const CODES: usize = 600;
@@ -93,70 +50,6 @@ impl ByCode {
                 self.vec.with_label_values(&labels)
             })
             .inc();
-    }
-}
-
-/// Why a proxied request failed: the `reason` of
-/// `gateway_upstream_errors_total`, in logs too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamFailure {
-    /// Could not connect (after retries).
-    Connect,
-    /// Connect, read or write timed out.
-    Timeout,
-    /// The connection broke mid-way.
-    Reset,
-    /// Every backend is down.
-    NoHealthy,
-}
-
-impl UpstreamFailure {
-    /// Every reason, in index order.
-    pub const ALL: [UpstreamFailure; 4] = [
-        UpstreamFailure::Connect,
-        UpstreamFailure::Timeout,
-        UpstreamFailure::Reset,
-        UpstreamFailure::NoHealthy,
-    ];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamFailure::Connect => "connect",
-            UpstreamFailure::Timeout => "timeout",
-            UpstreamFailure::Reset => "reset",
-            UpstreamFailure::NoHealthy => "no_healthy",
-        }
-    }
-}
-
-/// How a reload attempt ended: the `result` of
-/// `gateway_rules_reloads_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadResult {
-    /// New rules went live.
-    Success,
-    /// The rules were the same as the live ones.
-    Unchanged,
-    /// Refused, held back or failed: the live rules keep serving.
-    Failure,
-}
-
-impl ReloadResult {
-    /// Every result.
-    const ALL: [ReloadResult; 3] = [
-        ReloadResult::Success,
-        ReloadResult::Failure,
-        ReloadResult::Unchanged,
-    ];
-
-    /// Label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReloadResult::Success => "success",
-            ReloadResult::Unchanged => "unchanged",
-            ReloadResult::Failure => "failure",
-        }
     }
 }
 
