@@ -12,11 +12,14 @@ use subtle::ConstantTimeEq;
 
 use crate::live::{Live, Outcome, Reloader, Snapshot, Trigger};
 use crate::metrics::Metrics;
+use crate::store::{Store, StoreView};
+use rules::StoreStep;
 use rules::{Probe, RuleError};
 
 /// The admin HTTP application.
 pub struct Admin {
     reloader: Arc<Reloader>,
+    store: Option<Arc<Store>>,
     metrics: Arc<Metrics>,
     token: Option<String>,
     max_body: usize,
@@ -26,12 +29,14 @@ impl Admin {
     /// An admin app over the reloader's live snapshot.
     pub fn new(
         reloader: Arc<Reloader>,
+        store: Option<Arc<Store>>,
         metrics: Arc<Metrics>,
         token: Option<String>,
         max_body: usize,
     ) -> Self {
         Admin {
             reloader,
+            store,
             metrics,
             token,
             max_body,
@@ -318,7 +323,7 @@ impl Admin {
         }
     }
 
-    fn explain(&self, query: Option<&str>) -> Response<Vec<u8>> {
+    async fn explain(&self, query: Option<&str>) -> Response<Vec<u8>> {
         let params: Vec<(String, String)> =
             url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .into_owned()
@@ -340,7 +345,14 @@ impl Admin {
             Err(m) => return problem(StatusCode::BAD_REQUEST, &m),
         };
         let snap = self.reloader.live().load();
-        let explanation = snap.rules.explain(&req);
+        let view = StoreView::new(self.store.as_deref());
+        let mut explanation = snap.rules.explain_with(&req, &view);
+        if matches!(explanation.store, Some(StoreStep::Unknown { .. })) {
+            if let Err(e) = view.resolve(&snap.rules).await {
+                return problem(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            }
+            explanation = snap.rules.explain_with(&req, &view);
+        }
         json_response(
             StatusCode::OK,
             json!({ "rules_version": snap.version, "explanation": explanation }),
@@ -425,7 +437,7 @@ impl ServeHttp for Admin {
                 json!({ "versions": self.reloader.history() }),
             ),
             Endpoint::Rollback => outcome_response(self.reloader.rollback().await),
-            Endpoint::Explain => self.explain(query.as_deref()),
+            Endpoint::Explain => self.explain(query.as_deref()).await,
         }
     }
 }

@@ -31,6 +31,7 @@ mod logging;
 mod metrics;
 mod serve;
 mod server;
+mod store;
 mod upstream;
 
 pub use config::Config;

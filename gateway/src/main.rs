@@ -68,12 +68,66 @@ enum Command {
     },
     /// Probe the admin /ready endpoint (for container health checks).
     Health,
+    /// The link store (`[store]` in the config): migrate, status, import,
+    /// export.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Ask the running gateway to reload its rules (like `nginx -s reload`).
     Reload {
         /// Apply rules that would empty the set or remove more of it than
         /// `rules.max_drop` allows.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Create or upgrade the store's tables (the gateway also does this
+    /// when it starts).
+    Migrate,
+    /// Where the store is, its migrations, how many links, the change log.
+    Status,
+    /// Import links from a CSV (columns as `export` writes them; `code`
+    /// and `to` at least), checked like the rules' bulk links; all or
+    /// nothing.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Host of rows without a `host` column.
+        #[arg(long)]
+        host: Option<String>,
+        /// Check every row, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Every link as CSV on stdout.
+    Export,
+    /// Create one link.
+    Add {
+        /// Its host (a `[[domain]]` with `store = true`).
+        #[arg(long)]
+        host: String,
+        /// Its code (the path after `/`).
+        #[arg(long)]
+        code: String,
+        /// Where it redirects.
+        #[arg(long)]
+        to: String,
+        /// 301, 302, 303, 307 or 308.
+        #[arg(long, default_value_t = 302)]
+        status: u16,
+    },
+    /// Delete one link.
+    Remove {
+        /// Its host.
+        #[arg(long)]
+        host: String,
+        /// Its code.
+        #[arg(long)]
+        code: String,
     },
 }
 
@@ -103,15 +157,48 @@ fn main() -> ExitCode {
             ip,
             method,
             json,
-        } => commands::explain(commands::ExplainArgs {
-            rules: &rules,
-            url: &url,
-            ua: ua.as_deref(),
-            country: country.as_deref(),
-            ip: ip.as_deref(),
-            method: &method,
-            json,
-        }),
+        } => {
+            // With a config that has a [store], codes on store domains are
+            // looked up in it.
+            let config = match &cli.config {
+                Some(p) => match Config::load(Some(p), std::env::vars()) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!("gateway: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => None,
+            };
+            commands::explain(commands::ExplainArgs {
+                rules: &rules,
+                url: &url,
+                ua: ua.as_deref(),
+                country: country.as_deref(),
+                ip: ip.as_deref(),
+                method: &method,
+                json,
+                store: config.as_ref().and_then(|c| c.store.as_ref()),
+            })
+        }
+        Command::Store { command } => Config::load(cli.config.as_deref(), std::env::vars())
+            .and_then(|c| match command {
+                StoreCommand::Migrate => commands::store::migrate(&c),
+                StoreCommand::Status => commands::store::status(&c),
+                StoreCommand::Import {
+                    file,
+                    host,
+                    dry_run,
+                } => commands::store::import(&c, &file, host.as_deref(), dry_run),
+                StoreCommand::Export => commands::store::export(&c),
+                StoreCommand::Add {
+                    host,
+                    code,
+                    to,
+                    status,
+                } => commands::store::add(&c, &host, &code, &to, status),
+                StoreCommand::Remove { host, code } => commands::store::remove(&c, &host, &code),
+            }),
         Command::Health => Config::load(cli.config.as_deref(), std::env::vars())
             .and_then(|c| commands::health(&c.admin.listen)),
         Command::Reload { force } => Config::load(cli.config.as_deref(), std::env::vars())

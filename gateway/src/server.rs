@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::live::{self, Live, Meta, Policy, Reloader, Signals, Snapshot, Trigger};
 use crate::metrics::Metrics;
 use crate::serve::{self, AccessLog, Decider, Front, Gateway, Limits, Options, TrustedProxies};
+use crate::store::Store;
 use crate::upstream;
 use rules::RuleSet;
 
@@ -39,6 +40,18 @@ impl BackgroundService for HealthChecks {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
+    }
+}
+
+/// Follows the link store's change log.
+struct Follower {
+    store: Arc<Store>,
+}
+
+#[async_trait]
+impl BackgroundService for Follower {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.store.clone().follow(shutdown).await;
     }
 }
 
@@ -116,6 +129,20 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     };
     let metrics = Metrics::new().context("cannot register metrics")?;
     let snapshot = Snapshot::build(rules, None, meta, &metrics)?;
+    let store = match &config.store {
+        Some(section) => {
+            let store = Store::open(section, metrics.clone())
+                .with_context(|| format!("cannot open the link store {}", section.url))?;
+            tracing::info!(kind = store.kind(), "link store open");
+            Some(store)
+        }
+        None => {
+            if snapshot.rules.store_domains().next().is_some() {
+                tracing::warn!("the rules have [[domain]]s with store = true but there is no [store]: their codes answer as unknown");
+            }
+            None
+        }
+    };
     tracing::info!(
         rules = %config.rules.path.display(),
         hash = %snapshot.rules.content_hash(),
@@ -157,6 +184,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
             access,
             clicks: clicks.as_ref().map(|p| p.clicks.clone()),
             trusted_proxies: trusted,
+            store: store.clone(),
         },
     ));
 
@@ -230,6 +258,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     }
     let admin_app = Admin::new(
         reloader.clone(),
+        store.clone(),
         metrics.clone(),
         config.admin.token.clone(),
         config.admin.max_body_bytes,
@@ -249,6 +278,9 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         server.add_service(service);
     }
     server.add_service(background_service("health checks", HealthChecks { live }));
+    if let Some(store) = store {
+        server.add_service(background_service("store follower", Follower { store }));
+    }
     server.add_service(background_service(
         "rules sources",
         Sources {

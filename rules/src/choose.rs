@@ -13,6 +13,7 @@ use crate::query::{self, QueryMode};
 use crate::request::Request;
 use crate::rule_ref::LinkRow;
 use crate::ruleset::{HitCaptures, LinkSet, RedirectRule, RuleSet};
+use crate::stored::{Dest, DomainRule, StoreLink};
 use crate::template::{self, Template};
 
 impl RuleSet {
@@ -46,7 +47,7 @@ impl RuleSet {
             .and_then(|c| device_template(rule, c.device))
         {
             (t, Target::Device)
-        } else if let Some(t) = country_template(rule, req.country) {
+        } else if let Some(t) = by_country(&rule.countries, req.country) {
             (t, Target::Country)
         } else if !rule.split.is_empty() {
             let v = pick_variant(rule, req.client_ip, req.user_agent);
@@ -95,6 +96,7 @@ impl RuleSet {
             device: class,
             variant,
             target,
+            stored: None,
         })
     }
 
@@ -154,7 +156,101 @@ impl RuleSet {
             device: class,
             variant: None,
             target,
+            stored: None,
         })
+    }
+
+    /// A stored link's answer: like a bulk link's, with per-country
+    /// destinations and `expired_to` as a redirect rule has them.
+    pub(crate) fn stored<'a>(
+        &'a self,
+        domain: &'a DomainRule,
+        link: &'a StoreLink,
+        req: &Request<'_>,
+        slot: usize,
+        device_out: &mut Option<DeviceClass>,
+    ) -> Decision<'a> {
+        let class = link
+            .has_devices()
+            .then(|| self.classifier.classify(req.user_agent));
+        *device_out = class;
+        let (dest, target) = if link.expires_at.is_some_and(|t| req.now >= t) {
+            match &link.expired_to {
+                Some(d) => (d, Target::Expired),
+                None => {
+                    return Decision::Gone {
+                        rule: &domain.id,
+                        slot,
+                    }
+                }
+            }
+        } else if let Some(d) = class.filter(|c| !c.bot).and_then(|c| match c.device {
+            Device::Ios => link.ios.as_ref(),
+            Device::Android => link.android.as_ref(),
+            Device::Desktop => link.desktop.as_ref(),
+        }) {
+            (d, Target::Device)
+        } else if let Some(d) = by_country(&link.countries, req.country) {
+            (d, Target::Country)
+        } else {
+            (&link.to, Target::Default)
+        };
+        let Some(location) = self.finish(
+            &dest.url,
+            dest.origin_len,
+            Some(dest.header.clone()),
+            req,
+            link.query,
+        ) else {
+            return Decision::BadRequest {
+                reason: "destination would not be a safe URL",
+            };
+        };
+        Decision::Redirect(Redirect {
+            status: link.status,
+            location,
+            cache_control: &link.cache_control,
+            rule: &domain.id,
+            slot,
+            code_at: Some(1),
+            device: class,
+            variant: None,
+            target,
+            stored: Some((link.id, link.version)),
+        })
+    }
+
+    /// A `[[domain]]`'s `not_found_to`, for a code nothing answers.
+    pub(crate) fn not_found_to<'a>(
+        &'a self,
+        domain: &'a DomainRule,
+        to: &Dest,
+        req: &Request<'_>,
+        slot: usize,
+    ) -> Decision<'a> {
+        match self.finish(
+            &to.url,
+            to.origin_len,
+            Some(to.header.clone()),
+            req,
+            QueryMode::Merge,
+        ) {
+            Some(location) => Decision::Redirect(Redirect {
+                status: 302,
+                location,
+                cache_control: &self.default_cache_control,
+                rule: &domain.id,
+                slot,
+                code_at: None,
+                device: None,
+                variant: None,
+                target: Target::Default,
+                stored: None,
+            }),
+            None => Decision::BadRequest {
+                reason: "destination would not be a safe URL",
+            },
+        }
     }
 
     /// Merges the query, appends the click id and checks the result. Uses the
@@ -201,16 +297,14 @@ fn device_template(rule: &RedirectRule, device: Device) -> Option<&Template> {
     }
 }
 
-fn country_template<'a>(rule: &'a RedirectRule, country: Option<&str>) -> Option<&'a Template> {
+/// The destination of `country` (an ISO code in any case) in `list`.
+fn by_country<'a, T>(list: &'a [([u8; 2], T)], country: Option<&str>) -> Option<&'a T> {
     let c = country?.as_bytes();
-    if c.len() != 2 || rule.countries.is_empty() {
+    if c.len() != 2 || list.is_empty() {
         return None;
     }
     let code = [c[0].to_ascii_uppercase(), c[1].to_ascii_uppercase()];
-    rule.countries
-        .iter()
-        .find(|(k, _)| *k == code)
-        .map(|(_, t)| t)
+    list.iter().find(|(k, _)| *k == code).map(|(_, t)| t)
 }
 
 /// The split variant of a visitor: a hash of (client IP, User-Agent, rule id)

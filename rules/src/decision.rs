@@ -28,6 +28,11 @@ pub enum Decision<'a> {
     },
     /// No rule matched the host and path: 404.
     NotFound,
+    /// A `[[domain]]` with a store, and a code the [`LinkSource`] does not
+    /// know yet: ask the store, then decide again.
+    ///
+    /// [`LinkSource`]: crate::LinkSource
+    NeedsStore,
     /// The request cannot be answered safely (bad host, bad path, or a
     /// destination that would not render safely): 400.
     BadRequest {
@@ -60,6 +65,8 @@ pub struct Redirect<'a> {
     pub variant: Option<usize>,
     /// Which destination was chosen.
     pub target: Target,
+    /// For a stored link, its id and version in the store.
+    pub stored: Option<(i64, i64)>,
 }
 
 /// Which destination of a redirect rule was used.
@@ -136,6 +143,7 @@ impl<'a> Decision<'a> {
             Decision::Gone { .. } => "gone",
             Decision::NotFound => "not_found",
             Decision::BadRequest { .. } => "bad_request",
+            Decision::NeedsStore => "needs_store",
         }
     }
 
@@ -149,6 +157,7 @@ impl<'a> Decision<'a> {
             Decision::Gone { .. } => Some(410),
             Decision::NotFound => Some(404),
             Decision::BadRequest { .. } => Some(400),
+            Decision::NeedsStore => None,
         }
     }
 
@@ -159,7 +168,7 @@ impl<'a> Decision<'a> {
             Decision::Respond(r) => Some(r.slot),
             Decision::Proxy(p) => Some(p.slot),
             Decision::Gone { slot, .. } => Some(*slot),
-            Decision::NotFound | Decision::BadRequest { .. } => None,
+            Decision::NotFound | Decision::BadRequest { .. } | Decision::NeedsStore => None,
         }
     }
 
@@ -170,7 +179,7 @@ impl<'a> Decision<'a> {
             Decision::Respond(r) => Some(r.rule),
             Decision::Proxy(p) => Some(p.rule),
             Decision::Gone { rule, .. } => Some(rule),
-            Decision::NotFound | Decision::BadRequest { .. } => None,
+            Decision::NotFound | Decision::BadRequest { .. } | Decision::NeedsStore => None,
         }
     }
 }

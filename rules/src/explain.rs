@@ -10,6 +10,7 @@ use crate::matcher::{Hit, HostLevel, MatchKind};
 use crate::request::Request;
 use crate::rule_ref::RuleRef;
 use crate::ruleset::RuleSet;
+use crate::stored::{LinkSource, NoStore, StoreStep};
 
 /// How an explained `Location` shows the click id the live answer appends
 /// (`btn_ref=<click id>`): each live request gets a fresh one.
@@ -70,6 +71,8 @@ pub struct Explanation {
     /// host or path matched nothing, or when the rule expired and what it
     /// answers instead.
     pub reason: Option<String>,
+    /// On a `[[domain]]` with a store: what the store said for the code.
+    pub store: Option<StoreStep>,
 }
 
 fn level_text(level: &HostLevel<'_>) -> String {
@@ -95,6 +98,16 @@ impl RuleSet {
     /// id, the `Location` shows `<param>=<click id>` where the live answer
     /// appends its fresh id.
     pub fn explain(&self, req: &Request<'_>) -> Explanation {
+        self.explain_with(req, &NoStore)
+    }
+
+    /// [`RuleSet::explain`], asking `store` for stored links as
+    /// [`RuleSet::decide_with`] does.
+    pub fn explain_with<S: LinkSource + ?Sized>(
+        &self,
+        req: &Request<'_>,
+        store: &S,
+    ) -> Explanation {
         let stand_in = self.settings.click_id_param.is_some() && req.click_id.is_none();
         let with_stand_in;
         let req = if stand_in {
@@ -106,7 +119,7 @@ impl RuleSet {
         } else {
             req
         };
-        let trace = self.trace(req, true);
+        let trace = self.trace(req, store, true);
         let mut e = Explanation {
             action: trace.decision.action(),
             status: trace.decision.status(),
@@ -130,6 +143,7 @@ impl RuleSet {
             expires_at: None,
             expired: None,
             reason: None,
+            store: trace.store.clone(),
         };
         match &trace.decision {
             Decision::Redirect(r) => {
@@ -155,6 +169,22 @@ impl RuleSet {
         }
         if let Ok(n) = self.normalize(req) {
             e.host = Some(n.host.to_string());
+            if let Some(step) = &trace.store {
+                match step {
+                    StoreStep::Found { code, .. } => {
+                        e.rule_kind = Some("store");
+                        e.matched_by = Some("stored link".into());
+                        e.host_level = Some("exact".into());
+                        e.code = Some(code.clone());
+                        return e;
+                    }
+                    StoreStep::Unknown { .. } => {
+                        e.reason = Some("the store was not asked for this code".into());
+                        return e;
+                    }
+                    StoreStep::Absent { .. } => {}
+                }
+            }
             if let Some(hit) = self.hosts.lookup(&n.host, &n.full[..n.match_len], &n.full) {
                 e.host_level = Some(level_text(&hit.level));
                 if let Some(at) = self.expiry(&hit) {
@@ -182,9 +212,13 @@ impl RuleSet {
                 });
             } else {
                 let level = self.hosts.level_for(&n.host);
-                e.reason = Some(match level {
-                    Some(_) => "no rule matches this path".into(),
-                    None => "no rule for this host".into(),
+                e.reason = Some(match (&trace.decision, &level) {
+                    (Decision::Redirect(_), _) => {
+                        e.rule_kind = Some("domain");
+                        "no rule or link has this code: the domain's not_found_to answers".into()
+                    }
+                    (_, Some(_)) => "no rule matches this path".into(),
+                    (_, None) => "no rule for this host".into(),
                 });
                 e.host_rules = level.as_ref().map(level_text);
             }
@@ -233,6 +267,16 @@ impl fmt::Display for Explanation {
         }
         if let Some(c) = &self.code {
             writeln!(f, "code:        {c}")?;
+        }
+        match &self.store {
+            Some(StoreStep::Found { id, version, .. }) => {
+                writeln!(f, "store:       link {id} (version {version})")?
+            }
+            Some(StoreStep::Absent { code }) => writeln!(f, "store:       no link `{code}`")?,
+            Some(StoreStep::Unknown { code }) => {
+                writeln!(f, "store:       `{code}` not looked up")?
+            }
+            None => {}
         }
         if let Some(at) = &self.expires_at {
             let state = if self.expired == Some(true) {

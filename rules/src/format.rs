@@ -99,6 +99,19 @@ pub(crate) struct LinksDef {
     pub cache_control: Option<S>,
 }
 
+/// `[[domain]]`: a link domain, whose codes may live in the gateway's store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DomainDef {
+    pub id: S,
+    pub host: S,
+    /// Look codes no rule answers up in the store.
+    #[serde(default)]
+    pub store: bool,
+    /// Where a code nothing answers goes (a `302`), instead of `404`.
+    pub not_found_to: Option<S>,
+}
+
 /// `[[route]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -31,18 +31,21 @@ mod explain;
 mod files;
 mod format;
 mod host;
+mod link_fields;
 mod matcher;
 mod options;
 mod query;
 mod request;
 mod rule_ref;
 mod ruleset;
+mod stored;
 mod template;
 mod timestamp;
 mod upstream;
 
 use std::path::Path;
 
+pub use compile::parse_size;
 pub use decision::{Decision, Proxy, Redirect, Respond, Target};
 pub use device::{Classifier, Device, DeviceClass};
 pub use error::RuleError;
@@ -51,7 +54,10 @@ pub use files::{FileAccess, FileError, FileKind, DEFAULT_BODY_FILE_LIMIT, LINKS_
 pub use options::LoadOptions;
 pub use request::{split_query, split_url, Probe, Request};
 pub use ruleset::{Counts, RuleSet, Settings, TrailingSlash};
-pub use timestamp::unix_now;
+pub use stored::{
+    FieldError, FieldErrors, LinkSource, LinkSpec, NoStore, StoreLink, StoreStep, Stored,
+};
+pub use timestamp::{parse as parse_timestamp, unix_now};
 pub use upstream::{Balance, HealthCheck, HealthCheckKind, Upstream};
 
 impl RuleSet {

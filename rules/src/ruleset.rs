@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,10 +12,11 @@ use crate::device::{Classifier, DeviceClass};
 use crate::encode;
 use crate::files::{FileAccess, FileKind};
 use crate::host;
-use crate::matcher::{Hit, HostTable, MatchKind};
+use crate::matcher::{Hit, HostLevel, HostTable, MatchKind};
 use crate::query::QueryMode;
 use crate::request::Request;
 use crate::rule_ref::{RuleRef, Span};
+use crate::stored::{DomainRule, LinkSource, NoStore, StoreStep, Stored};
 use crate::template::{Captures, Template};
 use crate::upstream::Upstream;
 
@@ -159,6 +160,8 @@ pub struct Counts {
     pub upstreams: usize,
     /// `[[test]]` cases.
     pub tests: usize,
+    /// `[[domain]]`s.
+    pub domains: usize,
 }
 
 /// An immutable, validated and compiled rule set.
@@ -180,6 +183,14 @@ pub struct RuleSet {
     pub(crate) access: FileAccess,
     pub(crate) hash: u64,
     pub(crate) tests: usize,
+    /// `[[domain]]`s in file order (their slots follow the link sets')...
+    pub(crate) domains: Vec<DomainRule>,
+    /// ...and by normalized host.
+    pub(crate) domain_hosts: HashMap<Box<str>, u32>,
+    /// Schemes destinations may use: `http`, `https` and the app schemes.
+    pub(crate) schemes: Vec<String>,
+    /// `[settings] default_cache_control` as a header value.
+    pub(crate) default_cache_control: HeaderValue,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -206,6 +217,8 @@ pub(crate) struct Trace<'a> {
     pub decision: Decision<'a>,
     pub device: Option<DeviceClass>,
     pub captures: Vec<(String, String)>,
+    /// What the store said, on a `[[domain]]` with one.
+    pub store: Option<StoreStep>,
 }
 
 pub(crate) struct HitCaptures<'h, 't, 'p>(pub &'h Hit<'t, 'p>);
@@ -272,11 +285,12 @@ impl RuleSet {
             responds: self.responds.len(),
             upstreams: self.upstreams.len(),
             tests: self.tests,
+            domains: self.domains.len(),
         }
     }
 
     /// The dense index of a matched rule in [`RuleSet::rule_ids`] order.
-    fn slot_of(&self, rule: RuleRef) -> usize {
+    pub(crate) fn slot_of(&self, rule: RuleRef) -> usize {
         let (r, ro, rs) = (self.redirects.len(), self.routes.len(), self.responds.len());
         match rule {
             RuleRef::Redirect(i) => i as usize,
@@ -284,6 +298,15 @@ impl RuleSet {
             RuleRef::Respond(i) => r + ro + i as usize,
             RuleRef::Link { set, .. } => r + ro + rs + set as usize,
         }
+    }
+
+    /// The slot of `[[domain]]` number `i`.
+    fn domain_slot(&self, i: u32) -> usize {
+        self.redirects.len()
+            + self.routes.len()
+            + self.responds.len()
+            + self.link_sets.len()
+            + i as usize
     }
 
     /// Ids of the rules and link sets that can appear in a decision, in
@@ -296,6 +319,7 @@ impl RuleSet {
             .chain(self.routes.iter().map(|r| &*r.id))
             .chain(self.responds.iter().map(|r| &*r.id))
             .chain(self.link_sets.iter().map(|s| &*s.id))
+            .chain(self.domains.iter().map(|d| &*d.id))
     }
 
     /// The host and path as the matcher sees them (lower-case host without
@@ -311,9 +335,21 @@ impl RuleSet {
         Some((n.host, n.full))
     }
 
-    /// Decides what to do with `req`.
+    /// Decides what to do with `req`, taking every stored code as absent.
     pub fn decide<'s>(&'s self, req: &Request<'_>) -> Decision<'s> {
-        self.trace(req, false).decision
+        self.trace(req, &NoStore, false).decision
+    }
+
+    /// Decides what to do with `req`, asking `store` for codes on a
+    /// `[[domain]]` with `store = true`: a stored link ranks below the
+    /// domain's own exact paths and bulk links and above its patterns and
+    /// prefixes. [`Decision::NeedsStore`] when `store` cannot say yet.
+    pub fn decide_with<'s, S: LinkSource + ?Sized>(
+        &'s self,
+        req: &Request<'_>,
+        store: &'s S,
+    ) -> Decision<'s> {
+        self.trace(req, store, false).decision
     }
 
     pub(crate) fn normalize<'r>(&self, req: &Request<'r>) -> Result<Normalized<'r>, &'static str> {
@@ -341,11 +377,17 @@ impl RuleSet {
     }
 
     /// Decides, optionally keeping what `explain` shows.
-    pub(crate) fn trace<'a>(&'a self, req: &Request<'_>, keep: bool) -> Trace<'a> {
+    pub(crate) fn trace<'a, S: LinkSource + ?Sized>(
+        &'a self,
+        req: &Request<'_>,
+        store: &'a S,
+        keep: bool,
+    ) -> Trace<'a> {
         let mut trace = Trace {
             decision: Decision::NotFound,
             device: None,
             captures: Vec::new(),
+            store: None,
         };
         let n = match self.normalize(req) {
             Ok(n) => n,
@@ -354,7 +396,43 @@ impl RuleSet {
                 return trace;
             }
         };
-        let Some(hit) = self.hosts.lookup(&n.host, &n.full[..n.match_len], &n.full) else {
+        let hit = self.hosts.lookup(&n.host, &n.full[..n.match_len], &n.full);
+        if !self.domains.is_empty() {
+            if let Some(&i) = self.domain_hosts.get(&*n.host) {
+                let domain = &self.domains[i as usize];
+                let slot = self.domain_slot(i);
+                // The domain's own exact paths and bulk links come first.
+                let own_exact = hit
+                    .as_ref()
+                    .is_some_and(|h| h.level == HostLevel::Exact && h.kind == MatchKind::Exact);
+                let code = &n.full[1..n.match_len];
+                if domain.store && !own_exact && !code.is_empty() {
+                    match store.link(&n.host, code) {
+                        Stored::Link(link) => {
+                            trace.store = Some(StoreStep::found(link, code));
+                            trace.decision =
+                                self.stored(domain, link, req, slot, &mut trace.device);
+                            return trace;
+                        }
+                        Stored::Unknown => {
+                            trace.store = Some(StoreStep::Unknown { code: code.into() });
+                            trace.decision = Decision::NeedsStore;
+                            return trace;
+                        }
+                        Stored::Absent => {
+                            trace.store = Some(StoreStep::Absent { code: code.into() })
+                        }
+                    }
+                }
+                if hit.is_none() {
+                    if let Some(to) = &domain.not_found_to {
+                        trace.decision = self.not_found_to(domain, to, req, slot);
+                    }
+                    return trace;
+                }
+            }
+        }
+        let Some(hit) = hit else {
             return trace;
         };
         if keep {

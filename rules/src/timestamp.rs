@@ -5,7 +5,7 @@
 /// Parses an RFC 3339 time to Unix seconds. A time without a zone is an
 /// error: "midnight" differs by a day around the world, and a campaign
 /// must not end at a guessed hour.
-pub(crate) fn parse(s: &str) -> Result<i64, String> {
+pub fn parse(s: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(s.trim())
         .map(|t| t.timestamp())
         .map_err(|e| format!("`{s}` is not an RFC 3339 time with a zone ({e}), e.g. 2026-12-31T23:59:59Z or 2026-12-31T23:59:59+01:00"))

@@ -274,7 +274,7 @@ app_schemes = []
         6,
         3,
         "-",
-        "unknown table `tests` (expected settings, redirect, links, route, respond, upstream or test)",
+        "unknown table `tests` (expected settings, redirect, links, route, respond, upstream, domain or test)",
     );
     at(&errors, &rules, 10, 2, "-", "unknown table `setting`");
 }

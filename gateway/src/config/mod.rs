@@ -4,8 +4,11 @@
 
 mod clicks;
 mod duration;
+mod size;
+mod store;
 
 pub use clicks::{ClicksSection, SinkKind};
+pub use store::StoreSection;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -30,6 +33,8 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// Click events.
     pub clicks: ClicksSection,
+    /// Links kept in a database; none without the section.
+    pub store: Option<StoreSection>,
     /// The file this configuration was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -245,8 +250,8 @@ impl Default for LogSection {
     }
 }
 
-const SECTIONS: [&str; 7] = [
-    "server", "tls", "admin", "rules", "log", "metrics", "clicks",
+const SECTIONS: [&str; 8] = [
+    "server", "tls", "admin", "rules", "log", "metrics", "clicks", "store",
 ];
 
 impl Config {
@@ -307,6 +312,9 @@ impl Config {
             bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
         }
         self.clicks.validate()?;
+        if let Some(store) = &self.store {
+            store.validate()?;
+        }
         crate::serve::TrustedProxies::parse(&self.server.trusted_proxies)?;
         let rules_dir = self
             .rules
@@ -382,7 +390,9 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("clicks", "max_file_bytes")
         | ("clicks", "queue_capacity")
         | ("clicks", "dedup_capacity")
-        | ("clicks", "batch_size") => value
+        | ("clicks", "batch_size")
+        | ("store", "max_connections")
+        | ("store", "cache_capacity") => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),

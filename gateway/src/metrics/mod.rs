@@ -13,9 +13,11 @@ use prometheus::{
 use std::sync::{Arc, OnceLock};
 
 mod labels;
+mod store;
 
-pub use labels::{Kind, ReloadResult, UpstreamFailure};
 use labels::KINDS;
+pub use labels::{Kind, ReloadResult, UpstreamFailure};
+pub use store::{Lookup as StoreLookup, StoreMetrics};
 
 /// Status codes 0..600 get a counter each, made on first use.
 const CODES: usize = 600;
@@ -104,6 +106,8 @@ pub struct Metrics {
     pub click_spilled: IntCounter,
     /// Client connections the gateway closed itself, by reason.
     pub connections_closed: IntCounterVec,
+    /// The link store's.
+    pub store: StoreMetrics,
 }
 
 /// Request latency buckets: 50 µs to 10 s.
@@ -312,6 +316,7 @@ impl Metrics {
                     "Click events spilled to files while the collector was unreachable.",
                 )?,
             )?,
+            store: StoreMetrics::new(&r)?,
             registry: r,
         };
         let build = register(

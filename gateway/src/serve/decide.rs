@@ -13,6 +13,7 @@ use super::client_ip::TrustedProxies;
 use crate::clicks::{ClickId, Clicks, Visit};
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Kind, Metrics};
+use crate::store::{Store, StoreView};
 use rules::{Decision, Request};
 
 /// What the decision step reads from a request.
@@ -45,6 +46,8 @@ pub struct Options {
     pub clicks: Option<Arc<Clicks>>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Links in a database, when `[store]` is set.
+    pub store: Option<Arc<Store>>,
 }
 
 /// The rules, metrics and click pipeline every request is decided with.
@@ -58,6 +61,7 @@ pub struct Decider {
     version_header: bool,
     clicks: Option<Arc<Clicks>>,
     trusted: Arc<TrustedProxies>,
+    store: Option<Arc<Store>>,
 }
 
 /// A decision and what was learnt making it.
@@ -80,7 +84,13 @@ impl Decider {
             version_header: opts.version_header,
             clicks: opts.clicks,
             trusted: opts.trusted_proxies,
+            store: opts.store,
         }
+    }
+
+    /// A fresh view of the store for one request.
+    pub fn store_view(&self) -> StoreView<'_> {
+        StoreView::new(self.store.as_deref())
     }
 
     /// The proxies whose forwarding headers are believed.
@@ -95,7 +105,14 @@ impl Decider {
 
     /// Decides `req` against `snap`: assigns the click id and records the
     /// click of a redirect (see [`count_hit`] for the rule's counter).
-    pub fn decide<'s>(&self, snap: &'s Snapshot, req: &impl RequestView) -> Decided<'s> {
+    /// `store` is this request's view of the link store
+    /// ([`Decider::store_view`]).
+    pub fn decide<'s>(
+        &self,
+        snap: &'s Snapshot,
+        store: &'s StoreView<'_>,
+        req: &impl RequestView,
+    ) -> Decided<'s> {
         let client_ip = self
             .trusted
             .client(req.peer_ip(), || req.header_values("x-forwarded-for"));
@@ -135,7 +152,7 @@ impl Decider {
             click_id: click.as_ref().map(|c| c.as_str()),
             now: rules::unix_now(),
         };
-        let decision = snap.rules.decide(&request);
+        let decision = snap.rules.decide_with(&request, store);
         if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision) {
             c.record(&visit, click, r, &snap.rules);
         }
@@ -165,5 +182,6 @@ fn kind_of(d: &Decision<'_>) -> Kind {
         Decision::Gone { .. } => Kind::Gone,
         Decision::NotFound => Kind::NotFound,
         Decision::BadRequest { .. } => Kind::BadRequest,
+        Decision::NeedsStore => Kind::Error,
     }
 }

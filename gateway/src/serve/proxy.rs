@@ -9,6 +9,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
+use rules::Decision;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -161,7 +162,21 @@ impl ProxyHttp for Gateway {
         let snap = self.decider.live.load_full();
         ctx.snapshot = Some(snap.clone());
         let version = self.decider.announce(&snap);
-        let decided = self.decider.decide(&snap, &SessionView(session));
+        let view = self.decider.store_view();
+        let mut decided = self.decider.decide(&snap, &view, &SessionView(session));
+        if matches!(decided.decision, Decision::NeedsStore) {
+            // A code on a store domain the cache does not hold: wait for
+            // the store (one query per code however many ask), then decide
+            // again. Still `NeedsStore` when it cannot be reached: a 503.
+            match view.resolve(&snap.rules).await {
+                Ok(()) => decided = self.decider.decide(&snap, &view, &SessionView(session)),
+                Err(e) => tracing::warn!(
+                    host = request_host(session),
+                    error = %e,
+                    "link store unreachable and the code is not cached: 503"
+                ),
+            }
+        }
         decide::count_hit(&snap, decided.decision.slot());
         ctx.client_ip = decided.client_ip;
         ctx.kind = Some(decided.kind);

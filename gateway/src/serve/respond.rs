@@ -34,6 +34,9 @@ pub struct Answer<'a> {
 static ZERO: HeaderValue = HeaderValue::from_static("0");
 static TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+/// A link store that cannot be reached is usually back within seconds.
+static RETRY_AFTER: [(HeaderName, HeaderValue); 1] =
+    [(header::RETRY_AFTER, HeaderValue::from_static("2"))];
 
 impl<'a> Answer<'a> {
     /// The answer to a decision, or the route when the request is proxied.
@@ -62,6 +65,9 @@ impl<'a> Answer<'a> {
             }
             Decision::NotFound => Answer::text(404, "not found\n", rules_version),
             Decision::BadRequest { .. } => Answer::text(400, "bad request\n", rules_version),
+            // Decided again once the store answered; still needing it
+            // means the store could not be reached.
+            Decision::NeedsStore => Answer::store_unavailable(rules_version),
             Decision::Proxy(p) => return Err(p),
         })
     }
@@ -76,6 +82,15 @@ impl<'a> Answer<'a> {
             extra: &[],
             body: Bytes::from_static(body.as_bytes()),
             rules_version,
+        }
+    }
+
+    /// `503` with `Retry-After`: a code on a store domain that is not cached
+    /// while the store cannot be reached.
+    pub fn store_unavailable(rules_version: Option<u64>) -> Answer<'static> {
+        Answer {
+            extra: &RETRY_AFTER,
+            ..Answer::text(503, "link store unavailable, try again\n", rules_version)
         }
     }
 

@@ -4,14 +4,14 @@
 use bytes::Bytes;
 use std::sync::Arc;
 
-use super::{Compiler, MAX_PATH_LEN};
+use super::Compiler;
 use crate::encode;
 use crate::error::RuleError;
 use crate::files::FileKind;
 use crate::format::LinksDef;
+use crate::link_fields;
 use crate::rule_ref::{LinkRow, RuleRef, Span};
 use crate::ruleset::{LinkExtra, LinkSet, TrailingSlash};
-use crate::template::{check_url, split_origin};
 use crate::timestamp;
 
 /// Errors reported per CSV file before the rest are only counted, so a
@@ -155,22 +155,8 @@ impl Compiler {
                 errors.push(line, "empty code");
                 continue;
             };
-            if code
-                .bytes()
-                .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
-                || code.starts_with('/')
-            {
-                errors.push(line, format!("code `{code}` must not contain spaces, control characters, `?`, `#` or start with /"));
-                continue;
-            }
-            if code.len() > MAX_PATH_LEN {
-                errors.push(
-                    line,
-                    format!(
-                        "code is {} bytes long; the limit is {MAX_PATH_LEN}",
-                        code.len()
-                    ),
-                );
+            if let Err(m) = link_fields::code(code) {
+                errors.push(line, format!("code {m}"));
                 continue;
             }
             let Some(to) = field(cols.to) else {
@@ -178,7 +164,7 @@ impl Compiler {
                 continue;
             };
             let mut dest = |url: &str, what: &str, errors: &mut CsvErrors<'_>| -> Option<Span> {
-                match validate(url, &schemes) {
+                match link_fields::destination(url, &schemes) {
                     Ok(origin_len) => {
                         let start = arena.len() as u32;
                         arena.push_str(url);
@@ -199,8 +185,8 @@ impl Compiler {
             };
             let row_status = match field(cols.status) {
                 None => status,
-                Some(s) => match s.parse::<u16>() {
-                    Ok(v) if [301, 302, 303, 307, 308].contains(&v) => v,
+                Some(s) => match s.parse::<u16>().map(link_fields::status) {
+                    Ok(Ok(v)) => v,
                     _ => {
                         errors.push(
                             line,
@@ -347,16 +333,6 @@ fn columns(reader: &mut csv::Reader<&[u8]>) -> Result<Columns, String> {
         return Err("the header must name at least the columns `code` and `to`".into());
     }
     Ok(cols)
-}
-
-/// Validates a static destination; returns the length of its origin.
-fn validate(url: &str, schemes: &[String]) -> Result<usize, String> {
-    let (origin_len, scheme) = split_origin(url)?;
-    if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
-        return Err(format!("has scheme `{scheme}`, which is not allowed"));
-    }
-    check_url(url, origin_len)?;
-    Ok(origin_len)
 }
 
 /// Lets `Bytes` share the text arena's allocation.

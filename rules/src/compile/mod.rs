@@ -3,6 +3,7 @@
 //! matcher. Each kind of table is compiled in the child module named
 //! after it.
 
+mod domain;
 mod links;
 mod place;
 mod redirect;
@@ -14,6 +15,8 @@ mod settings;
 mod upstream;
 mod values;
 
+pub use route::parse_size;
+
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,18 +26,20 @@ use toml::Spanned;
 use crate::device::Classifier;
 use crate::error::{RuleError, SourceMap};
 use crate::files::{FileAccess, FileKind};
-use crate::format::{LinksDef, RedirectDef, RespondDef, RouteDef, SettingsDef, TestDef};
+use crate::format::{DomainDef, LinksDef, RedirectDef, RespondDef, RouteDef, SettingsDef, TestDef};
 use crate::matcher::HostTable;
 use crate::options::LoadOptions;
 use crate::ruleset::{
     LinkSet, RedirectRule, RespondRule, RouteRule, RuleSet, Settings, TrailingSlash,
 };
+use crate::stored::DomainRule;
 use crate::upstream::Upstream;
+use http::HeaderValue;
 
 /// The longest path (or bulk-link code) a rule may match. Longer request
 /// heads are not even read by the fast path (16 KiB), and a bound keeps
 /// every key length well inside the matcher's 32-bit fields.
-const MAX_PATH_LEN: usize = 8 * 1024;
+use crate::link_fields::MAX_PATH_LEN;
 const DEFAULT_CACHE_CONTROL: &str = "private, max-age=90";
 
 /// A rule that takes a place in the matcher.
@@ -66,6 +71,8 @@ pub(crate) struct Compiler {
     pub routes: Vec<RouteRule>,
     pub responds: Vec<RespondRule>,
     pub link_sets: Vec<LinkSet>,
+    pub domains: Vec<DomainRule>,
+    pub domain_hosts: std::collections::HashMap<Box<str>, u32>,
     pub upstreams: BTreeMap<String, Upstream>,
     /// Names under `[upstream]`, including pools with errors.
     pub upstream_names: std::collections::BTreeSet<String>,
@@ -109,6 +116,8 @@ pub(crate) fn compile(
         routes: Vec::new(),
         responds: Vec::new(),
         link_sets: Vec::new(),
+        domains: Vec::new(),
+        domain_hosts: Default::default(),
         upstreams: BTreeMap::new(),
         upstream_names: Default::default(),
         redirect_origins: Vec::new(),
@@ -123,13 +132,20 @@ pub(crate) fn compile(
     for (key, _) in root.iter() {
         if !matches!(
             &**key.get_ref(),
-            "settings" | "redirect" | "links" | "route" | "respond" | "upstream" | "test"
+            "settings"
+                | "redirect"
+                | "links"
+                | "route"
+                | "respond"
+                | "upstream"
+                | "test"
+                | "domain"
         ) {
             let e = c.map.error(
                 key.span().start,
                 "",
                 format!(
-                    "unknown table `{}` (expected settings, redirect, links, route, respond, upstream or test)",
+                    "unknown table `{}` (expected settings, redirect, links, route, respond, upstream, domain or test)",
                     key.get_ref()
                 ),
             );
@@ -170,6 +186,9 @@ pub(crate) fn compile(
             Placed::Links(d) => c.links(at, d),
         }
     }
+    for (at, d) in c.array::<DomainDef>(root.get("domain"), "domain") {
+        c.domain(at, d);
+    }
     let tests: Vec<(usize, TestDef)> = c.array::<TestDef>(root.get("test"), "test");
     if !c.errors.is_empty() {
         // Kinds are compiled in dependency order; report in reading order,
@@ -186,7 +205,13 @@ pub(crate) fn compile(
         return Err(c.errors);
     }
     let classifier = Classifier::new().map_err(|m| vec![c.map.error(0, "", m)])?;
+    let default_cache_control = HeaderValue::from_str(&c.settings.default_cache_control)
+        .unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_CACHE_CONTROL));
     let set = RuleSet {
+        default_cache_control,
+        schemes: c.schemes,
+        domains: c.domains,
+        domain_hosts: c.domain_hosts,
         settings: c.settings,
         classifier,
         hosts: c.hosts,
@@ -279,7 +304,7 @@ impl Compiler {
     /// unique across kinds: they label metrics.
     fn claim_ids(&mut self, root: &DeTable<'_>) {
         let mut ids: Vec<(usize, String)> = Vec::new();
-        for kind in ["redirect", "respond", "route", "links"] {
+        for kind in ["redirect", "respond", "route", "links", "domain"] {
             let Some(items) = root.get(kind).and_then(|v| v.get_ref().as_array()) else {
                 continue;
             };

@@ -72,7 +72,7 @@ pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
 
 /// A size written as a number of bytes or as `"512KiB"`, `"1MiB"`,
 /// `"10MB"` (binary and decimal units, `B` alone, spaces allowed).
-fn parse_size(v: &toml::Value) -> Result<u64, &'static str> {
+pub fn parse_size(v: &toml::Value) -> Result<u64, &'static str> {
     const SHAPE: &str = "must be a number of bytes or a size like \"1MiB\"";
     let text = match v {
         toml::Value::Integer(n) => return u64::try_from(*n).map_err(|_| "must not be negative"),

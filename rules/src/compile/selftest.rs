@@ -129,5 +129,7 @@ fn describe(d: &Decision<'_>) -> String {
         Decision::Gone { rule, .. } => format!("410 gone (rule {rule})"),
         Decision::NotFound => "404 not found".into(),
         Decision::BadRequest { reason } => format!("400 bad request ({reason})"),
+        // Embedded tests decide without a store.
+        Decision::NeedsStore => "a store lookup".into(),
     }
 }

@@ -9,13 +9,19 @@ use super::{FastAnswer, H1Request};
 use crate::serve::access_log::{self, Line};
 use crate::serve::decide::{self, Decider, RequestView};
 use crate::serve::respond::Answer;
+use rules::Decision;
 
 /// The gateway's fast answers: everything the rules answer themselves.
 impl FastAnswer for Decider {
     fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool {
         let started = Instant::now();
         let snap = self.live.load();
-        let decided = self.decide(&snap, req);
+        let view = self.store_view();
+        let decided = self.decide(&snap, &view, req);
+        if matches!(decided.decision, Decision::NeedsStore) {
+            // Not cached: the pipeline waits for the store.
+            return false;
+        }
         let (kind, client_ip) = (decided.kind, decided.client_ip);
         let (slot, rule) = (decided.decision.slot(), decided.decision.rule());
         let Ok(answer) = Answer::of(decided.decision, self.announce(&snap)) else {

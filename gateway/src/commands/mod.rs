@@ -1,5 +1,8 @@
 //! The commands besides `run`: `check` and `explain` (offline), `health`
-//! and `reload` (talking to a running gateway's admin listener).
+//! and `reload` (talking to a running gateway's admin listener), and
+//! `store` (the link store: [`store`]).
+
+pub mod store;
 
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
@@ -55,6 +58,9 @@ pub struct ExplainArgs<'a> {
     pub method: &'a str,
     /// JSON output.
     pub json: bool,
+    /// The link store to ask for codes on store domains (`-c` with a
+    /// `[store]`).
+    pub store: Option<&'a crate::config::StoreSection>,
 }
 
 /// `gateway explain`: which rule answers a URL, and why.
@@ -78,7 +84,10 @@ pub fn explain(args: ExplainArgs<'_>) -> Result<ExitCode> {
     }
     .request(rules::unix_now())
     .map_err(anyhow::Error::msg)?;
-    let e = set.explain(&req);
+    let mut e = set.explain(&req);
+    if let (Some(section), Some(rules::StoreStep::Absent { .. })) = (args.store, &e.store) {
+        e = store::explain_stored(&set, &req, section)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
     } else {

@@ -1,0 +1,173 @@
+//! Metrics of the link store: its cache, its queries and how far each
+//! gateway is behind the change log.
+
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use super::register;
+
+/// How a store lookup was answered: the `result` of
+/// `gateway_store_lookups_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A cached link.
+    Hit,
+    /// A cached unknown code.
+    NegativeHit,
+    /// Not cached (or stale): the store was asked.
+    Miss,
+    /// The store could not be asked and a stale link answered.
+    Stale,
+    /// The store could not be asked and nothing was cached: `503`.
+    Unavailable,
+}
+
+impl Lookup {
+    const ALL: [Lookup; 5] = [
+        Lookup::Hit,
+        Lookup::NegativeHit,
+        Lookup::Miss,
+        Lookup::Stale,
+        Lookup::Unavailable,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lookup::Hit => "hit",
+            Lookup::NegativeHit => "negative_hit",
+            Lookup::Miss => "miss",
+            Lookup::Stale => "stale",
+            Lookup::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Pre-resolved handles of the store's metrics.
+pub struct StoreMetrics {
+    lookups: [IntCounter; 5],
+    /// Entries evicted for room.
+    pub evictions: IntCounter,
+    queries: HistogramVec,
+    errors: IntCounterVec,
+    /// Changes written that this gateway has not applied.
+    pub changes_behind: IntGauge,
+    /// How old the newest change this gateway has not applied is, or how
+    /// long the log has been unreadable.
+    pub lag_seconds: Gauge,
+    /// Changes applied.
+    pub changes_applied: IntCounter,
+    /// Times the log was pruned past this gateway (its cache was dropped).
+    pub follower_gaps: IntCounter,
+    /// Cached entries (links and unknown codes), read at scrape time.
+    pub cache_entries: IntGauge,
+    /// Bytes they weigh.
+    pub cache_bytes: IntGauge,
+}
+
+impl StoreMetrics {
+    pub(super) fn new(r: &Registry) -> prometheus::Result<StoreMetrics> {
+        let lookups = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "gateway_store_lookups_total",
+                    "Store link lookups on link domains, by how they were answered.",
+                ),
+                &["result"],
+            )?,
+        )?;
+        Ok(StoreMetrics {
+            lookups: Lookup::ALL.map(|l| lookups.with_label_values(&[l.as_str()])),
+            evictions: register(
+                r,
+                IntCounter::new(
+                    "gateway_store_cache_evictions_total",
+                    "Cache entries evicted to stay within store.cache_capacity.",
+                )?,
+            )?,
+            queries: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "gateway_store_query_duration_seconds",
+                        "Store queries by operation (get, head, changes).",
+                    )
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 0.5, 1.0, 2.5,
+                    ]),
+                    &["op"],
+                )?,
+            )?,
+            errors: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gateway_store_errors_total",
+                        "Failed store operations by kind (unavailable, query, bad_row, ...).",
+                    ),
+                    &["kind"],
+                )?,
+            )?,
+            changes_behind: register(
+                r,
+                IntGauge::new(
+                    "gateway_store_changes_behind",
+                    "Changes in the store's log this gateway has not applied yet.",
+                )?,
+            )?,
+            lag_seconds: register(
+                r,
+                Gauge::new(
+                    "gateway_store_lag_seconds",
+                    "Age of the oldest change not applied yet, or how long the log has been unreadable.",
+                )?,
+            )?,
+            changes_applied: register(
+                r,
+                IntCounter::new(
+                    "gateway_store_changes_applied_total",
+                    "Changes read from the store's log and applied to the cache.",
+                )?,
+            )?,
+            follower_gaps: register(
+                r,
+                IntCounter::new(
+                    "gateway_store_follower_gaps_total",
+                    "Times changes were missing from the log (pruned) and the cache was dropped.",
+                )?,
+            )?,
+            cache_entries: register(
+                r,
+                IntGauge::new(
+                    "gateway_store_cache_entries",
+                    "Links and unknown codes in the cache.",
+                )?,
+            )?,
+            cache_bytes: register(
+                r,
+                IntGauge::new(
+                    "gateway_store_cache_bytes",
+                    "Bytes the cached entries weigh (bounded by store.cache_capacity).",
+                )?,
+            )?,
+        })
+    }
+
+    /// Counts a lookup.
+    pub fn lookup(&self, result: Lookup) {
+        self.lookups[result as usize].inc();
+    }
+
+    /// Records how long a query `op` took.
+    pub fn query(&self, op: &'static str, seconds: f64) {
+        self.queries.with_label_values(&[op]).observe(seconds);
+    }
+
+    /// Counts a failed operation.
+    pub fn error(&self, kind: &'static str) {
+        self.errors.with_label_values(&[kind]).inc();
+    }
+}

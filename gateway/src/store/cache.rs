@@ -1,0 +1,408 @@
+//! The link cache in front of the store: links and unknown codes, weighed
+//! in bytes, one load per key at a time, and never a stale entry put back
+//! after the change log said the key changed.
+
+use moka::sync::Cache;
+use moka::Equivalent;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+use super::error::StoreError;
+
+/// What a cache key costs besides its text: moka's entry and our key.
+const ENTRY_OVERHEAD: u32 = 96;
+/// How long the change log's recent keys are remembered: longer than any
+/// load can take (a load is bounded by the store's timeout).
+const REMEMBER_CHANGES: Duration = Duration::from_secs(60);
+
+/// A link's key: its host and code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    host: Box<str>,
+    code: Box<str>,
+}
+
+/// [`Key`] borrowed from a request, so a hit allocates nothing. Hashes as
+/// `Key` does (both hash two `str`s in order).
+#[derive(Hash)]
+struct KeyRef<'a> {
+    host: &'a str,
+    code: &'a str,
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        *self.host == *key.host && *self.code == *key.code
+    }
+}
+
+impl Key {
+    fn new(host: &str, code: &str) -> Key {
+        Key {
+            host: host.into(),
+            code: code.into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Entry<V> {
+    Found { value: V, fetched: Instant },
+    Absent,
+}
+
+/// What the cache holds for a key, without asking the store.
+pub enum Lookup<V> {
+    /// A link read within the TTL.
+    Fresh(V),
+    /// A link read longer ago than the TTL: read it again, but answer with
+    /// it if the store cannot be reached.
+    Stale(V),
+    /// Known not to exist (within the negative TTL).
+    Absent,
+    /// Not cached.
+    Missing,
+}
+
+/// The keys the change log named lately, with the sequence that named
+/// them: a load that read the store before that sequence must not cache
+/// what it read.
+#[derive(Default)]
+struct Changed {
+    keys: HashMap<Key, (i64, Instant)>,
+    hosts: HashMap<Box<str>, (i64, Instant)>,
+    /// Every key changed up to here, as far as the cache knows: set when
+    /// the follower starts or loses its place in the log.
+    floor: i64,
+}
+
+impl Changed {
+    fn since(&self, key: &Key) -> i64 {
+        let k = self.keys.get(key).map_or(0, |(s, _)| *s);
+        let h = self.hosts.get(&key.host).map_or(0, |(s, _)| *s);
+        k.max(h).max(self.floor)
+    }
+
+    fn prune(&mut self) {
+        let now = Instant::now();
+        self.keys
+            .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER_CHANGES);
+        self.hosts
+            .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER_CHANGES);
+    }
+}
+
+type Flight<V> = Arc<OnceCell<Result<Option<V>, StoreError>>>;
+
+/// The cache. `V` is what a found link is kept as (cheap to clone: an
+/// `Arc`).
+pub struct LinkCache<V> {
+    entries: Cache<Key, Entry<V>>,
+    ttl: Duration,
+    changed: Mutex<Changed>,
+    flights: Mutex<HashMap<Key, Flight<V>>>,
+}
+
+/// Entries of unknown codes expire after the negative TTL; links stay
+/// until evicted or changed (their TTL is checked on lookup, so a stale
+/// link can still answer while the store is down).
+struct NegativeTtl(Duration);
+
+impl<V> moka::Expiry<Key, Entry<V>> for NegativeTtl {
+    fn expire_after_create(&self, _: &Key, value: &Entry<V>, _: Instant) -> Option<Duration> {
+        match value {
+            Entry::Found { .. } => None,
+            Entry::Absent => Some(self.0),
+        }
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &Key,
+        value: &Entry<V>,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, at)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
+    /// A cache of at most `capacity` bytes, `weigh` giving what a value
+    /// costs.
+    pub fn new(
+        capacity: u64,
+        ttl: Duration,
+        negative_ttl: Duration,
+        weigh: fn(&V) -> u32,
+        evicted: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(capacity)
+            .weigher(move |k: &Key, v: &Entry<V>| {
+                let text = (k.host.len() + k.code.len()) as u32;
+                let value = match v {
+                    Entry::Found { value, .. } => weigh(value),
+                    Entry::Absent => 0,
+                };
+                ENTRY_OVERHEAD.saturating_add(text).saturating_add(value)
+            })
+            .expire_after(NegativeTtl(negative_ttl))
+            .support_invalidation_closures()
+            .eviction_listener(move |_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    evicted();
+                }
+            })
+            .build();
+        LinkCache {
+            entries,
+            ttl,
+            changed: Mutex::new(Changed::default()),
+            flights: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What the cache knows of `host` and `code`; allocates nothing.
+    pub fn peek(&self, host: &str, code: &str) -> Lookup<V> {
+        match self.entries.get(&KeyRef { host, code }) {
+            None => Lookup::Missing,
+            Some(Entry::Absent) => Lookup::Absent,
+            Some(Entry::Found { value, fetched }) => {
+                if fetched.elapsed() <= self.ttl {
+                    Lookup::Fresh(value)
+                } else {
+                    Lookup::Stale(value)
+                }
+            }
+        }
+    }
+
+    /// Reads `host` and `code` with `fetch` (which returns the link and the
+    /// change sequence it is as of) and caches the answer. Concurrent loads
+    /// of one key share one fetch.
+    pub async fn load<F, Fut>(
+        &self,
+        host: &str,
+        code: &str,
+        fetch: F,
+    ) -> Result<Option<V>, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Option<V>, i64), StoreError>>,
+    {
+        let key = Key::new(host, code);
+        let flight = lock(&self.flights).entry(key.clone()).or_default().clone();
+        let result = flight
+            .get_or_init(|| async {
+                // A load that finished between our miss and now has cached
+                // the answer: no second query.
+                match self.peek(host, code) {
+                    Lookup::Fresh(v) => return Ok(Some(v)),
+                    Lookup::Absent => return Ok(None),
+                    Lookup::Stale(_) | Lookup::Missing => {}
+                }
+                let (value, as_of) = fetch().await?;
+                self.put(key.clone(), value.clone(), as_of);
+                Ok(value)
+            })
+            .await
+            .clone();
+        let mut flights = lock(&self.flights);
+        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            flights.remove(&key);
+        }
+        result
+    }
+
+    /// Caches what a load read as of change `as_of`, unless the change log
+    /// has named the key since.
+    fn put(&self, key: Key, value: Option<V>, as_of: i64) {
+        let changed = lock(&self.changed);
+        if changed.since(&key) > as_of {
+            return;
+        }
+        let entry = match value {
+            Some(value) => Entry::Found {
+                value,
+                fetched: Instant::now(),
+            },
+            None => Entry::Absent,
+        };
+        self.entries.insert(key, entry);
+    }
+
+    /// The change log's entry `seq` named `host` and `code` (`*`: every
+    /// code of the host).
+    pub fn changed(&self, seq: i64, host: &str, code: &str) {
+        let mut changed = lock(&self.changed);
+        let now = Instant::now();
+        if code == "*" {
+            changed.hosts.insert(host.into(), (seq, now));
+            let host: Box<str> = host.into();
+            if self
+                .entries
+                .invalidate_entries_if(move |k, _| k.host == host)
+                .is_err()
+            {
+                self.entries.invalidate_all();
+            }
+        } else {
+            let key = Key::new(host, code);
+            self.entries.invalidate(&key);
+            changed.keys.insert(key, (seq, now));
+        }
+    }
+
+    /// Forgets old change-log keys (call once per batch of changes).
+    pub fn prune_changes(&self) {
+        lock(&self.changed).prune();
+    }
+
+    /// Drops everything and takes every key as changed at `seq`: the
+    /// follower starts, or lost its place in the log, at `seq`.
+    pub fn reset(&self, seq: i64) {
+        let mut changed = lock(&self.changed);
+        changed.floor = changed.floor.max(seq);
+        self.entries.invalidate_all();
+    }
+
+    /// Entries and their weight in bytes.
+    pub fn size(&self) -> (u64, u64) {
+        self.entries.run_pending_tasks();
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn cache() -> LinkCache<Arc<str>> {
+        LinkCache::new(
+            1 << 20,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            |v| v.len() as u32,
+            || {},
+        )
+    }
+
+    #[tokio::test]
+    async fn concurrent_loads_of_one_key_make_one_fetch() {
+        let cache = Arc::new(cache());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, fetches) = (cache.clone(), fetches.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .load("go.example", "abc", || async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok((Some(Arc::from("https://example.com/")), 1))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(
+                t.await.unwrap().unwrap().as_deref(),
+                Some("https://example.com/")
+            );
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert!(matches!(cache.peek("go.example", "abc"), Lookup::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn unknown_codes_are_remembered_until_created() {
+        let cache = cache();
+        let got = cache
+            .load("h", "new", || async { Ok((None, 3)) })
+            .await
+            .unwrap();
+        assert!(got.is_none());
+        assert!(matches!(cache.peek("h", "new"), Lookup::Absent));
+        cache.changed(4, "h", "new");
+        assert!(matches!(cache.peek("h", "new"), Lookup::Missing));
+    }
+
+    #[tokio::test]
+    async fn a_load_older_than_a_change_is_not_cached() {
+        let cache = cache();
+        cache.changed(10, "h", "c");
+        // Read as of sequence 9: the change at 10 may not be in it.
+        let got = cache
+            .load("h", "c", || async { Ok((Some(Arc::from("old")), 9)) })
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), Some("old"));
+        assert!(matches!(cache.peek("h", "c"), Lookup::Missing));
+        cache
+            .load("h", "c", || async { Ok((Some(Arc::from("new")), 10)) })
+            .await
+            .unwrap();
+        assert!(matches!(cache.peek("h", "c"), Lookup::Fresh(v) if &*v == "new"));
+    }
+
+    #[tokio::test]
+    async fn after_a_reset_only_loads_as_of_its_sequence_are_cached() {
+        let cache = cache();
+        cache
+            .load("h", "c", || async { Ok((Some(Arc::from("x")), 4)) })
+            .await
+            .unwrap();
+        cache.reset(7);
+        assert!(matches!(cache.peek("h", "c"), Lookup::Missing));
+        cache
+            .load("h", "c", || async { Ok((Some(Arc::from("x")), 6)) })
+            .await
+            .unwrap();
+        assert!(matches!(cache.peek("h", "c"), Lookup::Missing));
+        cache
+            .load("h", "c", || async { Ok((Some(Arc::from("x")), 7)) })
+            .await
+            .unwrap();
+        assert!(matches!(cache.peek("h", "c"), Lookup::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn a_host_wide_change_drops_the_hosts_entries_only() {
+        let cache = cache();
+        for (h, c) in [("a", "1"), ("a", "2"), ("b", "1")] {
+            cache
+                .load(h, c, || async { Ok((Some(Arc::from("x")), 1)) })
+                .await
+                .unwrap();
+        }
+        cache.changed(2, "a", "*");
+        assert!(matches!(cache.peek("a", "1"), Lookup::Missing));
+        assert!(matches!(cache.peek("a", "2"), Lookup::Missing));
+        assert!(matches!(cache.peek("b", "1"), Lookup::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_not_cached_and_is_retried() {
+        let cache = cache();
+        let err = cache
+            .load("h", "c", || async {
+                Err(StoreError::Unavailable("down".into()))
+            })
+            .await;
+        assert!(matches!(err, Err(StoreError::Unavailable(_))));
+        assert!(matches!(cache.peek("h", "c"), Lookup::Missing));
+        let ok = cache.load("h", "c", || async { Ok((None, 1)) }).await;
+        assert!(matches!(ok, Ok(None)));
+    }
+}
