@@ -39,7 +39,8 @@ WORKDIR /etc/gateway
 ENV GATEWAY_SERVER_LISTEN=0.0.0.0:8080 \
     GATEWAY_RULES_PATH=/etc/gateway/rules.toml \
     GATEWAY_SERVER_UPGRADE_SOCK=/tmp/gateway_upgrade.sock \
-    GATEWAY_LOG_FORMAT=json
+    GATEWAY_LOG_FORMAT=json \
+    GATEWAY_STORE_URL=sqlite:///var/lib/gateway/data/gateway.db
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -132,7 +132,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     let store = match &config.store {
         Some(section) => {
             let store = Store::open(section, metrics.clone())
-                .with_context(|| format!("cannot open the link store {}", section.url))?;
+                .with_context(|| format!("cannot open the link store {}", section.display_url()))?;
             tracing::info!(kind = store.kind(), "link store open");
             Some(store)
         }

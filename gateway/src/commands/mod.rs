@@ -20,7 +20,7 @@ pub fn check(path: &Path, opts: &LoadOptions) -> ExitCode {
         Ok(set) => {
             let c = set.counts();
             println!(
-                "{}: ok ({} redirects, {} links in {} sets, {} routes, {} responds, {} upstreams; {} tests passed)",
+                "{}: ok ({} redirects, {} links in {} sets, {} routes, {} responds, {} upstreams, {} domains; {} tests passed)",
                 path.display(),
                 c.redirects,
                 c.links,
@@ -28,6 +28,7 @@ pub fn check(path: &Path, opts: &LoadOptions) -> ExitCode {
                 c.routes,
                 c.responds,
                 c.upstreams,
+                c.domains,
                 c.tests
             );
             ExitCode::SUCCESS

@@ -53,18 +53,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 async fn open(s: &StoreSection) -> Result<Backend> {
     Backend::open(&s.url, s.max_connections, s.timeout)
         .await
-        .with_context(|| format!("cannot open the store {}", redacted(&s.url)))
-}
-
-/// The URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
+        .with_context(|| format!("cannot open the store {}", s.display_url()))
 }
 
 /// `gateway store migrate`.
@@ -76,7 +65,7 @@ pub fn migrate(config: &Config) -> Result<ExitCode> {
         let (applied, known) = b.migrations().await?;
         println!(
             "{}: {applied} of {known} migrations applied",
-            redacted(&s.url)
+            s.display_url()
         );
         Ok(ExitCode::SUCCESS)
     })
@@ -88,7 +77,7 @@ pub fn status(config: &Config) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let b = open(s).await?;
         let (applied, known) = b.migrations().await?;
-        println!("store:      {} ({})", redacted(&s.url), b.kind());
+        println!("store:      {} ({})", s.display_url(), b.kind());
         println!("migrations: {applied} of {known} applied");
         if applied < known {
             println!("            run `gateway store migrate` (the gateway also migrates when it starts)");
@@ -159,7 +148,7 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
             Err(e) => {
                 errors += 1;
                 if errors <= MAX_ERRORS {
-                    bar.println(format!("{}: {e}", file.display()));
+                    say(&bar, format!("{}: {e}", file.display()));
                 }
                 continue;
             }
@@ -178,11 +167,14 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
                 if !seen.insert((link.host.clone(), link.code.clone())) {
                     errors += 1;
                     if errors <= MAX_ERRORS {
-                        bar.println(format!(
-                            "{}:{line}: code `{}` appears twice in the file",
-                            file.display(),
-                            link.code
-                        ));
+                        say(
+                            &bar,
+                            format!(
+                                "{}:{line}: code `{}` appears twice in the file",
+                                file.display(),
+                                link.code
+                            ),
+                        );
                     }
                     continue;
                 }
@@ -191,7 +183,7 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
             Err(message) => {
                 errors += 1;
                 if errors <= MAX_ERRORS {
-                    bar.println(format!("{}:{line}: {message}", file.display()));
+                    say(&bar, format!("{}:{line}: {message}", file.display()));
                 }
             }
         }
@@ -234,7 +226,7 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
         "{}: {} links imported into {} in {:.1}s",
         file.display(),
         written,
-        redacted(&s.url),
+        s.display_url(),
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
@@ -302,6 +294,12 @@ pub fn remove(config: &Config, host: &str, code: &str) -> Result<ExitCode> {
     }
 }
 
+/// Prints a line above the progress bar (which is hidden when stderr is
+/// not a terminal; the line is not).
+fn say(bar: &indicatif::ProgressBar, line: String) {
+    bar.suspend(|| eprintln!("{line}"));
+}
+
 /// One CSV row as a link to write, or what is wrong with it.
 fn row<'r>(
     rules: &RuleSet,
@@ -311,6 +309,11 @@ fn row<'r>(
     let host = field("host").or(default_host).ok_or("no host")?;
     let code = field("code").ok_or("empty code")?;
     let (host, code) = rules.store_key(host, code).map_err(|e| e.to_string())?;
+    if !rules.is_store_domain(&host) {
+        return Err(format!(
+            "host `{host}` is not a [[domain]] with store = true in the rules, so its links would never be served"
+        ));
+    }
     if let Some(rule) = rules.claimed_by(&host, &code) {
         return Err(format!(
             "code `{code}` is already answered by rule `{rule}` of the rules file"

@@ -53,6 +53,17 @@ impl Default for StoreSection {
 }
 
 impl StoreSection {
+    /// The URL without its password, for logs and messages.
+    pub fn display_url(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         if !(self.url.starts_with("sqlite:")
@@ -64,8 +75,14 @@ impl StoreSection {
                 self.url
             );
         }
-        if self.max_connections == 0 {
-            anyhow::bail!("config: store.max_connections must be at least 1");
+        // On PostgreSQL the follower's LISTEN holds one connection.
+        let least = if self.url.starts_with("sqlite:") {
+            1
+        } else {
+            2
+        };
+        if self.max_connections < least {
+            anyhow::bail!("config: store.max_connections must be at least {least} for this store");
         }
         if self.poll_interval.is_zero() {
             anyhow::bail!("config: store.poll_interval must be above zero");

@@ -44,6 +44,19 @@ impl Lookup {
     }
 }
 
+/// Every `op` of `gateway_store_query_duration_seconds`.
+pub const OPS: [&str; 4] = ["get", "head", "changes", "prune"];
+
+/// Every `kind` of `gateway_store_errors_total` (`StoreError::kind`).
+pub const ERROR_KINDS: [&str; 6] = [
+    "unavailable",
+    "conflict",
+    "bad_row",
+    "schema",
+    "config",
+    "query",
+];
+
 /// Pre-resolved handles of the store's metrics.
 pub struct StoreMetrics {
     lookups: [IntCounter; 5],
@@ -60,7 +73,7 @@ pub struct StoreMetrics {
     pub changes_applied: IntCounter,
     /// Times the log was pruned past this gateway (its cache was dropped).
     pub follower_gaps: IntCounter,
-    /// Cached entries (links and unknown codes), read at scrape time.
+    /// Cached entries (links and unknown codes), set by the follower.
     pub cache_entries: IntGauge,
     /// Bytes they weigh.
     pub cache_bytes: IntGauge,
@@ -78,6 +91,38 @@ impl StoreMetrics {
                 &["result"],
             )?,
         )?;
+        let queries = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "gateway_store_query_duration_seconds",
+                    "Store queries by operation (get, head, changes, prune).",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5,
+                ]),
+                &["op"],
+            )?,
+        )?;
+        let errors = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "gateway_store_errors_total",
+                    "Failed store operations by kind (unavailable, query, bad_row, ...).",
+                ),
+                &["kind"],
+            )?,
+        )?;
+        // Every series exists from the start, so dashboards and alerts see
+        // zeros rather than nothing.
+        for op in OPS {
+            queries.with_label_values(&[op]);
+        }
+        for kind in ERROR_KINDS {
+            errors.with_label_values(&[kind]);
+        }
         Ok(StoreMetrics {
             lookups: Lookup::ALL.map(|l| lookups.with_label_values(&[l.as_str()])),
             evictions: register(
@@ -87,30 +132,8 @@ impl StoreMetrics {
                     "Cache entries evicted to stay within store.cache_capacity.",
                 )?,
             )?,
-            queries: register(
-                r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "gateway_store_query_duration_seconds",
-                        "Store queries by operation (get, head, changes).",
-                    )
-                    .buckets(vec![
-                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                        0.25, 0.5, 1.0, 2.5,
-                    ]),
-                    &["op"],
-                )?,
-            )?,
-            errors: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "gateway_store_errors_total",
-                        "Failed store operations by kind (unavailable, query, bad_row, ...).",
-                    ),
-                    &["kind"],
-                )?,
-            )?,
+            queries,
+            errors,
             changes_behind: register(
                 r,
                 IntGauge::new(
@@ -122,7 +145,7 @@ impl StoreMetrics {
                 r,
                 Gauge::new(
                     "gateway_store_lag_seconds",
-                    "Age of the oldest change not applied yet, or how long the log has been unreadable.",
+                    "How far the cache is behind the change log in seconds: 0 when caught up, the age of the last change applied while more wait, or how long the log has been unreadable.",
                 )?,
             )?,
             changes_applied: register(

@@ -164,7 +164,16 @@ impl Backend {
             "store_meta has no row; run `gateway store migrate`",
         ))?;
         let as_of = row.as_of.unwrap_or(0);
-        Ok((row.into_record()?, as_of))
+        match row.into_record() {
+            Ok(record) => Ok((record, as_of)),
+            // A row edited by hand into something unreadable answers as
+            // unknown (and says so), not as a store that is down.
+            Err(StoreError::BadRow(why)) => {
+                tracing::warn!(host, code, error = %why, "store: unreadable link row; answering as unknown");
+                Ok((None, as_of))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The latest change sequence.
@@ -268,7 +277,7 @@ impl Backend {
         let mut hosts: Vec<&str> = links.iter().map(|l| l.host.as_str()).collect();
         hosts.sort_unstable();
         hosts.dedup();
-        on_pool!(self, pool => {
+        let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE store_meta SET bulk = 1 WHERE id = 1").execute(&mut *tx).await?;
             let mut written = 0;
@@ -327,7 +336,15 @@ impl Backend {
                 .await?;
             }
             tx.commit().await?;
-            Ok(written)
-        })
+            Ok::<u64, StoreError>(written)
+        })?;
+        if let Backend::Postgres(pool) = self {
+            // The per-host changes above bypass the trigger: wake the
+            // followers as it would.
+            sqlx::query("SELECT pg_notify('gateway_link_changes', '')")
+                .execute(pool)
+                .await?;
+        }
+        Ok(written)
     }
 }

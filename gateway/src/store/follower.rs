@@ -55,7 +55,6 @@ pub async fn run(store: Arc<Store>, mut shutdown: ShutdownWatch) {
         match step(&store).await {
             Ok(more) => {
                 last_ok = Instant::now();
-                store.metrics.store.lag_seconds.set(0.0);
                 if more {
                     continue;
                 }
@@ -122,10 +121,12 @@ async fn step(store: &Store) -> Result<bool, super::StoreError> {
         store.cache.reset(head);
         pos.applied.store(head, Ordering::Release);
         store.metrics.store.changes_behind.set(0);
+        store.metrics.store.lag_seconds.set(0.0);
         return Ok(false);
     }
     if head == applied {
         store.metrics.store.changes_behind.set(0);
+        store.metrics.store.lag_seconds.set(0.0);
         return Ok(false);
     }
     let changes = store
@@ -157,12 +158,13 @@ async fn step(store: &Store) -> Result<bool, super::StoreError> {
         .inc_by(changes.len() as u64);
     pos.applied.store(last, Ordering::Release);
     store.metrics.store.changes_behind.set(head - last);
-    if head > last {
-        if let Some(c) = changes.last() {
-            let behind = (rules::unix_now() - c.at).max(0);
-            store.metrics.store.lag_seconds.set(behind as f64);
-        }
-    }
+    let behind = match changes.last() {
+        // More are waiting: the age of the newest one applied is how far
+        // behind the cache is at least.
+        Some(c) if head > last => (rules::unix_now() - c.at).max(0) as f64,
+        _ => 0.0,
+    };
+    store.metrics.store.lag_seconds.set(behind);
     Ok(head > last && !changes.is_empty())
 }
 

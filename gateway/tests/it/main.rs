@@ -15,4 +15,5 @@ mod observability_docs;
 mod proxy;
 mod redirects;
 mod reload;
+mod store;
 mod tls;

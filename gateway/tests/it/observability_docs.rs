@@ -672,12 +672,12 @@ fn toml_blocks() -> Vec<TomlBlock> {
 }
 
 /// Top-level tables of the server configuration (`gateway::Config`).
-const CONFIG_SECTIONS: [&str; 7] = [
-    "server", "tls", "admin", "rules", "log", "metrics", "clicks",
+const CONFIG_SECTIONS: [&str; 8] = [
+    "server", "tls", "admin", "rules", "log", "metrics", "clicks", "store",
 ];
 /// Top-level tables of a rule set (`rules::RuleSet`).
-const RULES_SECTIONS: [&str; 7] = [
-    "settings", "redirect", "links", "route", "respond", "upstream", "test",
+const RULES_SECTIONS: [&str; 8] = [
+    "settings", "redirect", "links", "route", "respond", "upstream", "test", "domain",
 ];
 
 /// A rules error that only says a referenced file is missing, for a path

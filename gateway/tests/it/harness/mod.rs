@@ -4,11 +4,13 @@
 
 mod gateway;
 mod http;
+mod postgres;
 mod prometheus;
 mod upstream;
 
 pub use gateway::{Gateway, Options};
 pub use http::{read_response, read_rest_of_request, request, send, Response};
+pub use postgres::Postgres;
 pub use prometheus::Scrape;
 pub use upstream::{accept_until, Behavior, RawUpstream, Seen, Upstream};
 
