@@ -46,12 +46,13 @@ impl BackgroundService for HealthChecks {
 /// Follows the link store's change log.
 struct Follower {
     store: Arc<Store>,
+    live: Live,
 }
 
 #[async_trait]
 impl BackgroundService for Follower {
     async fn start(&self, shutdown: ShutdownWatch) {
-        self.store.clone().follow(shutdown).await;
+        self.store.clone().follow(self.live.clone(), shutdown).await;
     }
 }
 
@@ -277,9 +278,18 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         service.add_tcp(addr);
         server.add_service(service);
     }
-    server.add_service(background_service("health checks", HealthChecks { live }));
+    server.add_service(background_service(
+        "health checks",
+        HealthChecks { live: live.clone() },
+    ));
     if let Some(store) = store {
-        server.add_service(background_service("store follower", Follower { store }));
+        server.add_service(background_service(
+            "store follower",
+            Follower {
+                store,
+                live: live.clone(),
+            },
+        ));
     }
     server.add_service(background_service(
         "rules sources",

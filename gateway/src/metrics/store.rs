@@ -45,7 +45,7 @@ impl Lookup {
 }
 
 /// Every `op` of `gateway_store_query_duration_seconds`.
-pub const OPS: [&str; 4] = ["get", "head", "changes", "prune"];
+pub const OPS: [&str; 5] = ["get", "head", "changes", "prune", "keys"];
 
 /// Every `kind` of `gateway_store_errors_total` (`StoreError::kind`).
 pub const ERROR_KINDS: [&str; 6] = [
@@ -77,6 +77,8 @@ pub struct StoreMetrics {
     pub cache_entries: IntGauge,
     /// Bytes they weigh.
     pub cache_bytes: IntGauge,
+    /// Stored links a rule of the live rules answers instead.
+    pub shadowed: IntGauge,
 }
 
 impl StoreMetrics {
@@ -96,7 +98,7 @@ impl StoreMetrics {
             HistogramVec::new(
                 HistogramOpts::new(
                     "gateway_store_query_duration_seconds",
-                    "Store queries by operation (get, head, changes, prune).",
+                    "Store queries by operation (get, head, changes, prune, keys).",
                 )
                 .buckets(vec![
                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -174,6 +176,13 @@ impl StoreMetrics {
                 IntGauge::new(
                     "gateway_store_cache_bytes",
                     "Bytes the cached entries weigh (bounded by store.cache_capacity).",
+                )?,
+            )?,
+            shadowed: register(
+                r,
+                IntGauge::new(
+                    "gateway_store_shadowed_links",
+                    "Stored links that a rule of the live rules (an exact path or bulk link of the same host) answers instead.",
                 )?,
             )?,
         })

@@ -243,6 +243,22 @@ impl Backend {
         }))
     }
 
+    /// The id, host and code of up to `batch` links after `after_id`, in id
+    /// order: what a scan for shadowed links needs.
+    pub async fn keys(
+        &self,
+        after_id: i64,
+        batch: i64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as("SELECT id, host, code FROM links WHERE id > $1 ORDER BY id LIMIT $2")
+                .bind(after_id)
+                .bind(batch)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     /// Every link, `batch` at a time in id order, for export.
     pub async fn page(&self, after_id: i64, batch: i64) -> Result<Vec<LinkRecord>, StoreError> {
         const SQL: &str = concat!(

@@ -23,6 +23,7 @@ mod cache;
 mod error;
 mod follower;
 mod record;
+mod shadow;
 mod view;
 
 pub use backend::Backend;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::StoreSection;
+use crate::live::Live;
 use crate::metrics::{Metrics, StoreLookup};
 use cache::LinkCache;
 use follower::Position;
@@ -64,6 +66,25 @@ impl Resolved {
             + l.external_id.as_ref().map_or(0, String::len);
         // The compiled link holds the destinations again.
         (2 * text + 2 * std::mem::size_of::<Resolved>()).min(u32::MAX as usize) as u32
+    }
+}
+
+/// Scans for shadowed links whenever a new rules version goes live (and at
+/// start); a scan that fails is tried again at the next version.
+async fn shadow_scans(store: Arc<Store>, live: Live, mut shutdown: pingora::server::ShutdownWatch) {
+    let mut scanned = 0;
+    loop {
+        let snap = live.load_full();
+        if snap.version != scanned {
+            scanned = snap.version;
+            if let Err(e) = shadow::scan(&store, snap.rules.clone()).await {
+                tracing::warn!(error = %e, "store: cannot scan for shadowed links");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
     }
 }
 
@@ -128,12 +149,15 @@ impl Store {
         self.backend.kind()
     }
 
-    /// Follows the change log on the store's runtime until `shutdown`.
-    pub async fn follow(self: Arc<Self>, shutdown: pingora::server::ShutdownWatch) {
+    /// Follows the change log on the store's runtime until `shutdown`, and
+    /// counts the stored links each rules version of `live` shadows.
+    pub async fn follow(self: Arc<Self>, live: Live, shutdown: pingora::server::ShutdownWatch) {
         let rt = self.rt.clone();
+        let shadows = rt.spawn(shadow_scans(self.clone(), live, shutdown.clone()));
         if let Err(e) = rt.spawn(follower::run(self, shutdown)).await {
             tracing::error!(error = %e, "store: the change-log follower stopped");
         }
+        shadows.abort();
     }
 
     /// What the cache holds for `host` and `code`, counted.

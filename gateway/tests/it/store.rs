@@ -261,6 +261,40 @@ fn postgres_links_are_served_changed_and_removed_without_a_reload() {
     links_follow_the_database(&pg.url(), &gw);
 }
 
+/// A reload whose rules newly claim a stored code wins at once, and the
+/// shadowed link is counted (and logged).
+#[test]
+fn a_rule_that_newly_claims_a_stored_code_wins_and_the_link_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("links.db").display());
+    let gw = gateway_on(&url);
+    let rt = runtime();
+    let db = rt.block_on(Db::open(&url));
+    rt.block_on(db.create("later", "https://shop.example.com/later"));
+    assert!(served_within(
+        &gw,
+        "later",
+        "https://shop.example.com/later"
+    ));
+    assert_eq!(gw.metric("gateway_store_shadowed_links", &[]), 0.0);
+    let rules = format!(
+        "{RULES}\n[[redirect]]\nid = \"later-rule\"\nhost = \"go.example.com\"\npath = \"/later\"\nto = \"https://www.example.com/rule\"\n"
+    );
+    std::fs::write(gw.path("rules.toml"), rules).unwrap();
+    gw.signal("HUP");
+    assert!(served_within(&gw, "later", "https://www.example.com/rule"));
+    assert!(wait_until(Duration::from_secs(5), || {
+        gw.metric("gateway_store_shadowed_links", &[]) == 1.0
+    }));
+    assert!(gw.wait_log(
+        "answered by rules of the rules file instead",
+        Duration::from_secs(5)
+    ));
+    assert!(gw
+        .log_text()
+        .contains("go.example.com/later (link 1) by rule later-rule"));
+}
+
 /// Many concurrent requests for one code the cache does not hold make one
 /// store query: the first one's query is held up by a table lock while
 /// the other 199 arrive, and all of them wait for it.
