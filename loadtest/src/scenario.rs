@@ -30,6 +30,10 @@ pub enum Scenario {
     Mixed,
     /// Uniform links while the rules are replaced every 250 ms.
     Reload,
+    /// Uniform over N links kept in the gateway's link store instead of a
+    /// CSV (the same codes: import gen-links' CSV with `gateway store
+    /// import`, on a `[[domain]]` with `store = true`).
+    RedirectStore,
 }
 
 impl Scenario {
@@ -43,6 +47,7 @@ impl Scenario {
             Scenario::Proxy => "proxy",
             Scenario::Mixed => "mixed",
             Scenario::Reload => "reload",
+            Scenario::RedirectStore => "redirect-store",
         }
     }
 
@@ -50,7 +55,11 @@ impl Scenario {
     pub fn needs_links(self) -> bool {
         matches!(
             self,
-            Scenario::RedirectSpread | Scenario::RedirectZipf | Scenario::Mixed | Scenario::Reload
+            Scenario::RedirectSpread
+                | Scenario::RedirectZipf
+                | Scenario::Mixed
+                | Scenario::Reload
+                | Scenario::RedirectStore
         )
     }
 }
@@ -189,7 +198,9 @@ impl Generator {
         let n = self.params.links.max(1);
         match self.scenario {
             Scenario::RedirectHot => Pick::Link(HOT),
-            Scenario::RedirectSpread | Scenario::Reload => Pick::Link(self.rng.below(n)),
+            Scenario::RedirectSpread | Scenario::Reload | Scenario::RedirectStore => {
+                Pick::Link(self.rng.below(n))
+            }
             Scenario::RedirectZipf => Pick::Link(self.zipf_index()),
             Scenario::Pattern => self.pattern(),
             Scenario::Proxy => Pick::Api(self.rng.below(1_000_000)),

@@ -79,11 +79,11 @@ impl Default for Policy {
     }
 }
 
-/// Rules and links that answer requests: what an empty or truncated file
+/// Rules, links and link domains that answer requests: what an empty or truncated file
 /// loses.
 pub fn answering(rules: &RuleSet) -> usize {
     let c = rules.counts();
-    c.redirects + c.links + c.routes + c.responds
+    c.redirects + c.links + c.routes + c.responds + c.domains
 }
 
 impl Policy {

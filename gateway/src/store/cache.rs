@@ -1,13 +1,22 @@
 //! The link cache in front of the store: links and unknown codes, weighed
 //! in bytes, one load per key at a time, and never a stale entry put back
 //! after the change log said the key changed.
+//!
+//! moka bounds it (weights, eviction, admission). A hit does not ask moka
+//! though: its per-read bookkeeping costs about 1.4 µs with a working set
+//! larger than the CPU caches (1.8 µs per `get` against 0.4 µs for a hash
+//! map, 100,000 entries), a fifth of a redirect. Reads go to a sharded
+//! map that mirrors moka's entries — written with them, dropped with them
+//! when moka evicts — and every [`TOUCH_EVERY`]th hit is passed on to
+//! moka so its eviction policy still sees which links are read.
 
 use moka::sync::Cache;
 use moka::Equivalent;
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
@@ -18,6 +27,10 @@ const ENTRY_OVERHEAD: u32 = 96;
 /// How long the change log's recent keys are remembered: longer than any
 /// load can take (a load is bounded by the store's timeout).
 const REMEMBER_CHANGES: Duration = Duration::from_secs(60);
+/// Read-tier shards (a power of two).
+const SHARDS: usize = 64;
+/// One hit in this many is also read through moka.
+const TOUCH_EVERY: u64 = 16;
 
 /// A link's key: its host and code.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,7 +65,71 @@ impl Key {
 #[derive(Clone)]
 enum Entry<V> {
     Found { value: V, fetched: Instant },
-    Absent,
+    Absent { fetched: Instant },
+}
+
+/// An entry as both tiers hold it: `generation` tells an evicted entry
+/// from the one that replaced it.
+#[derive(Clone)]
+struct Held<V> {
+    entry: Entry<V>,
+    generation: u64,
+}
+
+type Shard<V> = RwLock<hashbrown::HashMap<Key, Held<V>, foldhash::fast::RandomState>>;
+
+/// The read tier: moka's entries, sharded by key hash.
+struct Mirror<V> {
+    shards: Box<[Shard<V>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<V: Clone> Mirror<V> {
+    fn new() -> Self {
+        Mirror {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn shard(&self, key: &(impl Hash + ?Sized)) -> &Shard<V> {
+        let h = self.hasher.hash_one(key) as usize;
+        &self.shards[h & (SHARDS - 1)]
+    }
+
+    fn get(&self, key: &KeyRef<'_>) -> Option<Held<V>> {
+        read(self.shard(key)).get(key).cloned()
+    }
+
+    fn insert(&self, key: Key, held: Held<V>) {
+        write(self.shard(&key)).insert(key, held);
+    }
+
+    fn remove(&self, key: &Key) {
+        write(self.shard(key)).remove(key);
+    }
+
+    /// Drops `key` if it still holds `generation` (moka evicted it).
+    fn evicted(&self, key: &Key, generation: u64) {
+        let mut shard = write(self.shard(key));
+        if shard.get(key).is_some_and(|h| h.generation == generation) {
+            shard.remove(key);
+        }
+    }
+
+    fn retain(&self, keep: impl Fn(&Key) -> bool) {
+        for shard in self.shards.iter() {
+            write(shard).retain(|k, _| keep(k));
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the cache holds for a key, without asking the store.
@@ -99,36 +176,19 @@ impl Changed {
 type Flight<V> = Arc<OnceCell<Result<Option<V>, StoreError>>>;
 
 /// The cache. `V` is what a found link is kept as (cheap to clone: an
-/// `Arc`).
+/// `Arc`). Links stay until evicted or changed; their TTL is checked on
+/// lookup, so a stale link can still answer while the store is down.
+/// Unknown codes count as unknown for the negative TTL.
 pub struct LinkCache<V> {
-    entries: Cache<Key, Entry<V>>,
+    /// The bound: what moka keeps, the mirror keeps.
+    entries: Cache<Key, Held<V>, foldhash::fast::RandomState>,
+    mirror: Arc<Mirror<V>>,
+    generation: AtomicU64,
+    hits: AtomicU64,
     ttl: Duration,
+    negative_ttl: Duration,
     changed: Mutex<Changed>,
     flights: Mutex<HashMap<Key, Flight<V>>>,
-}
-
-/// Entries of unknown codes expire after the negative TTL; links stay
-/// until evicted or changed (their TTL is checked on lookup, so a stale
-/// link can still answer while the store is down).
-struct NegativeTtl(Duration);
-
-impl<V> moka::Expiry<Key, Entry<V>> for NegativeTtl {
-    fn expire_after_create(&self, _: &Key, value: &Entry<V>, _: Instant) -> Option<Duration> {
-        match value {
-            Entry::Found { .. } => None,
-            Entry::Absent => Some(self.0),
-        }
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &Key,
-        value: &Entry<V>,
-        at: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(key, value, at)
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -146,27 +206,36 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
         weigh: fn(&V) -> u32,
         evicted: impl Fn() + Send + Sync + 'static,
     ) -> Self {
+        let mirror = Arc::new(Mirror::new());
+        let for_listener = Arc::downgrade(&mirror);
         let entries = Cache::builder()
             .max_capacity(capacity)
-            .weigher(move |k: &Key, v: &Entry<V>| {
-                let text = (k.host.len() + k.code.len()) as u32;
-                let value = match v {
+            .weigher(move |k: &Key, v: &Held<V>| {
+                // The key twice: in moka and in the mirror.
+                let text = 2 * (k.host.len() + k.code.len()) as u32;
+                let value = match &v.entry {
                     Entry::Found { value, .. } => weigh(value),
-                    Entry::Absent => 0,
+                    Entry::Absent { .. } => 0,
                 };
                 ENTRY_OVERHEAD.saturating_add(text).saturating_add(value)
             })
-            .expire_after(NegativeTtl(negative_ttl))
             .support_invalidation_closures()
-            .eviction_listener(move |_, _, cause| {
+            .eviction_listener(move |key: Arc<Key>, held: Held<V>, cause| {
                 if cause == moka::notification::RemovalCause::Size {
+                    if let Some(m) = for_listener.upgrade() {
+                        m.evicted(&key, held.generation);
+                    }
                     evicted();
                 }
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         LinkCache {
             entries,
+            mirror,
+            generation: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
             ttl,
+            negative_ttl,
             changed: Mutex::new(Changed::default()),
             flights: Mutex::new(HashMap::new()),
         }
@@ -174,10 +243,25 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
 
     /// What the cache knows of `host` and `code`; allocates nothing.
     pub fn peek(&self, host: &str, code: &str) -> Lookup<V> {
-        match self.entries.get(&KeyRef { host, code }) {
-            None => Lookup::Missing,
-            Some(Entry::Absent) => Lookup::Absent,
-            Some(Entry::Found { value, fetched }) => {
+        let key = KeyRef { host, code };
+        let Some(held) = self.mirror.get(&key) else {
+            return Lookup::Missing;
+        };
+        if self.hits.fetch_add(1, Ordering::Relaxed) % TOUCH_EVERY == 0 {
+            // Tells moka's eviction policy this key is read.
+            let _ = self.entries.get(&key);
+        }
+        match held.entry {
+            // Checked here rather than by moka's per-entry expiry, whose
+            // timer wheel every read would pay for.
+            Entry::Absent { fetched } => {
+                if fetched.elapsed() <= self.negative_ttl {
+                    Lookup::Absent
+                } else {
+                    Lookup::Missing
+                }
+            }
+            Entry::Found { value, fetched } => {
                 if fetched.elapsed() <= self.ttl {
                     Lookup::Fresh(value)
                 } else {
@@ -236,9 +320,18 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
                 value,
                 fetched: Instant::now(),
             },
-            None => Entry::Absent,
+            None => Entry::Absent {
+                fetched: Instant::now(),
+            },
         };
-        self.entries.insert(key, entry);
+        let held = Held {
+            entry,
+            generation: self.generation.fetch_add(1, Ordering::Relaxed),
+        };
+        // The mirror first: moka may evict it at once (the listener then
+        // removes it again), never the other way round.
+        self.mirror.insert(key.clone(), held.clone());
+        self.entries.insert(key, held);
     }
 
     /// The change log's entry `seq` named `host` and `code` (`*`: every
@@ -248,6 +341,7 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
         let now = Instant::now();
         if code == "*" {
             changed.hosts.insert(host.into(), (seq, now));
+            self.mirror.retain(|k| &*k.host != host);
             let host: Box<str> = host.into();
             if self
                 .entries
@@ -258,6 +352,7 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
             }
         } else {
             let key = Key::new(host, code);
+            self.mirror.remove(&key);
             self.entries.invalidate(&key);
             changed.keys.insert(key, (seq, now));
         }
@@ -273,6 +368,7 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
     pub fn reset(&self, seq: i64) {
         let mut changed = lock(&self.changed);
         changed.floor = changed.floor.max(seq);
+        self.mirror.retain(|_| false);
         self.entries.invalidate_all();
     }
 
@@ -375,6 +471,32 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(cache.peek("h", "c"), Lookup::Fresh(_)));
+    }
+
+    #[tokio::test]
+    async fn entries_moka_evicts_leave_the_read_tier_too() {
+        let cache: LinkCache<Arc<str>> = LinkCache::new(
+            20_000,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            |v| v.len() as u32,
+            || {},
+        );
+        let long: Arc<str> = Arc::from("x".repeat(100));
+        for i in 0..500 {
+            let v = long.clone();
+            cache
+                .load("h", &format!("c{i}"), || async move { Ok((Some(v), 1)) })
+                .await
+                .unwrap();
+        }
+        let (entries, bytes) = cache.size();
+        let mirrored: usize = cache.mirror.shards.iter().map(|s| read(s).len()).sum();
+        assert!(
+            entries < 500 && bytes <= 20_000,
+            "{entries} entries, {bytes} bytes"
+        );
+        assert_eq!(mirrored as u64, entries);
     }
 
     #[tokio::test]
