@@ -247,7 +247,11 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
         let Some(held) = self.mirror.get(&key) else {
             return Lookup::Missing;
         };
-        if self.hits.fetch_add(1, Ordering::Relaxed) % TOUCH_EVERY == 0 {
+        if self
+            .hits
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(TOUCH_EVERY)
+        {
             // Tells moka's eviction policy this key is read.
             let _ = self.entries.get(&key);
         }
