@@ -195,16 +195,8 @@ impl RuleSet {
         } else {
             (&link.to, Target::Default)
         };
-        let Some(location) = self.finish(
-            &dest.url,
-            dest.origin_len,
-            Some(dest.header.clone()),
-            req,
-            link.query,
-        ) else {
-            return Decision::BadRequest {
-                reason: "destination would not be a safe URL",
-            };
+        let Some(location) = self.finish_dest(dest, req, link.query) else {
+            return UNSAFE;
         };
         Decision::Redirect(Redirect {
             status: link.status,
@@ -228,13 +220,7 @@ impl RuleSet {
         req: &Request<'_>,
         slot: usize,
     ) -> Decision<'a> {
-        match self.finish(
-            &to.url,
-            to.origin_len,
-            Some(to.header.clone()),
-            req,
-            QueryMode::Merge,
-        ) {
+        match self.finish_dest(to, req, QueryMode::Merge) {
             Some(location) => Decision::Redirect(Redirect {
                 status: 302,
                 location,
@@ -247,10 +233,13 @@ impl RuleSet {
                 target: Target::Default,
                 stored: None,
             }),
-            None => Decision::BadRequest {
-                reason: "destination would not be a safe URL",
-            },
+            None => UNSAFE,
         }
+    }
+
+    /// [`RuleSet::finish`] for a checked fixed destination.
+    fn finish_dest(&self, d: &Dest, req: &Request<'_>, mode: QueryMode) -> Option<HeaderValue> {
+        self.finish(&d.url, d.origin_len, Some(d.header.clone()), req, mode)
     }
 
     /// Merges the query, appends the click id and checks the result. Uses the
@@ -280,6 +269,11 @@ impl RuleSet {
         }
     }
 }
+
+/// The answer when a destination would not render to a safe URL.
+const UNSAFE: Decision<'static> = Decision::BadRequest {
+    reason: "destination would not be a safe URL",
+};
 
 /// Re-checks a rendered location and turns it into a header value.
 fn checked(location: String, origin_len: usize) -> Option<HeaderValue> {
