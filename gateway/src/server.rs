@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::live::{self, Live, Meta, Policy, Reloader, Signals, Snapshot, Trigger};
 use crate::metrics::Metrics;
 use crate::serve::{self, AccessLog, Decider, Front, Gateway, Limits, Options, TrustedProxies};
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::upstream;
 use rules::RuleSet;
 
@@ -52,7 +52,7 @@ struct Follower {
 #[async_trait]
 impl BackgroundService for Follower {
     async fn start(&self, shutdown: ShutdownWatch) {
-        self.store.clone().follow(self.live.clone(), shutdown).await;
+        store::follow(self.store.clone(), self.live.clone(), shutdown).await;
     }
 }
 

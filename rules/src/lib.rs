@@ -38,6 +38,8 @@ mod query;
 mod request;
 mod rule_ref;
 mod ruleset;
+mod size;
+mod store_rules;
 mod stored;
 mod template;
 mod timestamp;
@@ -45,7 +47,6 @@ mod upstream;
 
 use std::path::Path;
 
-pub use compile::parse_size;
 pub use decision::{Decision, Proxy, Redirect, Respond, Target};
 pub use device::{Classifier, Device, DeviceClass};
 pub use error::RuleError;
@@ -54,6 +55,7 @@ pub use files::{FileAccess, FileError, FileKind, DEFAULT_BODY_FILE_LIMIT, LINKS_
 pub use options::LoadOptions;
 pub use request::{split_query, split_url, Probe, Request};
 pub use ruleset::{Counts, RuleSet, Settings, TrailingSlash};
+pub use size::parse_size;
 pub use stored::{
     FieldError, FieldErrors, LinkSource, LinkSpec, NoStore, StoreLink, StoreStep, Stored,
 };

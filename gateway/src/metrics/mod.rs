@@ -5,7 +5,6 @@
 //! kind and status on first use), so counting costs an atomic add on the
 //! request path, not a label lookup.
 
-use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -13,11 +12,14 @@ use prometheus::{
 use std::sync::{Arc, OnceLock};
 
 mod labels;
+mod register;
 mod store;
+
+use register::register;
 
 use labels::KINDS;
 pub use labels::{Kind, ReloadResult, UpstreamFailure};
-pub use store::{Lookup as StoreLookup, StoreMetrics};
+pub use store::{Failure as StoreFailure, Lookup as StoreLookup, Op as StoreOp, StoreMetrics};
 
 /// Status codes 0..600 get a counter each, made on first use.
 const CODES: usize = 600;
@@ -115,11 +117,6 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
 ];
-
-fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> prometheus::Result<C> {
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
-}
 
 impl Metrics {
     /// Creates and registers every metric.

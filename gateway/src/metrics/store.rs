@@ -2,10 +2,11 @@
 //! gateway is behind the change log.
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
 };
 
-use super::register;
+use super::register::register;
 
 /// How a store lookup was answered: the `result` of
 /// `gateway_store_lookups_total`.
@@ -44,26 +45,83 @@ impl Lookup {
     }
 }
 
-/// Every `op` of `gateway_store_query_duration_seconds`.
-pub const OPS: [&str; 5] = ["get", "head", "changes", "prune", "keys"];
+/// A store query: the `op` of `gateway_store_query_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// One link, for a miss.
+    Get,
+    /// The change log's head.
+    Head,
+    /// A batch of changes.
+    Changes,
+    /// Pruning old changes.
+    Prune,
+    /// A page of links' keys, for the shadowed-link scan.
+    Keys,
+}
 
-/// Every `kind` of `gateway_store_errors_total` (`StoreError::kind`).
-pub const ERROR_KINDS: [&str; 6] = [
-    "unavailable",
-    "conflict",
-    "bad_row",
-    "schema",
-    "config",
-    "query",
-];
+impl Op {
+    const ALL: [Op; 5] = [Op::Get, Op::Head, Op::Changes, Op::Prune, Op::Keys];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Head => "head",
+            Op::Changes => "changes",
+            Op::Prune => "prune",
+            Op::Keys => "keys",
+        }
+    }
+}
+
+/// Why a store operation failed: the `kind` of `gateway_store_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database cannot be reached.
+    Unavailable,
+    /// A unique key is taken.
+    Conflict,
+    /// A row that cannot be read back.
+    BadRow,
+    /// The tables are missing.
+    Schema,
+    /// `[store]` is wrong.
+    Config,
+    /// Any other database error.
+    Query,
+}
+
+impl Failure {
+    const ALL: [Failure; 6] = [
+        Failure::Unavailable,
+        Failure::Conflict,
+        Failure::BadRow,
+        Failure::Schema,
+        Failure::Config,
+        Failure::Query,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Unavailable => "unavailable",
+            Failure::Conflict => "conflict",
+            Failure::BadRow => "bad_row",
+            Failure::Schema => "schema",
+            Failure::Config => "config",
+            Failure::Query => "query",
+        }
+    }
+}
 
 /// Pre-resolved handles of the store's metrics.
 pub struct StoreMetrics {
     lookups: [IntCounter; 5],
     /// Entries evicted for room.
     pub evictions: IntCounter,
-    queries: HistogramVec,
-    errors: IntCounterVec,
+    queries: [Histogram; 5],
+    errors: [IntCounter; 6],
     /// Changes written that this gateway has not applied.
     pub changes_behind: IntGauge,
     /// How old the newest change this gateway has not applied is, or how
@@ -119,12 +177,8 @@ impl StoreMetrics {
         )?;
         // Every series exists from the start, so dashboards and alerts see
         // zeros rather than nothing.
-        for op in OPS {
-            queries.with_label_values(&[op]);
-        }
-        for kind in ERROR_KINDS {
-            errors.with_label_values(&[kind]);
-        }
+        let queries = Op::ALL.map(|op| queries.with_label_values(&[op.as_str()]));
+        let errors = Failure::ALL.map(|f| errors.with_label_values(&[f.as_str()]));
         Ok(StoreMetrics {
             lookups: Lookup::ALL.map(|l| lookups.with_label_values(&[l.as_str()])),
             evictions: register(
@@ -193,13 +247,13 @@ impl StoreMetrics {
         self.lookups[result as usize].inc();
     }
 
-    /// Records how long a query `op` took.
-    pub fn query(&self, op: &'static str, seconds: f64) {
-        self.queries.with_label_values(&[op]).observe(seconds);
+    /// Records how long a query took.
+    pub fn query(&self, op: Op, seconds: f64) {
+        self.queries[op as usize].observe(seconds);
     }
 
     /// Counts a failed operation.
-    pub fn error(&self, kind: &'static str) {
-        self.errors.with_label_values(&[kind]).inc();
+    pub fn error(&self, failure: Failure) {
+        self.errors[failure as usize].inc();
     }
 }

@@ -2,6 +2,8 @@
 //! it: a request answers `503` for [`StoreError::Unavailable`], the API a
 //! `409` for [`StoreError::Conflict`].
 
+use crate::metrics::StoreFailure;
+
 /// A store operation that failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -27,15 +29,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The `kind` label of `gateway_store_errors_total`.
-    pub fn kind(&self) -> &'static str {
+    /// How `gateway_store_errors_total` counts it.
+    pub fn kind(&self) -> StoreFailure {
         match self {
-            StoreError::Unavailable(_) => "unavailable",
-            StoreError::Conflict(_) => "conflict",
-            StoreError::BadRow(_) => "bad_row",
-            StoreError::Schema(_) => "schema",
-            StoreError::Config(_) => "config",
-            StoreError::Query(_) => "query",
+            StoreError::Unavailable(_) => StoreFailure::Unavailable,
+            StoreError::Conflict(_) => StoreFailure::Conflict,
+            StoreError::BadRow(_) => StoreFailure::BadRow,
+            StoreError::Schema(_) => StoreFailure::Schema,
+            StoreError::Config(_) => StoreFailure::Config,
+            StoreError::Query(_) => StoreFailure::Query,
         }
     }
 }

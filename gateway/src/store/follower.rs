@@ -5,12 +5,15 @@
 
 use pingora::server::ShutdownWatch;
 use sqlx::postgres::PgListener;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::backend::Backend;
-use super::Store;
+use super::resolve::Store;
+use super::shadow;
+use crate::live::Live;
+use crate::metrics::StoreOp;
 
 /// Changes read per query; a longer backlog is read in a loop at once.
 const BATCH: i64 = 1000;
@@ -21,33 +24,19 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The channel the PostgreSQL trigger notifies.
 const CHANNEL: &str = "gateway_link_changes";
 
-/// Where the follower is in the log.
-#[derive(Debug, Default)]
-pub struct Position {
-    /// The last change applied; -1 until the follower first reached the
-    /// store.
-    applied: AtomicI64,
-    /// The log's head when last read.
-    head: AtomicI64,
-}
-
-impl Position {
-    /// A follower that has not started.
-    pub fn new() -> Position {
-        Position {
-            applied: AtomicI64::new(-1),
-            head: AtomicI64::new(-1),
-        }
+/// Follows `store`'s change log on the store's runtime until `shutdown`,
+/// and counts the stored links each rules version of `live` shadows.
+pub async fn follow(store: Arc<Store>, live: Live, shutdown: ShutdownWatch) {
+    let rt = store.rt.clone();
+    let shadows = rt.spawn(shadow::scans(store.clone(), live, shutdown.clone()));
+    if let Err(e) = rt.spawn(run(store, shutdown)).await {
+        tracing::error!(error = %e, "store: the change-log follower stopped");
     }
-
-    /// The last change applied (-1: none yet).
-    pub fn applied(&self) -> i64 {
-        self.applied.load(Ordering::Acquire)
-    }
+    shadows.abort();
 }
 
 /// Follows the log until shutdown.
-pub async fn run(store: Arc<Store>, mut shutdown: ShutdownWatch) {
+async fn run(store: Arc<Store>, mut shutdown: ShutdownWatch) {
     let mut listener: Option<PgListener> = None;
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     let mut last_ok = Instant::now();
@@ -73,10 +62,9 @@ pub async fn run(store: Arc<Store>, mut shutdown: ShutdownWatch) {
             last_prune = Instant::now();
             let before = rules::unix_now() - KEEP_CHANGES.as_secs() as i64;
             if let Err(e) = store
-                .query(
-                    "prune",
-                    move |b| async move { b.prune_changes(before).await },
-                )
+                .query(StoreOp::Prune, move |b| async move {
+                    b.prune_changes(before).await
+                })
                 .await
             {
                 tracing::debug!(error = %e, "store: cannot prune the change log");
@@ -104,7 +92,7 @@ pub async fn run(store: Arc<Store>, mut shutdown: ShutdownWatch) {
 async fn step(store: &Store) -> Result<bool, super::StoreError> {
     let pos = &store.position;
     let head = store
-        .query("head", |b| async move { b.head().await })
+        .query(StoreOp::Head, |b| async move { b.head().await })
         .await?;
     pos.head.store(head, Ordering::Release);
     let applied = pos.applied();
@@ -130,7 +118,7 @@ async fn step(store: &Store) -> Result<bool, super::StoreError> {
         return Ok(false);
     }
     let changes = store
-        .query("changes", move |b| async move {
+        .query(StoreOp::Changes, move |b| async move {
             b.changes_after(applied, BATCH).await
         })
         .await?;

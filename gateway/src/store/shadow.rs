@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoreError};
+use super::error::StoreError;
+use super::resolve::Store;
+use crate::live::Live;
+use pingora::server::ShutdownWatch;
 use rules::RuleSet;
 
 /// Links read per query.
@@ -20,7 +23,9 @@ pub async fn scan(store: &Store, rules: Arc<RuleSet>) -> Result<u64, StoreError>
     let mut named = Vec::new();
     loop {
         let page = store
-            .query("keys", move |b| async move { b.keys(after, BATCH).await })
+            .query(crate::metrics::StoreOp::Keys, move |b| async move {
+                b.keys(after, BATCH).await
+            })
             .await?;
         let Some(last) = page.last() else { break };
         after = last.0;
@@ -45,4 +50,23 @@ pub async fn scan(store: &Store, rules: Arc<RuleSet>) -> Result<u64, StoreError>
         );
     }
     Ok(shadowed)
+}
+
+/// Scans for shadowed links whenever a new rules version goes live (and at
+/// start); a scan that fails is tried again at the next version.
+pub async fn scans(store: Arc<Store>, live: Live, mut shutdown: ShutdownWatch) {
+    let mut scanned = 0;
+    loop {
+        let snap = live.load_full();
+        if snap.version != scanned {
+            scanned = snap.version;
+            if let Err(e) = scan(&store, snap.rules.clone()).await {
+                tracing::warn!(error = %e, "store: cannot scan for shadowed links");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::{Lookup, Resolved, Store, StoreError};
+use super::cache::Lookup;
+use super::error::StoreError;
+use super::resolve::{Resolved, Store};
 use rules::{LinkSource, RuleSet, StoreLink, Stored};
 
 /// One request's view of the store. Holds the links it hands out, so a

@@ -15,8 +15,6 @@ mod settings;
 mod upstream;
 mod values;
 
-pub use route::parse_size;
-
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
