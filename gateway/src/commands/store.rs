@@ -13,6 +13,8 @@ use rules::{LinkSpec, RuleSet, StoreLink};
 
 /// Errors printed per file before the rest are only counted.
 const MAX_ERRORS: usize = 50;
+/// Links written per statement.
+const IMPORT_CHUNK: usize = 500;
 /// Rows read between two progress updates.
 const PROGRESS_EVERY: u64 = 10_000;
 
@@ -139,7 +141,11 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message("checking");
-    let mut links = Vec::new();
+    // The first pass only checks: the links are read again, a chunk at a
+    // time, while they are written. Only the keys are kept, to find codes
+    // given twice.
+    let mut count = 0u64;
+    let mut hosts = std::collections::BTreeSet::new();
     let mut errors = 0usize;
     let mut seen = std::collections::HashSet::new();
     for record in reader.records() {
@@ -178,7 +184,10 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
                     }
                     continue;
                 }
-                links.push(link);
+                count += 1;
+                if !hosts.contains(&link.host) {
+                    hosts.insert(link.host.clone());
+                }
             }
             Err(message) => {
                 errors += 1;
@@ -202,12 +211,40 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
         println!(
             "{}: {} links ok (dry run, nothing written)",
             file.display(),
-            links.len()
+            count
         );
         return Ok(ExitCode::SUCCESS);
     }
     bar.set_message("writing");
-    bar.set_length(links.len() as u64);
+    bar.set_length(count);
+    drop(seen);
+    let hosts: Vec<String> = hosts.into_iter().collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let mut records = reader.records();
+    let mut next =
+        move || -> Result<Vec<NewLink>, String> {
+            let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
+            for record in records.by_ref() {
+                let record = record.map_err(|e| format!("{}: {e}", file.display()))?;
+                let field = |name: &str| {
+                    at.get(name)
+                        .and_then(|&i| record.get(i))
+                        .filter(|v| !v.is_empty())
+                };
+                // Checked in the first pass: an error now means the file
+                // changed meanwhile.
+                chunk.push(row(&rules, host, &field).map_err(|m| {
+                    format!("{} changed while it was imported: {m}", file.display())
+                })?);
+                if chunk.len() == IMPORT_CHUNK {
+                    break;
+                }
+            }
+            Ok(chunk)
+        };
     bar.set_position(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg:10} [{bar:40}] {pos}/{len} {per_sec} {eta}")
@@ -217,9 +254,11 @@ pub fn import(config: &Config, file: &Path, host: Option<&str>, dry_run: bool) -
     let written = runtime()?.block_on(async {
         let b = open(s).await?;
         b.migrate().await.context("migration failed")?;
-        b.import(&links, rules::unix_now(), |n| bar.set_position(n))
-            .await
-            .context("import failed; nothing was written")
+        b.import(&hosts, &mut next, rules::unix_now(), |n| {
+            bar.set_position(n)
+        })
+        .await
+        .context("import failed; nothing was written")
     })?;
     bar.finish_and_clear();
     println!(

@@ -283,27 +283,31 @@ impl Backend {
     /// entry per host (code `*`), which makes followers drop that host's
     /// cached entries.
     /// `progress` is told how many links are written so far.
+    /// The links come from `next`, a chunk at a time (empty: no more), so
+    /// a file of millions of rows is never all in memory; `hosts` are the
+    /// hosts they are on. An `Err` from `next` rolls everything back.
     pub async fn import(
         &self,
-        links: &[NewLink],
+        hosts: &[String],
+        mut next: impl FnMut() -> Result<Vec<NewLink>, String>,
         now: i64,
         progress: impl Fn(u64),
     ) -> Result<u64, StoreError> {
-        const ROWS_PER_STATEMENT: usize = 500;
-        let mut hosts: Vec<&str> = links.iter().map(|l| l.host.as_str()).collect();
-        hosts.sort_unstable();
-        hosts.dedup();
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE store_meta SET bulk = 1 WHERE id = 1").execute(&mut *tx).await?;
             let mut written = 0;
-            for chunk in links.chunks(ROWS_PER_STATEMENT) {
+            loop {
+                let chunk = next().map_err(StoreError::Query)?;
+                if chunk.is_empty() {
+                    break;
+                }
                 let mut qb = sqlx::QueryBuilder::new(
                     "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
                      countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
                      external_id, created_at, updated_at, version) ",
                 );
-                qb.push_values(chunk, |mut b, l| {
+                qb.push_values(&chunk, |mut b, l| {
                     b.push_bind(&l.host)
                         .push_bind(&l.code)
                         .push_bind(&l.destination)
