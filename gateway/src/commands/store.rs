@@ -277,24 +277,21 @@ pub fn add(config: &Config, host: &str, code: &str, to: &str, status: u16) -> Re
     let s = section(config)?;
     let rules = RuleSet::load_with(&config.rules.path, &config.load_options())
         .map_err(|_| anyhow::anyhow!("the rules ({}) do not load", config.rules.path.display()))?;
+    let status = status.to_string();
     let given = |name: &str| match name {
         "host" => Some(host),
         "code" => Some(code),
         "to" => Some(to),
+        "status" => Some(status.as_str()),
         _ => None,
     };
-    let mut link = match row(&rules, None, &given) {
+    let link = match row(&rules, None, &given) {
         Ok(l) => l,
         Err(m) => {
             eprintln!("gateway: {m}");
             return Ok(ExitCode::from(1));
         }
     };
-    link.status = status;
-    if let Err(m) = check(&link, &rules) {
-        eprintln!("gateway: {m}");
-        return Ok(ExitCode::from(1));
-    }
     let created = runtime()?.block_on(async {
         let b = open(s).await?;
         b.migrate().await?;
@@ -449,12 +446,8 @@ pub(crate) fn explain_stored(
     let link = match record {
         None => None,
         Some(record) => {
-            let link = check(&record.link, rules)
-                .and_then(|_| {
-                    StoreLink::compile(&record.link.spec(record.id, record.version), rules)
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(anyhow::Error::msg)?;
+            let link = StoreLink::compile(&record.link.spec(record.id, record.version), rules)
+                .map_err(|e| anyhow::anyhow!("code `{}`: {e}", record.link.code))?;
             Some(std::sync::Arc::new(Resolved { record, link }))
         }
     };

@@ -94,7 +94,6 @@ async fn step(store: &Store) -> Result<bool, super::StoreError> {
     let head = store
         .query(StoreOp::Head, |b| async move { b.head().await })
         .await?;
-    pos.head.store(head, Ordering::Release);
     let applied = pos.applied();
     if applied < 0 || head < applied {
         // A fresh gateway needs no history, only nothing cached from before

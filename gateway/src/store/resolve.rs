@@ -209,8 +209,6 @@ pub struct Position {
     /// The last change applied; -1 until the follower first reached the
     /// store.
     pub(super) applied: AtomicI64,
-    /// The log's head when last read.
-    pub(super) head: AtomicI64,
 }
 
 impl Position {
@@ -218,7 +216,6 @@ impl Position {
     pub fn new() -> Position {
         Position {
             applied: AtomicI64::new(-1),
-            head: AtomicI64::new(-1),
         }
     }
 
