@@ -33,6 +33,7 @@ mod serve;
 mod server;
 mod store;
 mod upstream;
+mod web;
 
 pub use config::Config;
 pub use logging::init as init_logging;

@@ -1,0 +1,108 @@
+//! A listener for an `axum` router, run by Pingora as a background service.
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use axum::Router;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Binds `addr` now, so a port in use or a bad address stops the start
+/// with a clear error instead of a background task failing later.
+/// `SO_REUSEPORT`: during a binary upgrade the new process binds while the
+/// old one still drains, as Pingora's own listeners are handed over.
+pub fn bind(what: &str, addr: &str) -> Result<TcpListener> {
+    let parsed: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("{what}: `{addr}` is not an address:port"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(parsed),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .with_context(|| format!("{what}: cannot open a socket"))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&parsed.into())
+        .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    socket
+        .listen(1024)
+        .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    Ok(socket.into())
+}
+
+/// An `axum` router on a bound listener, with the layers every endpoint
+/// of this project gets: a body limit, a timeout, request tracing,
+/// response compression, and a `500` instead of a dropped connection
+/// should a handler panic.
+pub struct WebService {
+    name: &'static str,
+    listener: Mutex<Option<TcpListener>>,
+    router: Router,
+}
+
+impl WebService {
+    /// Serves `router` on `listener`; requests with bodies over `max_body`
+    /// bytes get `413`, requests running longer than `timeout` get `408`.
+    pub fn new(
+        name: &'static str,
+        listener: TcpListener,
+        router: Router,
+        max_body: usize,
+        timeout: Duration,
+    ) -> WebService {
+        let router = router
+            .layer(CompressionLayer::new())
+            .layer(RequestBodyLimitLayer::new(max_body))
+            .layer(TimeoutLayer::with_status_code(
+                http::StatusCode::REQUEST_TIMEOUT,
+                timeout,
+            ))
+            .layer(TraceLayer::new_for_http())
+            .layer(CatchPanicLayer::new());
+        WebService {
+            name,
+            listener: Mutex::new(Some(listener)),
+            router,
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for WebService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let taken = match self.listener.lock() {
+            Ok(mut l) => l.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(std_listener) = taken else {
+            return;
+        };
+        let listener = match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(service = self.name, error = %e, "cannot serve the listener");
+                return;
+            }
+        };
+        let app = self.router.clone();
+        let stop = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(service = self.name, error = %e, "listener failed");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! How this gateway serves its own HTTP endpoints — the admin API, the
+//! metrics listener and the Links API: `axum` routers behind `tower-http`
+//! layers, each on its own listener, run as a Pingora background service
+//! so its work never lands on the redirect workers' runtimes.
+//!
+//! [`listener`] binds the socket (at start, so a taken port fails the
+//! start) and runs a router on it until shutdown; [`problem`] is the error
+//! body every endpoint answers with.
+
+mod listener;
+mod problem;
+
+pub use listener::{bind, WebService};
+pub use problem::{FieldError, Problem};
