@@ -74,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// API keys of the Links API (`[api]`): create, list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Ask the running gateway to reload its rules (like `nginx -s reload`).
     Reload {
         /// Apply rules that would empty the set or remove more of it than
@@ -128,6 +133,45 @@ enum StoreCommand {
         /// Its code.
         #[arg(long)]
         code: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a key and print its secret (shown once; the store keeps only
+    /// its hash).
+    Create {
+        /// Who it is for, e.g. `partner-a`.
+        #[arg(long)]
+        name: String,
+        /// Hosts it may create links on (comma-separated; `*.example.com`
+        /// covers subdomains).
+        #[arg(long, required = true, value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// Sustained request rate, e.g. `50/s`.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Requests at once above the rate (twice the rate by default).
+        #[arg(long)]
+        burst: Option<u32>,
+        /// It may read links, not write them.
+        #[arg(long)]
+        read_only: bool,
+        /// Links it may create per calendar month (UTC).
+        #[arg(long)]
+        monthly_quota: Option<i64>,
+    },
+    /// Every key (never a secret).
+    List {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id (or by name); every gateway refuses it within
+    /// the store's poll interval.
+    Revoke {
+        /// The key's id or name.
+        id: String,
     },
 }
 
@@ -198,6 +242,29 @@ fn main() -> ExitCode {
                     status,
                 } => commands::store::add(&c, &host, &code, &to, status),
                 StoreCommand::Remove { host, code } => commands::store::remove(&c, &host, &code),
+            }),
+        Command::Keys { command } => Config::load(cli.config.as_deref(), std::env::vars())
+            .and_then(|c| match command {
+                KeysCommand::Create {
+                    name,
+                    hosts,
+                    rate,
+                    burst,
+                    read_only,
+                    monthly_quota,
+                } => commands::keys::create(
+                    &c,
+                    &commands::keys::CreateArgs {
+                        name: &name,
+                        hosts: &hosts,
+                        rate: rate.as_deref(),
+                        burst,
+                        read_only,
+                        monthly_quota,
+                    },
+                ),
+                KeysCommand::List { json } => commands::keys::list(&c, json),
+                KeysCommand::Revoke { id } => commands::keys::revoke(&c, &id),
             }),
         Command::Health => Config::load(cli.config.as_deref(), std::env::vars())
             .and_then(|c| commands::health(&c.admin.listen)),

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::admin::{Admin, MetricsOnly};
+use crate::api::{self, ApiState};
 use crate::clicks::Pipeline;
 use crate::config::Config;
 use crate::live::{self, Live, Meta, Policy, Reloader, Signals, Snapshot, Trigger};
@@ -19,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::serve::{self, AccessLog, Decider, Front, Gateway, Limits, Options, TrustedProxies};
 use crate::store::{self, Store};
 use crate::upstream;
+use crate::web::{self, WebService};
 use rules::RuleSet;
 
 /// The read buffer of a TLS connection: one TLS record.
@@ -282,6 +284,22 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         "health checks",
         HealthChecks { live: live.clone() },
     ));
+    if let (Some(section), Some(store)) = (&config.api, &store) {
+        let listener = web::bind("api.listen", &section.listen)?;
+        let state = ApiState::new(store.clone(), live.clone(), section.clone(), metrics.clone());
+        let app = WebService::new(
+            "links api",
+            listener,
+            api::router(Arc::new(state)),
+            usize::try_from(section.max_body_bytes).unwrap_or(usize::MAX),
+            section.timeout,
+        );
+        let mut service = background_service("links api", app);
+        // Its own runtime: the redirect workers never run API work.
+        service.threads = Some(section.threads);
+        server.add_service(service);
+        tracing::info!(listen = %section.listen, "links API on");
+    }
     if let Some(store) = store {
         server.add_service(background_service(
             "store follower",

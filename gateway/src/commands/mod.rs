@@ -2,6 +2,7 @@
 //! and `reload` (talking to a running gateway's admin listener), and
 //! `store` (the link store: [`store`]).
 
+pub mod keys;
 pub mod store;
 
 use anyhow::{bail, Context, Result};

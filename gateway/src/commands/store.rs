@@ -38,21 +38,21 @@ const COLUMNS: [&str; 15] = [
     "external_id",
 ];
 
-fn section(config: &Config) -> Result<&StoreSection> {
+pub(super) fn section(config: &Config) -> Result<&StoreSection> {
     config
         .store
         .as_ref()
         .context("the configuration has no [store] (set store.url or GATEWAY_STORE_URL)")
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start a runtime")
 }
 
-async fn open(s: &StoreSection) -> Result<Backend> {
+pub(super) async fn open(s: &StoreSection) -> Result<Backend> {
     Backend::open(&s.url, s.max_connections, s.timeout)
         .await
         .with_context(|| format!("cannot open the store {}", s.display_url()))
@@ -297,6 +297,7 @@ pub fn add(config: &Config, host: &str, code: &str, to: &str, status: u16) -> Re
         b.migrate().await?;
         b.insert(&link, rules::unix_now())
             .await
+            .map(|(record, _seq)| record)
             .map_err(anyhow::Error::from)
     })?;
     println!(

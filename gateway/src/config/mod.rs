@@ -2,11 +2,13 @@
 //! overridable by a `GATEWAY_<SECTION>_<KEY>` environment variable so a
 //! container can be configured without a file.
 
+mod api;
 mod clicks;
 mod duration;
 mod size;
 mod store;
 
+pub use api::ApiSection;
 pub use clicks::{ClicksSection, SinkKind};
 pub use store::StoreSection;
 
@@ -35,6 +37,8 @@ pub struct Config {
     pub clicks: ClicksSection,
     /// Links kept in a database; none without the section.
     pub store: Option<StoreSection>,
+    /// The Links API; none without the section.
+    pub api: Option<ApiSection>,
     /// The file this configuration was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -250,8 +254,8 @@ impl Default for LogSection {
     }
 }
 
-const SECTIONS: [&str; 8] = [
-    "server", "tls", "admin", "rules", "log", "metrics", "clicks", "store",
+const SECTIONS: [&str; 9] = [
+    "server", "tls", "admin", "rules", "log", "metrics", "clicks", "store", "api",
 ];
 
 impl Config {
@@ -312,6 +316,9 @@ impl Config {
             bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
         }
         self.clicks.validate()?;
+        if let Some(api) = &self.api {
+            api.validate(self.store.is_some())?;
+        }
         if let Some(store) = &self.store {
             store.validate()?;
         }
@@ -392,7 +399,10 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("clicks", "dedup_capacity")
         | ("clicks", "batch_size")
         | ("store", "max_connections")
-        | ("store", "cache_capacity") => value
+        | ("store", "cache_capacity")
+        | ("api", "max_bulk")
+        | ("api", "code_length")
+        | ("api", "threads") => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),

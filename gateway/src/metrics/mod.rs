@@ -13,12 +13,14 @@ use std::sync::{Arc, OnceLock};
 
 mod labels;
 mod register;
+mod api;
 mod store;
 
 use register::register;
 
 use labels::KINDS;
 pub use labels::{Kind, ReloadResult, UpstreamFailure};
+pub use api::ApiMetrics;
 pub use store::{Failure as StoreFailure, Lookup as StoreLookup, Op as StoreOp, StoreMetrics};
 
 /// Status codes 0..600 get a counter each, made on first use.
@@ -110,6 +112,8 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// The link store's.
     pub store: StoreMetrics,
+    /// The Links API's.
+    pub api: ApiMetrics,
 }
 
 /// Request latency buckets: 50 µs to 10 s.
@@ -314,6 +318,7 @@ impl Metrics {
                 )?,
             )?,
             store: StoreMetrics::new(&r)?,
+            api: ApiMetrics::new(&r)?,
             registry: r,
         };
         let build = register(

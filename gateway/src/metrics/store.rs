@@ -58,10 +58,31 @@ pub enum Op {
     Prune,
     /// A page of links' keys, for the shadowed-link scan.
     Keys,
+    /// An API key looked up by its secret.
+    Key,
+    /// A link read by the Links API (by id, external id, or a page).
+    Read,
+    /// A link created, changed or deleted by the Links API.
+    Write,
+    /// A batch of links created by `POST /api/v1/links/bulk`.
+    Bulk,
+    /// An `Idempotency-Key` claimed, answered or released.
+    Idempotency,
 }
 
 impl Op {
-    const ALL: [Op; 5] = [Op::Get, Op::Head, Op::Changes, Op::Prune, Op::Keys];
+    const ALL: [Op; 10] = [
+        Op::Get,
+        Op::Head,
+        Op::Changes,
+        Op::Prune,
+        Op::Keys,
+        Op::Key,
+        Op::Read,
+        Op::Write,
+        Op::Bulk,
+        Op::Idempotency,
+    ];
 
     /// Label value.
     pub fn as_str(self) -> &'static str {
@@ -71,6 +92,11 @@ impl Op {
             Op::Changes => "changes",
             Op::Prune => "prune",
             Op::Keys => "keys",
+            Op::Key => "key",
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Bulk => "bulk",
+            Op::Idempotency => "idempotency",
         }
     }
 }
@@ -120,7 +146,7 @@ pub struct StoreMetrics {
     lookups: [IntCounter; 5],
     /// Entries evicted for room.
     pub evictions: IntCounter,
-    queries: [Histogram; 5],
+    queries: [Histogram; 10],
     errors: [IntCounter; 6],
     /// Changes written that this gateway has not applied.
     pub changes_behind: IntGauge,
@@ -156,7 +182,7 @@ impl StoreMetrics {
             HistogramVec::new(
                 HistogramOpts::new(
                     "gateway_store_query_duration_seconds",
-                    "Store queries by operation (get, head, changes, prune, keys).",
+                    "Store queries by operation (get, head, changes, prune, keys, key, read, write, bulk, idempotency).",
                 )
                 .buckets(vec![
                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,

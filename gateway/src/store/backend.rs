@@ -32,6 +32,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(super) use on_pool;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -44,6 +45,7 @@ macro_rules! link_columns {
          updated_at, version"
     };
 }
+pub(super) use link_columns;
 
 /// Binds a [`NewLink`]'s fields in column order (`host` to `external_id`,
 /// parameters `$1` to `$15`).
@@ -67,6 +69,7 @@ macro_rules! bind_link {
             .bind(&$l.external_id)
     };
 }
+pub(super) use bind_link;
 
 impl Backend {
     /// A pool for `url`. A SQLite file (and its directory) is created when
@@ -214,7 +217,9 @@ impl Backend {
     }
 
     /// Creates a link; a taken (host, code) is [`StoreError::Conflict`].
-    pub async fn insert(&self, link: &NewLink, now: i64) -> Result<LinkRecord, StoreError> {
+    /// Also returns the change-log entry it made, so this gateway's cache
+    /// can forget an "unknown" it held for the code before it answers.
+    pub async fn insert(&self, link: &NewLink, now: i64) -> Result<(LinkRecord, i64), StoreError> {
         const SQL: &str = concat!(
             "INSERT INTO links (host, code, destination, status, ios, android, desktop, countries, \
              expires_at, expired_to, query_mode, cache_control, tags, owner, external_id, \
@@ -223,11 +228,19 @@ impl Backend {
              RETURNING CAST(NULL AS BIGINT) AS as_of, ",
             link_columns!()
         );
-        let row: Row = on_pool!(self, pool => {
-            bind_link!(sqlx::query_as(SQL), link).bind(now).fetch_one(pool).await?
+        let (row, seq): (Row, i64) = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = bind_link!(sqlx::query_as(SQL), link).bind(now).fetch_one(&mut *tx).await?;
+            let seq = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (row, seq)
         });
-        row.into_record()?
-            .ok_or(StoreError::Schema("an insert returned no row"))
+        let record = row
+            .into_record()?
+            .ok_or(StoreError::Schema("an insert returned no row"))?;
+        Ok((record, seq))
     }
 
     /// Deletes the link at `host` and `code`; whether there was one.

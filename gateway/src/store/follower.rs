@@ -63,7 +63,8 @@ async fn run(store: Arc<Store>, mut shutdown: ShutdownWatch) {
             let before = rules::unix_now() - KEEP_CHANGES.as_secs() as i64;
             if let Err(e) = store
                 .query(StoreOp::Prune, move |b| async move {
-                    b.prune_changes(before).await
+                    b.prune_changes(before).await?;
+                    b.prune_idempotency(rules::unix_now()).await
                 })
                 .await
             {

@@ -18,12 +18,17 @@
 //! was read, [`resolve`] reads a link through it ([`Store`]), [`follower`]
 //! applies the change log, [`shadow`] counts links rules answer instead,
 //! [`record`] is a link as stored, [`view`] is what the rules see of the
-//! store for one request.
+//! store for one request. For the Links API: [`links`] writes and lists
+//! links, [`keys`] keeps API keys, [`idempotency`] keeps answers to
+//! retried creates.
 
 mod backend;
 mod cache;
 mod error;
 mod follower;
+mod idempotency;
+mod keys;
+mod links;
 mod record;
 mod resolve;
 mod shadow;
@@ -32,6 +37,9 @@ mod view;
 pub use backend::Backend;
 pub use error::StoreError;
 pub use follower::follow;
-pub use record::NewLink;
+pub use idempotency::Claim;
+pub use keys::{random_text, secret_hash, sha256_hex, ApiKey, NewKey};
+pub use links::{LinkFilter, Updated};
+pub use record::{LinkRecord, NewLink};
 pub use resolve::{Resolved, Store};
 pub use view::StoreView;

@@ -165,7 +165,7 @@ impl Store {
 
     /// Runs `query` on the store's runtime under the store's timeout,
     /// timing it and counting its failure.
-    pub(super) async fn query<T, F, Fut>(&self, op: StoreOp, query: F) -> Result<T, StoreError>
+    pub async fn query<T, F, Fut>(&self, op: StoreOp, query: F) -> Result<T, StoreError>
     where
         F: FnOnce(Backend) -> Fut,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
@@ -193,6 +193,20 @@ impl Store {
             self.metrics.store.error(e.kind());
         }
         result
+    }
+
+    /// A write of this gateway made change-log entry `seq` for `host` and
+    /// `code`: the cache forgets the key now (an "unknown" it held would
+    /// otherwise answer until the follower reads the entry), so the write
+    /// is served here before the API answers it.
+    pub fn written(&self, seq: i64, host: &str, code: &str) {
+        self.cache.changed(seq, host, code);
+    }
+
+    /// How often the change log is read: the bound on how long a change
+    /// (a revoked API key, too) takes to reach every gateway.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.config.poll_interval
     }
 
     /// Refreshes the cache gauges (at scrape time).

@@ -1,0 +1,138 @@
+//! `Idempotency-Key` on creates (draft-ietf-httpapi-idempotency-key-
+//! header): the first answer is kept for a day; a retry with the same key
+//! and body gets it again instead of making a second link; the same key
+//! with another body is refused, as is a retry while the first request
+//! still runs.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::future::Future;
+
+use super::auth::{store_problem, Caller};
+use super::{ApiResult, ApiState};
+use crate::metrics::StoreOp;
+use crate::store::{sha256_hex, Claim};
+use crate::web::Problem;
+
+/// The longest key accepted.
+const MAX_KEY_LEN: usize = 255;
+
+/// Runs `run` once per `Idempotency-Key` of `caller` (every time without
+/// the header). `route` and `body` identify the request.
+pub async fn once<F, Fut>(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+    run: F,
+) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ApiResult>,
+{
+    let Some(raw) = headers.get("idempotency-key") else {
+        return run().await.into_response();
+    };
+    let key = match raw.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN => k.to_string(),
+        _ => {
+            return Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            )
+            .into_response()
+        }
+    };
+    let mut identity = Vec::with_capacity(route.len() + 1 + body.len());
+    identity.extend_from_slice(route.as_bytes());
+    identity.push(b'\n');
+    identity.extend_from_slice(body);
+    let hash = sha256_hex(&identity);
+    let owner = caller.id().to_string();
+    let claim = {
+        let (owner, key) = (owner.clone(), key.clone());
+        state
+            .store
+            .query(StoreOp::Idempotency, move |b| async move {
+                b.claim_idempotency(&owner, &key, &hash, rules::unix_now()).await
+            })
+            .await
+    };
+    match claim {
+        Err(e) => store_problem(&e).into_response(),
+        Ok(Claim::Running) => Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-in-use",
+            "a request with this Idempotency-Key is still running; retry when it has finished",
+        )
+        .header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+        .into_response(),
+        Ok(Claim::Answered {
+            same_request: false,
+            ..
+        }) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "this Idempotency-Key was used for another request; use a new key for a new request",
+        )
+        .into_response(),
+        Ok(Claim::Answered { status, body, .. }) => replay(status, body),
+        Ok(Claim::Fresh) => {
+            let result = run().await;
+            let (status, text) = match &result {
+                Ok(reply) => (reply.status, String::from_utf8_lossy(&reply.body).into_owned()),
+                Err(p) => (p.status(), serde_json::to_string(p).unwrap_or_default()),
+            };
+            let kept = if status.is_server_error() {
+                // A retry may succeed: let it run.
+                state
+                    .store
+                    .query(StoreOp::Idempotency, move |b| async move {
+                        b.release_idempotency(&owner, &key).await
+                    })
+                    .await
+            } else {
+                state
+                    .store
+                    .query(StoreOp::Idempotency, move |b| async move {
+                        b.answered(&owner, &key, status.as_u16(), &text).await
+                    })
+                    .await
+            };
+            if let Err(e) = kept {
+                tracing::warn!(error = %e, "api: cannot keep the answer of an Idempotency-Key request; a retry runs again");
+            }
+            result.into_response()
+        }
+    }
+}
+
+/// The first answer again, marked as a replay.
+fn replay(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let content_type = if status.is_client_error() {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
+    let link: Option<(i64, i64)> = (status == StatusCode::CREATED)
+        .then(|| serde_json::from_str::<serde_json::Value>(&body).ok())
+        .flatten()
+        .and_then(|v| Some((v.get("id")?.as_i64()?, v.get("version")?.as_i64()?)));
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    if let Some((id, version)) = link {
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/links/{id}")) {
+            h.insert(http::header::LOCATION, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+            h.insert(http::header::ETAG, v);
+        }
+    }
+    resp
+}

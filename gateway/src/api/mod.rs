@@ -1,0 +1,193 @@
+//! The Links API (`[api]`, docs/api.md): partners create, change, list
+//! and delete their links with an API key; links are written to the store
+//! and answer on every gateway of the fleet without a reload.
+//!
+//! ```text
+//! request ─▶ observe (metrics) ─▶ authenticate (key by hash, revoked?,
+//!   token bucket) ─▶ handler: body ─▶ validate (rules' own checks, the
+//!   key's hosts, codes the rules file claims) ─▶ store write ─▶ this
+//!   gateway's cache forgets the key ─▶ 201
+//! ```
+//!
+//! [`auth`] finds the key and limits its rate, [`body`] reads JSON and
+//! queries into problems with the field at fault, [`validate`] checks a
+//! link, [`links`] and [`bulk`] are the handlers, [`idempotency`] replays
+//! retried creates, [`openapi`] is the contract generated from them.
+
+mod auth;
+mod body;
+mod bulk;
+mod idempotency;
+mod links;
+mod model;
+mod openapi;
+mod validate;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use http::{HeaderValue, StatusCode};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::ApiSection;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::web::Problem;
+
+pub use auth::Keys;
+
+/// What every handler reads.
+pub struct ApiState {
+    /// Where links and keys live.
+    pub store: Arc<Store>,
+    /// The live rules: what a link is checked against.
+    pub live: Live,
+    /// `[api]`.
+    pub config: ApiSection,
+    /// Keys recently seen, and their rate limits.
+    pub keys: Keys,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl ApiState {
+    /// The state of an API over `store` and `live`.
+    pub fn new(store: Arc<Store>, live: Live, config: ApiSection, metrics: Arc<Metrics>) -> Self {
+        let keys = Keys::new(store.poll_interval());
+        ApiState {
+            store,
+            live,
+            config,
+            keys,
+            metrics,
+        }
+    }
+}
+
+/// A successful answer: JSON, and for a link its `Location` and `ETag`.
+pub struct Reply {
+    status: StatusCode,
+    body: Vec<u8>,
+    location: Option<String>,
+    etag: Option<i64>,
+}
+
+impl Reply {
+    /// `value` as JSON with `status`.
+    pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Reply {
+        let mut body = serde_json::to_vec(value).unwrap_or_default();
+        body.push(b'\n');
+        Reply {
+            status,
+            body,
+            location: None,
+            etag: None,
+        }
+    }
+
+    /// A link: its `Location` (where it can be read) and its version as
+    /// `ETag` (what `If-Match` takes).
+    pub fn link(status: StatusCode, link: &model::Link) -> Reply {
+        let mut reply = Reply::json(status, link);
+        reply.location = Some(format!("/api/v1/links/{}", link.id));
+        reply.etag = Some(link.version);
+        reply
+    }
+
+    /// No content.
+    pub fn empty() -> Reply {
+        Reply {
+            status: StatusCode::NO_CONTENT,
+            body: Vec::new(),
+            location: None,
+            etag: None,
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let empty = self.body.is_empty();
+        let mut resp = (self.status, self.body).into_response();
+        let h = resp.headers_mut();
+        if !empty {
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            h.insert(http::header::LOCATION, v);
+        }
+        if let Some(v) = self
+            .etag
+            .and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok())
+        {
+            h.insert(http::header::ETAG, v);
+        }
+        resp
+    }
+}
+
+/// What a handler answers.
+pub type ApiResult = Result<Reply, Problem>;
+
+/// Counts and times every request by its route template.
+async fn observe(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let method = req.method().as_str().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let api = &state.metrics.api;
+    api.requests
+        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
+        .inc();
+    api.duration
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint; see /api/v1/openapi.json")
+}
+
+async fn not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not answer that method; see the Allow header",
+    )
+}
+
+/// The Links API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let links = Router::new()
+        .route("/api/v1/links", get(links::list).post(links::create))
+        .route("/api/v1/links/bulk", post(bulk::create))
+        .route(
+            "/api/v1/links/by-external-id/{external_id}",
+            put(links::upsert),
+        )
+        .route(
+            "/api/v1/links/{id}",
+            get(links::read).patch(links::update).delete(links::remove),
+        )
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .merge(links)
+        .route_layer(from_fn_with_state(state.clone(), observe))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .with_state(state)
+}

@@ -1,0 +1,276 @@
+//! The queries the Links API writes and reads links with: by id and owner,
+//! a page of a filtered list, a change with a version check, a batch.
+//! Every write also returns the change-log entry it made (`seq`), so the
+//! writing gateway's cache forgets the key before the API answers.
+
+use super::backend::{bind_link, link_columns, on_pool, Backend};
+use super::error::StoreError;
+use super::record::{LinkRecord, NewLink, Row};
+
+/// What a change with a version check found.
+#[derive(Debug)]
+pub enum Updated {
+    /// Changed: the link now, and the change-log entry.
+    Done(Box<LinkRecord>, i64),
+    /// The link is at another version than the one expected.
+    Stale(i64),
+    /// No such link of this owner.
+    Missing,
+}
+
+/// Which links a page holds.
+#[derive(Debug, Default, Clone)]
+pub struct LinkFilter {
+    /// Only this owner's (none: everyone's).
+    pub owner: Option<String>,
+    /// Only links on this host.
+    pub host: Option<String>,
+    /// Only links with this tag.
+    pub tag: Option<String>,
+    /// Only links whose code, destination or external id contain this
+    /// (case-insensitive).
+    pub q: Option<String>,
+}
+
+/// `s` with LIKE's wildcards escaped (`\` is the escape character).
+fn like_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn records(rows: Vec<Row>) -> Result<Vec<LinkRecord>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(link) = r.into_record()? {
+            out.push(link);
+        }
+    }
+    Ok(out)
+}
+
+impl Backend {
+    /// The link `id`, if it is `owner`'s (any owner's when `owner` is
+    /// `None`).
+    pub async fn link_by_id(
+        &self,
+        id: i64,
+        owner: Option<&str>,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT CAST(NULL AS BIGINT) AS as_of, ",
+            link_columns!(),
+            " FROM links WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR owner = $2)"
+        );
+        let row: Option<Row> = on_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(id).bind(owner).fetch_optional(pool).await?
+        });
+        Ok(row.map(Row::into_record).transpose()?.flatten())
+    }
+
+    /// `owner`'s link with `external_id`.
+    pub async fn link_by_external_id(
+        &self,
+        owner: &str,
+        external_id: &str,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT CAST(NULL AS BIGINT) AS as_of, ",
+            link_columns!(),
+            " FROM links WHERE owner = $1 AND external_id = $2"
+        );
+        let row: Option<Row> = on_pool!(self, pool => {
+            sqlx::query_as(SQL).bind(owner).bind(external_id).fetch_optional(pool).await?
+        });
+        Ok(row.map(Row::into_record).transpose()?.flatten())
+    }
+
+    /// Up to `limit` links matching `filter` with ids above `after_id`, in
+    /// id order: new links get higher ids, so a page boundary never moves
+    /// while others create links.
+    pub async fn list_links(
+        &self,
+        filter: &LinkFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<LinkRecord>, StoreError> {
+        let rows: Vec<Row> = on_pool!(self, pool => {
+            let mut qb = sqlx::QueryBuilder::new(concat!(
+                "SELECT CAST(NULL AS BIGINT) AS as_of, ",
+                link_columns!(),
+                " FROM links WHERE id > "
+            ));
+            qb.push_bind(after_id);
+            if let Some(owner) = &filter.owner {
+                qb.push(" AND owner = ").push_bind(owner.clone());
+            }
+            if let Some(host) = &filter.host {
+                qb.push(" AND host = ").push_bind(host.clone());
+            }
+            if let Some(tag) = &filter.tag {
+                // Tags are stored as a JSON array: the tag in quotes, as
+                // JSON writes it, is one whole element.
+                let quoted = serde_json::to_string(tag).unwrap_or_default();
+                qb.push(" AND tags LIKE ")
+                    .push_bind(format!("%{}%", like_escaped(&quoted)))
+                    .push(" ESCAPE '\\'");
+            }
+            if let Some(q) = &filter.q {
+                let pattern = format!("%{}%", like_escaped(&q.to_lowercase()));
+                qb.push(" AND (LOWER(code) LIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\' OR LOWER(destination) LIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\' OR LOWER(COALESCE(external_id, '')) LIKE ")
+                    .push_bind(pattern)
+                    .push(" ESCAPE '\\')");
+            }
+            qb.push(" ORDER BY id LIMIT ").push_bind(limit);
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        records(rows)
+    }
+
+    /// Replaces the fields of `owner`'s link `id` with `link`'s if it is
+    /// still at version `expected`; its version goes up by one. The write
+    /// comes first in its transaction: SQLite cannot turn a read into a
+    /// write once another writer committed, so a read first would fail
+    /// concurrent changes instead of telling them apart.
+    pub async fn update_link(
+        &self,
+        id: i64,
+        owner: &str,
+        expected: i64,
+        link: &NewLink,
+        now: i64,
+    ) -> Result<Updated, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE links SET host = $1, code = $2, destination = $3, status = $4, ios = $5, \
+             android = $6, desktop = $7, countries = $8, expires_at = $9, expired_to = $10, \
+             query_mode = $11, cache_control = $12, tags = $13, owner = $14, external_id = $15, \
+             updated_at = $16, version = version + 1 \
+             WHERE id = $17 AND owner = $18 AND version = $19 \
+             RETURNING CAST(NULL AS BIGINT) AS as_of, ",
+            link_columns!()
+        );
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row: Option<Row> = bind_link!(sqlx::query_as(SQL), link)
+                .bind(now)
+                .bind(id)
+                .bind(owner)
+                .bind(expected)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                let version: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM links WHERE id = $1 AND owner = $2")
+                        .bind(id)
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return Ok(version.map_or(Updated::Missing, Updated::Stale));
+            };
+            let seq: i64 = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let record = row
+                .into_record()?
+                .ok_or(StoreError::Schema("an update returned no row"))?;
+            Ok(Updated::Done(Box::new(record), seq))
+        })
+    }
+
+    /// Deletes `owner`'s link `id`: its host and code and the change-log
+    /// entry, or `None` when there is no such link.
+    pub async fn delete_link(
+        &self,
+        id: i64,
+        owner: &str,
+    ) -> Result<Option<(String, String, i64)>, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let gone: Option<(String, String)> =
+                sqlx::query_as("DELETE FROM links WHERE id = $1 AND owner = $2 RETURNING host, code")
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((host, code)) = gone else {
+                return Ok(None);
+            };
+            let seq: i64 = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some((host, code, seq)))
+        })
+    }
+
+    /// Creates `links` in one statement; each is created or, when its host
+    /// and code (or its owner's external id) are taken, skipped: `None` in
+    /// its place. Also returns the last change-log entry.
+    pub async fn insert_many(
+        &self,
+        links: &[NewLink],
+        now: i64,
+    ) -> Result<(Vec<Option<LinkRecord>>, i64), StoreError> {
+        if links.is_empty() {
+            return Ok((Vec::new(), self.head().await?));
+        }
+        let (rows, seq): (Vec<Row>, i64) = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
+                 countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
+                 external_id, created_at, updated_at, version) ",
+            );
+            qb.push_values(links, |mut b, l| {
+                b.push_bind(&l.host)
+                    .push_bind(&l.code)
+                    .push_bind(&l.destination)
+                    .push_bind(i32::from(l.status))
+                    .push_bind(&l.ios)
+                    .push_bind(&l.android)
+                    .push_bind(&l.desktop)
+                    .push_bind(l.countries_json())
+                    .push_bind(l.expires_at)
+                    .push_bind(&l.expired_to)
+                    .push_bind(&l.query_mode)
+                    .push_bind(&l.cache_control)
+                    .push_bind(l.tags_json())
+                    .push_bind(&l.owner)
+                    .push_bind(&l.external_id)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(1i64);
+            });
+            qb.push(concat!(
+                " ON CONFLICT DO NOTHING RETURNING CAST(NULL AS BIGINT) AS as_of, ",
+                link_columns!()
+            ));
+            let rows = qb.build_query_as().fetch_all(&mut *tx).await?;
+            let seq = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (rows, seq)
+        });
+        let mut created = records(rows)?;
+        // RETURNING's order is not promised: match rows to links by key.
+        let mut out = Vec::with_capacity(links.len());
+        for l in links {
+            let at = created
+                .iter()
+                .position(|r| r.link.host == l.host && r.link.code == l.code);
+            out.push(at.map(|i| created.swap_remove(i)));
+        }
+        Ok((out, seq))
+    }
+}
