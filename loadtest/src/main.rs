@@ -106,6 +106,40 @@ enum Command {
         #[arg(long, default_value = "250ms", value_parser = duration)]
         flip_every: Duration,
     },
+    /// Load the Links API of a running gateway: single or bulk creates,
+    /// closed loop (as fast as the clients go) or open loop (`--rate`).
+    Api {
+        /// The API listener, e.g. http://127.0.0.1:8081 (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        target: String,
+        /// An API key that may write on `--host` (`gateway keys create`).
+        #[arg(long, env = "GATEWAY_API_KEY", hide_env_values = true)]
+        key: String,
+        /// The link domain.
+        #[arg(long, default_value = "go.example.com")]
+        host: String,
+        /// single: one link per request; bulk: `--batch` per request.
+        #[arg(long, value_enum, default_value = "single")]
+        mode: loadtest::api::ApiMode,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Open loop: requests per second overall.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Links per bulk request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Length of the run (at most 10m).
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        duration: Duration,
+        /// Time one request may take before it counts as failed.
+        #[arg(long, default_value = "5s", value_parser = duration)]
+        timeout: Duration,
+        /// Print JSON on stdout (the table goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
     /// A fast HTTP/1.1 upstream: 200 "ok" to everything, /healthz included.
     Upstream {
         /// Address to listen on.
@@ -302,6 +336,36 @@ fn real_main() -> Result<()> {
             engine,
             work_stealing: !no_work_stealing,
         }),
+        Command::Api {
+            target,
+            key,
+            host,
+            mode,
+            connections,
+            rate,
+            batch,
+            duration,
+            timeout,
+            json,
+        } => {
+            if duration > Duration::from_secs(600) {
+                anyhow::bail!("--duration is at most 10m");
+            }
+            let addr = loadtest::target::resolve(&target)?;
+            let o = loadtest::api::ApiOptions {
+                addr,
+                key,
+                host,
+                mode,
+                connections: connections.max(1),
+                rate,
+                batch,
+                duration,
+                timeout,
+            };
+            let report = loadtest::runtime(1)?.block_on(loadtest::api::run(&o))?;
+            print_report(json, &report.table(), &report)
+        }
         Command::Compare {
             scenario,
             links,

@@ -71,6 +71,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether it writes: SQLite takes one writer at a time, and a writer
+    /// that finds the database locked sleeps in SQLite's busy handler
+    /// (1 ms, 2 ms, 5 ms ... up to 100 ms), so the store queues its own
+    /// writers instead.
+    pub fn writes(self) -> bool {
+        matches!(self, Op::Write | Op::Bulk | Op::Idempotency | Op::Prune)
+    }
+
     const ALL: [Op; 10] = [
         Op::Get,
         Op::Head,

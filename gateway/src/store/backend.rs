@@ -217,8 +217,9 @@ impl Backend {
     }
 
     /// Creates a link; a taken (host, code) is [`StoreError::Conflict`].
-    /// Also returns the change-log entry it made, so this gateway's cache
-    /// can forget an "unknown" it held for the code before it answers.
+    /// Also returns the change log's head after it (its own entry or a
+    /// later one), so this gateway's cache can forget an "unknown" it held
+    /// for the code before it answers.
     pub async fn insert(&self, link: &NewLink, now: i64) -> Result<(LinkRecord, i64), StoreError> {
         const SQL: &str = concat!(
             "INSERT INTO links (host, code, destination, status, ios, android, desktop, countries, \
@@ -228,15 +229,11 @@ impl Backend {
              RETURNING CAST(NULL AS BIGINT) AS as_of, ",
             link_columns!()
         );
-        let (row, seq): (Row, i64) = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let row = bind_link!(sqlx::query_as(SQL), link).bind(now).fetch_one(&mut *tx).await?;
-            let seq = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            (row, seq)
+        let row: Row = on_pool!(self, pool => {
+            bind_link!(sqlx::query_as(SQL), link).bind(now).fetch_one(pool).await?
         });
+        // The head after the insert: its own change or a later one.
+        let seq = self.head().await?;
         let record = row
             .into_record()?
             .ok_or(StoreError::Schema("an insert returned no row"))?;

@@ -152,6 +152,10 @@ pub enum Lookup<V> {
 struct Changed {
     keys: HashMap<Key, (i64, Instant)>,
     hosts: HashMap<Box<str>, (i64, Instant)>,
+    /// The keys in the order they changed, so pruning pops the expired
+    /// ones instead of scanning every key remembered (a minute of API
+    /// writes is a million keys).
+    order: std::collections::VecDeque<(Instant, Key)>,
     /// Every key changed up to here, as far as the cache knows: set when
     /// the follower starts or loses its place in the log.
     floor: i64,
@@ -166,8 +170,17 @@ impl Changed {
 
     fn prune(&mut self) {
         let now = Instant::now();
-        self.keys
-            .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER_CHANGES);
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < REMEMBER_CHANGES {
+                break;
+            }
+            if let Some((at, key)) = self.order.pop_front() {
+                // Only if it did not change again since.
+                if self.keys.get(&key).is_some_and(|(_, last)| *last == at) {
+                    self.keys.remove(&key);
+                }
+            }
+        }
         self.hosts
             .retain(|_, (_, at)| now.duration_since(*at) < REMEMBER_CHANGES);
     }
@@ -358,6 +371,7 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
             let key = Key::new(host, code);
             self.mirror.remove(&key);
             self.entries.invalidate(&key);
+            changed.order.push_back((now, key.clone()));
             changed.keys.insert(key, (seq, now));
         }
     }

@@ -1,7 +1,9 @@
 //! The queries the Links API writes and reads links with: by id and owner,
 //! a page of a filtered list, a change with a version check, a batch.
-//! Every write also returns the change-log entry it made (`seq`), so the
-//! writing gateway's cache forgets the key before the API answers.
+//! Every write also returns the change log's head after it (`seq`, its
+//! own entry or a later one), so the writing gateway's cache forgets the
+//! key before the API answers. A write is one statement (its triggers log
+//! the change in the same statement); the head is read after it commits.
 
 use super::backend::{bind_link, link_columns, on_pool, Backend};
 use super::error::StoreError;
@@ -138,9 +140,10 @@ impl Backend {
 
     /// Replaces the fields of `owner`'s link `id` with `link`'s if it is
     /// still at version `expected`; its version goes up by one. The write
-    /// comes first in its transaction: SQLite cannot turn a read into a
-    /// write once another writer committed, so a read first would fail
-    /// concurrent changes instead of telling them apart.
+    /// comes first (the version check is in it): SQLite cannot turn a
+    /// read transaction into a write once another writer committed, so a
+    /// read first would fail concurrent changes instead of telling them
+    /// apart.
     pub async fn update_link(
         &self,
         id: i64,
@@ -158,33 +161,30 @@ impl Backend {
              RETURNING CAST(NULL AS BIGINT) AS as_of, ",
             link_columns!()
         );
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let row: Option<Row> = bind_link!(sqlx::query_as(SQL), link)
+        let row: Option<Row> = on_pool!(self, pool => {
+            bind_link!(sqlx::query_as(SQL), link)
                 .bind(now)
                 .bind(id)
                 .bind(owner)
                 .bind(expected)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                let version: Option<i64> =
-                    sqlx::query_scalar("SELECT version FROM links WHERE id = $1 AND owner = $2")
-                        .bind(id)
-                        .bind(owner)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                return Ok(version.map_or(Updated::Missing, Updated::Stale));
-            };
-            let seq: i64 = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            let record = row
-                .into_record()?
-                .ok_or(StoreError::Schema("an update returned no row"))?;
-            Ok(Updated::Done(Box::new(record), seq))
-        })
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(row) = row else {
+            let version: Option<i64> = on_pool!(self, pool => {
+                sqlx::query_scalar("SELECT version FROM links WHERE id = $1 AND owner = $2")
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            return Ok(version.map_or(Updated::Missing, Updated::Stale));
+        };
+        let seq = self.head().await?;
+        let record = row
+            .into_record()?
+            .ok_or(StoreError::Schema("an update returned no row"))?;
+        Ok(Updated::Done(Box::new(record), seq))
     }
 
     /// Deletes `owner`'s link `id`: its host and code and the change-log
@@ -194,23 +194,17 @@ impl Backend {
         id: i64,
         owner: &str,
     ) -> Result<Option<(String, String, i64)>, StoreError> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let gone: Option<(String, String)> =
-                sqlx::query_as("DELETE FROM links WHERE id = $1 AND owner = $2 RETURNING host, code")
-                    .bind(id)
-                    .bind(owner)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((host, code)) = gone else {
-                return Ok(None);
-            };
-            let seq: i64 = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some((host, code, seq)))
-        })
+        let gone: Option<(String, String)> = on_pool!(self, pool => {
+            sqlx::query_as("DELETE FROM links WHERE id = $1 AND owner = $2 RETURNING host, code")
+                .bind(id)
+                .bind(owner)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((host, code)) = gone else {
+            return Ok(None);
+        };
+        Ok(Some((host, code, self.head().await?)))
     }
 
     /// Creates `links` in one statement; each is created or, when its host
@@ -224,8 +218,7 @@ impl Backend {
         if links.is_empty() {
             return Ok((Vec::new(), self.head().await?));
         }
-        let (rows, seq): (Vec<Row>, i64) = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let rows: Vec<Row> = on_pool!(self, pool => {
             let mut qb = sqlx::QueryBuilder::new(
                 "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
                  countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
@@ -255,13 +248,9 @@ impl Backend {
                 " ON CONFLICT DO NOTHING RETURNING CAST(NULL AS BIGINT) AS as_of, ",
                 link_columns!()
             ));
-            let rows = qb.build_query_as().fetch_all(&mut *tx).await?;
-            let seq = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            (rows, seq)
+            qb.build_query_as().fetch_all(pool).await?
         });
+        let seq = self.head().await?;
         let mut created = records(rows)?;
         // RETURNING's order is not promised: match rows to links by key.
         let mut out = Vec::with_capacity(links.len());

@@ -53,6 +53,8 @@ pub struct Store {
     pub(super) position: Position,
     pub(super) metrics: Arc<Metrics>,
     pub(super) config: StoreSection,
+    /// Taken by every write on SQLite (see `StoreOp::writes`).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -95,6 +97,7 @@ impl Store {
             position: Position::new(),
             metrics,
             config: config.clone(),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         }))
     }
 
@@ -174,9 +177,20 @@ impl Store {
         let started = Instant::now();
         let timeout = self.config.timeout;
         let running = query(self.backend.clone());
+        let writer =
+            (op.writes() && matches!(self.backend, Backend::Sqlite(_))).then(|| self.writer.clone());
         let result = match self
             .rt
-            .spawn(async move { tokio::time::timeout(timeout, running).await })
+            .spawn(async move {
+                tokio::time::timeout(timeout, async move {
+                    let _turn = match writer {
+                        Some(w) => Some(w.lock_owned().await),
+                        None => None,
+                    };
+                    running.await
+                })
+                .await
+            })
             .await
         {
             Ok(Ok(r)) => r,
