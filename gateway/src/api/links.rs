@@ -392,8 +392,8 @@ pub async fn update(
 ) -> ApiResult {
     caller.may_write()?;
     let id = link_id(&id)?;
-    let wanted = if_match(&headers)?;
     let patch: LinkPatch = body::json(raw)?;
+    let wanted = if_match(&headers)?;
     // Without If-Match the change applies to whatever version is there:
     // a concurrent change makes it read again.
     for _ in 0..5 {
