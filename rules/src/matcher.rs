@@ -32,8 +32,9 @@ pub(crate) struct Hit<'t, 'p> {
     pub level: HostLevel<'t>,
     /// The pattern or prefix as written in the rule (empty for exact).
     pub matched: &'t str,
-    /// Pattern captures.
-    pub params: matchit::Params<'t, 'p>,
+    /// Pattern captures; `None` for exact paths and prefixes (matchit
+    /// 0.8.4, which axum pins, has no public empty `Params`).
+    pub params: Option<matchit::Params<'t, 'p>>,
     /// The rest of the path after a prefix.
     pub rest: &'p str,
 }
@@ -111,20 +112,26 @@ impl PathTable {
         RuleRef,
         MatchKind,
         &'t str,
-        matchit::Params<'t, 'p>,
+        Option<matchit::Params<'t, 'p>>,
         &'p str,
     )> {
         if let Some(t) = self.exact.get(path) {
-            return Some((t, MatchKind::Exact, "", matchit::Params::new(), ""));
+            return Some((t, MatchKind::Exact, "", None, ""));
         }
         if self.has_patterns {
             if let Ok(m) = self.patterns.at(path) {
-                return Some((m.value.0, MatchKind::Pattern, &m.value.1, m.params, ""));
+                return Some((
+                    m.value.0,
+                    MatchKind::Pattern,
+                    &m.value.1,
+                    Some(m.params),
+                    "",
+                ));
             }
         }
         for (prefix, t) in &self.prefixes {
             if let Some(rest) = full.strip_prefix(&**prefix) {
-                return Some((*t, MatchKind::Prefix, prefix, matchit::Params::new(), rest));
+                return Some((*t, MatchKind::Prefix, prefix, None, rest));
             }
         }
         None

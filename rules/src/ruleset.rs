@@ -227,7 +227,7 @@ impl Captures for HitCaptures<'_, '_, '_> {
     fn get(&self, name: &str) -> Option<&str> {
         match self.0.kind {
             MatchKind::Prefix if name == "rest" => Some(self.0.rest),
-            _ => self.0.params.get(name),
+            _ => self.0.params.as_ref().and_then(|p| p.get(name)),
         }
     }
 }
@@ -439,6 +439,7 @@ impl RuleSet {
             trace.captures = hit
                 .params
                 .iter()
+                .flat_map(|p| p.iter())
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             if hit.kind == MatchKind::Prefix {
