@@ -56,6 +56,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(health::routes())
         .merge(rules::routes())
         .merge(explain::routes())
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // Layered after every route and the fallback, so it covers them
         // all: a route merged after this line would bypass the token.
@@ -72,6 +73,7 @@ pub fn router(state: AdminState) -> Router {
 /// safe to open beyond loopback.
 pub fn metrics_router(metrics: Arc<Metrics>, live: Live) -> Router {
     health::routes()
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(plain_not_found)
         .layer(middleware::map_response(no_store))
         .with_state(Health { metrics, live })
@@ -135,6 +137,15 @@ async fn not_found(req: Request) -> Response {
     } else {
         plain_not_found().await
     }
+}
+
+/// A path routed for other methods; axum adds `Allow` with those.
+async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "method not allowed",
+    )
 }
 
 /// No route on a listener without the admin API.

@@ -189,6 +189,7 @@ async fn a_wrong_method_gets_405_with_allow() {
         allow.sort_unstable();
         assert_eq!(allow, allowed, "{method} {path}");
         assert_eq!(r.header(header::CACHE_CONTROL), Some("no-store"));
+        assert_eq!(r.message(), "method not allowed", "{method} {path}");
     }
 }
 
@@ -271,6 +272,9 @@ async fn the_metrics_listener_serves_the_probes_and_nothing_of_the_admin_api() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     assert!(r.body.contains("gateway_rules_info"), "{}", r.body);
+    let r = call(&app, Method::POST, "/metrics", None, "").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header(header::ALLOW), Some("GET,HEAD"));
     let auth = format!("Bearer {TOKEN}");
     let r = call(&app, Method::GET, "/admin/rules", Some(&auth), "").await;
     assert_eq!(
