@@ -54,6 +54,7 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .merge(health::routes())
+        // The admin API: a new group of `/admin/` routes is merged here.
         .merge(rules::routes())
         .merge(explain::routes())
         .method_not_allowed_fallback(method_not_allowed)
