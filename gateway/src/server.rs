@@ -264,6 +264,10 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     }
     // Not Pingora services: axum routers on their own listeners
     // (`web::WebService`), bound here so a taken port stops the start.
+    // After `bootstrap`, which in an upgrade waits for the old process's
+    // listeners: bound earlier, the new socket would share the port's
+    // connections while nothing serves it yet. The old process serves its
+    // own for 5 s after the handover, so there is no gap either.
     let admin_router = admin::router(AdminState {
         reloader: reloader.clone(),
         store: store.clone(),
