@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::admin::{Admin, MetricsOnly};
+use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
 use crate::clicks::Pipeline;
 use crate::config::Config;
@@ -25,6 +25,10 @@ use rules::RuleSet;
 
 /// The read buffer of a TLS connection: one TLS record.
 const TLS_READ_BUFFER: usize = 16 * 1024 + 512;
+
+/// Longest a request on the health and metrics listener may take: a
+/// scrape renders from memory, well under this.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts health-check loops for the pools of whatever snapshot is live,
 /// including pools that a reload adds later.
@@ -259,25 +263,49 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         );
         server.add_service(service);
     }
-    let admin_app = Admin::new(
-        reloader.clone(),
-        store.clone(),
-        metrics.clone(),
-        config.admin.token.clone(),
-        config.admin.max_body_bytes,
+    // Not Pingora services: axum routers on their own listeners
+    // (`web::WebService`), bound here so a taken port stops the start.
+    // After `bootstrap`, which in an upgrade waits for the old process's
+    // listeners: bound earlier, the new socket would share the port's
+    // connections while nothing serves it yet. The old process serves its
+    // own for 5 s after the handover, so there is no gap either.
+    let admin_router = admin::router(AdminState {
+        reloader: reloader.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        token: config.admin.token.as_deref().map(Arc::from),
+        max_body: config.admin.max_body_bytes,
+    });
+    // A reload runs up to reload_timeout and may then wait for a new
+    // pool's first health checks; `gateway reload` waits 30 s longer than
+    // reload_timeout, and so does the listener before it gives up.
+    let admin_timeout = config.rules.reload_timeout + Duration::from_secs(30);
+    let mut service = background_service(
+        "admin",
+        WebService::new(
+            "admin",
+            web::bind("admin.listen", &config.admin.listen)?,
+            admin_router,
+            config.admin.max_body_bytes,
+            admin_timeout,
+        ),
     );
-    let mut admin = Service::new("admin".to_string(), admin_app);
-    admin.threads = Some(1);
-    admin.add_tcp(&config.admin.listen);
-    server.add_service(admin);
+    service.threads = Some(1);
+    server.add_service(service);
     if let Some(addr) = &config.metrics.listen {
-        let app = MetricsOnly {
-            metrics: metrics.clone(),
-            live: live.clone(),
-        };
-        let mut service = Service::new("metrics".to_string(), app);
+        let mut service = background_service(
+            "metrics",
+            WebService::new(
+                "metrics",
+                web::bind("metrics.listen", addr)?,
+                admin::metrics_router(metrics.clone(), live.clone()),
+                // Nothing here reads a body; a probe that sends one anyway
+                // is not refused for it.
+                64 << 10,
+                METRICS_TIMEOUT,
+            ),
+        );
         service.threads = Some(1);
-        service.add_tcp(addr);
         server.add_service(service);
     }
     server.add_service(background_service(

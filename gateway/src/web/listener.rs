@@ -2,6 +2,9 @@
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -13,6 +16,8 @@ use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use super::{FieldError, Problem};
 
 /// Binds `addr` now, so a port in use or a bad address stops the start
 /// with a clear error instead of a background task failing later.
@@ -63,6 +68,9 @@ impl WebService {
         let router = router
             .layer(CompressionLayer::new())
             .layer(RequestBodyLimitLayer::new(max_body))
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| too_large_as_problem(req, next, max_body),
+            ))
             .layer(TimeoutLayer::with_status_code(
                 http::StatusCode::REQUEST_TIMEOUT,
                 timeout,
@@ -75,6 +83,29 @@ impl WebService {
             router,
         }
     }
+}
+
+/// The body limit refuses a declared length over it with a plain-text
+/// `413` of its own; every error here is a [`Problem`], that one too.
+async fn too_large_as_problem(req: Request, next: Next, max_body: usize) -> Response {
+    let resp = next.run(req).await;
+    let is_problem = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes() == b"application/problem+json");
+    if resp.status() != http::StatusCode::PAYLOAD_TOO_LARGE || is_problem {
+        return resp;
+    }
+    Problem::new(
+        http::StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        format!("body larger than {max_body} bytes"),
+    )
+    .errors(vec![FieldError {
+        field: None,
+        message: format!("body larger than {max_body} bytes"),
+    }])
+    .into_response()
 }
 
 #[async_trait]
@@ -104,5 +135,47 @@ impl BackgroundService for WebService {
         {
             tracing::error!(service = self.name, error = %e, "listener failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A declared length over the limit is refused before the router sees
+    /// the request, and still as a problem.
+    #[tokio::test]
+    async fn a_declared_body_over_the_limit_gets_a_413_problem() {
+        let listener = bind("test", "127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::put(|| async { "read" }));
+        let service = WebService::new("test", listener, router, 16, Duration::from_secs(5));
+        let (stop, watch) = tokio::sync::watch::channel(false);
+        let served = tokio::spawn(async move { service.start(watch).await });
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            lower.contains("content-type: application/problem+json\r\n"),
+            "{answer}"
+        );
+        assert!(lower.contains("cache-control: no-store\r\n"), "{answer}");
+        assert!(
+            answer.contains(r#""message":"body larger than 16 bytes""#),
+            "{answer}"
+        );
+
+        stop.send(true).unwrap();
+        served.await.unwrap();
     }
 }
