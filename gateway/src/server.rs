@@ -314,7 +314,12 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     ));
     if let (Some(section), Some(store)) = (&config.api, &store) {
         let listener = web::bind("api.listen", &section.listen)?;
-        let state = ApiState::new(store.clone(), live.clone(), section.clone(), metrics.clone());
+        let state = ApiState::new(
+            store.clone(),
+            live.clone(),
+            section.clone(),
+            metrics.clone(),
+        );
         let app = WebService::new(
             "links api",
             listener,

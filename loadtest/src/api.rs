@@ -95,7 +95,9 @@ impl ApiReport {
 /// by the gateway.
 fn body(mode: ApiMode, host: &str, n: usize, seq: &AtomicU64) -> Vec<u8> {
     let one = |i: u64| {
-        format!(r#"{{"host":"{host}","to":"https://shop.example.com/p/{i}?src=load","tags":["load"]}}"#)
+        format!(
+            r#"{{"host":"{host}","to":"https://shop.example.com/p/{i}?src=load","tags":["load"]}}"#
+        )
     };
     match mode {
         ApiMode::Single => one(seq.fetch_add(1, Ordering::Relaxed)).into_bytes(),
@@ -141,12 +143,16 @@ pub async fn run(o: &ApiOptions) -> Result<ApiReport> {
     let started = Instant::now();
     let deadline = started + o.duration;
     // Open loop: client `c` sends at c/rate, (c+n)/rate, ... from the start.
-    let interval = o.rate.map(|r| Duration::from_secs_f64(o.connections as f64 / r.max(0.001)));
+    let interval = o
+        .rate
+        .map(|r| Duration::from_secs_f64(o.connections as f64 / r.max(0.001)));
     let mut tasks = Vec::new();
     for c in 0..o.connections {
         let (seq, auth, host) = (seq.clone(), auth.clone(), o.host.clone());
         let (addr, mode, timeout) = (o.addr, o.mode, o.timeout);
-        let offset = o.rate.map(|r| Duration::from_secs_f64(c as f64 / r.max(0.001)));
+        let offset = o
+            .rate
+            .map(|r| Duration::from_secs_f64(c as f64 / r.max(0.001)));
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(addr).keep_body();
             let mut hist: Histogram<u64> = new_histogram();
@@ -175,7 +181,10 @@ pub async fn run(o: &ApiOptions) -> Result<ApiReport> {
                     "POST",
                     path,
                     "api",
-                    &[("Authorization", &auth), ("Content-Type", "application/json")],
+                    &[
+                        ("Authorization", &auth),
+                        ("Content-Type", "application/json"),
+                    ],
                     &b,
                 );
                 match conn.send(&req, timeout).await {

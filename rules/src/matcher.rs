@@ -120,7 +120,13 @@ impl PathTable {
         }
         if self.has_patterns {
             if let Ok(m) = self.patterns.at(path) {
-                return Some((m.value.0, MatchKind::Pattern, &m.value.1, Some(m.params), ""));
+                return Some((
+                    m.value.0,
+                    MatchKind::Pattern,
+                    &m.value.1,
+                    Some(m.params),
+                    "",
+                ));
             }
         }
         for (prefix, t) in &self.prefixes {

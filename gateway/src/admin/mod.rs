@@ -14,6 +14,7 @@
 
 mod explain;
 mod health;
+mod keys;
 mod rules;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -57,6 +58,7 @@ pub fn router(state: AdminState) -> Router {
         // The admin API: a new group of `/admin/` routes is merged here.
         .merge(rules::routes())
         .merge(explain::routes())
+        .merge(keys::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // Layered after every route and the fallback, so it covers them

@@ -25,6 +25,9 @@ use crate::web::Problem;
 /// at once.
 type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
+/// Each key's bucket, with the rate and burst it was made for.
+type Buckets = HashMap<String, (u32, u32, Arc<Bucket>)>;
+
 /// The key a request came with, put in the request's extensions.
 #[derive(Clone)]
 pub struct Caller(pub Arc<ApiKey>);
@@ -54,7 +57,7 @@ pub struct Keys {
     /// By the secret's hash; `None`: no such key. Entries live one poll
     /// interval of the store.
     found: moka::sync::Cache<String, Option<Arc<ApiKey>>>,
-    buckets: Mutex<HashMap<String, (u32, u32, Arc<Bucket>)>>,
+    buckets: Mutex<Buckets>,
 }
 
 impl Keys {
@@ -98,8 +101,9 @@ impl Keys {
             Some((r, b, bucket)) if *r == rate.get() && *b == burst.get() => bucket.clone(),
             _ => {
                 let quota = Quota::per_second(rate).allow_burst(burst);
-                let bucket =
-                    Arc::new(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>());
+                let bucket = Arc::new(
+                    RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>(),
+                );
                 buckets.insert(key.id.clone(), (rate.get(), burst.get(), bucket.clone()));
                 bucket
             }
@@ -188,7 +192,10 @@ pub async fn authenticate(
         Ok(snapshot) => {
             let remaining = snapshot.remaining_burst_capacity();
             let empty = key.burst.max(1).saturating_sub(remaining);
-            (remaining, u64::from(empty.div_ceil(key.rate_per_second.max(1))))
+            (
+                remaining,
+                u64::from(empty.div_ceil(key.rate_per_second.max(1))),
+            )
         }
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());

@@ -9,13 +9,11 @@
 //!   gateway's cache forgets the key ─▶ 201
 //! ```
 //!
-//! [`auth`] finds the key and limits its rate, [`body`] reads JSON and
-//! queries into problems with the field at fault, [`validate`] checks a
+//! [`auth`] finds the key and limits its rate, [`validate`] checks a
 //! link, [`links`] and [`bulk`] are the handlers, [`idempotency`] replays
 //! retried creates, [`openapi`] is the contract generated from them.
 
 mod auth;
-mod body;
 mod bulk;
 mod idempotency;
 mod links;
@@ -120,7 +118,10 @@ impl IntoResponse for Reply {
                 HeaderValue::from_static("application/json"),
             );
         }
-        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
         if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             h.insert(http::header::LOCATION, v);
         }
@@ -158,7 +159,11 @@ async fn observe(State(state): State<Arc<ApiState>>, req: Request, next: Next) -
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint; see /api/v1/openapi.json")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such endpoint; see /api/v1/openapi.json",
+    )
 }
 
 async fn not_allowed() -> Problem {

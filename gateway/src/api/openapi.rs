@@ -6,7 +6,9 @@ use http::HeaderValue;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::model::{BulkInput, BulkOutput, BulkResult, Link, LinkInput, LinkPage, LinkPatch, QueryMode};
+use super::model::{
+    BulkInput, BulkOutput, BulkResult, Link, LinkInput, LinkPage, LinkPatch, QueryMode,
+};
 use crate::web::{FieldError, Problem};
 
 struct BearerKey;

@@ -75,7 +75,11 @@ fn line(k: &ApiKey) -> String {
         k.rate_per_second,
         k.burst,
         k.monthly_quota.map_or("-".into(), |q| q.to_string()),
-        if k.revoked_at.is_some() { "revoked" } else { "active" }
+        if k.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        }
     )
 }
 
@@ -108,7 +112,10 @@ pub fn revoke(config: &Config, id: &str) -> Result<ExitCode> {
     })?;
     match revoked {
         Some(k) => {
-            println!("key {} ({}) revoked; every gateway refuses it within store.poll_interval", k.id, k.name);
+            println!(
+                "key {} ({}) revoked; every gateway refuses it within store.poll_interval",
+                k.id, k.name
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => {

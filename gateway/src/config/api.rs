@@ -49,7 +49,9 @@ impl ApiSection {
     /// Checks what serde cannot.
     pub fn validate(&self, has_store: bool) -> anyhow::Result<()> {
         if !has_store {
-            anyhow::bail!("config: [api] needs a [store]: the Links API keeps its links and keys there");
+            anyhow::bail!(
+                "config: [api] needs a [store]: the Links API keeps its links and keys there"
+            );
         }
         if !matches!(self.short_url_scheme.as_str(), "http" | "https") {
             anyhow::bail!("config: api.short_url_scheme must be http or https");

@@ -11,16 +11,16 @@ use prometheus::{
 };
 use std::sync::{Arc, OnceLock};
 
+mod api;
 mod labels;
 mod register;
-mod api;
 mod store;
 
 use register::register;
 
+pub use api::ApiMetrics;
 use labels::KINDS;
 pub use labels::{Kind, ReloadResult, UpstreamFailure};
-pub use api::ApiMetrics;
 pub use store::{Failure as StoreFailure, Lookup as StoreLookup, Op as StoreOp, StoreMetrics};
 
 /// Status codes 0..600 get a counter each, made on first use.

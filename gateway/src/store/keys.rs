@@ -92,7 +92,10 @@ impl NewKey {
     ) -> Result<NewKey, (&'static str, String)> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(("name", "must be 1 to 100 characters without control characters".into()));
+            return Err((
+                "name",
+                "must be 1 to 100 characters without control characters".into(),
+            ));
         }
         let mut clean = Vec::new();
         for h in hosts.iter().flat_map(|h| h.split(',')) {
@@ -103,16 +106,22 @@ impl NewKey {
             let bare = h.strip_prefix("*.").unwrap_or(&h);
             let ok = !bare.is_empty()
                 && bare.len() <= 253
-                && bare
-                    .split('.')
-                    .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+                && bare.split('.').all(|l| {
+                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
             if !ok {
-                return Err(("hosts", format!("`{h}` is not a host name or a `*.parent` wildcard")));
+                return Err((
+                    "hosts",
+                    format!("`{h}` is not a host name or a `*.parent` wildcard"),
+                ));
             }
             clean.push(h);
         }
         if clean.is_empty() {
-            return Err(("hosts", "name at least one host the key may create links on".into()));
+            return Err((
+                "hosts",
+                "name at least one host the key may create links on".into(),
+            ));
         }
         let rate_per_second = match rate {
             None => DEFAULT_RATE,
@@ -124,7 +133,11 @@ impl NewKey {
                     .ok_or(("rate", format!("`{text}` is not a rate like `50/s`")))?
             }
         };
-        let burst = burst.unwrap_or(if rate.is_some() { rate_per_second.saturating_mul(2) } else { DEFAULT_BURST });
+        let burst = burst.unwrap_or(if rate.is_some() {
+            rate_per_second.saturating_mul(2)
+        } else {
+            DEFAULT_BURST
+        });
         if burst == 0 {
             return Err(("burst", "must be at least 1".into()));
         }
@@ -229,7 +242,11 @@ impl Backend {
     /// The key whose secret hashes to `hash` ([`secret_hash`]), revoked
     /// or not.
     pub async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        const SQL: &str = concat!("SELECT ", key_columns!(), " FROM api_keys WHERE secret_hash = $1");
+        const SQL: &str = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE secret_hash = $1"
+        );
         let row: Option<KeyRow> = on_pool!(self, pool => {
             sqlx::query_as(SQL).bind(hash).fetch_optional(pool).await?
         });
@@ -238,7 +255,11 @@ impl Backend {
 
     /// Every key, oldest first.
     pub async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        const SQL: &str = concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY created_at, id");
+        const SQL: &str = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys ORDER BY created_at, id"
+        );
         let rows: Vec<KeyRow> = on_pool!(self, pool => {
             sqlx::query_as(SQL).fetch_all(pool).await?
         });

@@ -177,8 +177,8 @@ impl Store {
         let started = Instant::now();
         let timeout = self.config.timeout;
         let running = query(self.backend.clone());
-        let writer =
-            (op.writes() && matches!(self.backend, Backend::Sqlite(_))).then(|| self.writer.clone());
+        let writer = (op.writes() && matches!(self.backend, Backend::Sqlite(_)))
+            .then(|| self.writer.clone());
         let result = match self
             .rt
             .spawn(async move {

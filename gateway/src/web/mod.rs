@@ -3,12 +3,15 @@
 //! layers, each on its own listener, run as a Pingora background service
 //! so its work never lands on the redirect workers' runtimes.
 //!
-//! [`listener`] binds the socket (at start, so a taken port fails the
+//! [`body`] reads JSON bodies and queries into values or problems naming
+//! the field; [`listener`] binds the socket (at start, so a taken port fails the
 //! start) and runs a router on it until shutdown; [`problem`] is the error
 //! body every endpoint answers with.
 
+mod body;
 mod listener;
 mod problem;
 
+pub use body::{json as read_json, query as read_query};
 pub use listener::{bind, WebService};
 pub use problem::{FieldError, Problem};

@@ -23,9 +23,10 @@ pub struct Problem {
     /// A URN naming the kind of problem (`urn:gateway:problem:<slug>`),
     /// stable for clients to switch on; docs/api.md lists them.
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: Box<str>,
     /// The kind of problem, in words.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status.
     pub status: u16,
     /// This occurrence, in words.
@@ -44,8 +45,8 @@ impl Problem {
     /// its `type`), described by `detail`.
     pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Problem {
         Problem {
-            kind: format!("urn:gateway:problem:{slug}"),
-            title: status.canonical_reason().unwrap_or("error").to_string(),
+            kind: format!("urn:gateway:problem:{slug}").into(),
+            title: status.canonical_reason().unwrap_or("error"),
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
@@ -91,7 +92,10 @@ impl IntoResponse for Problem {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
         for (name, value) in self.headers {
             headers.append(name, value);
         }
