@@ -40,9 +40,10 @@ ENV GATEWAY_SERVER_LISTEN=0.0.0.0:8080 \
     GATEWAY_RULES_PATH=/etc/gateway/rules.toml \
     GATEWAY_SERVER_UPGRADE_SOCK=/tmp/gateway_upgrade.sock \
     GATEWAY_LOG_FORMAT=json \
-    GATEWAY_STORE_URL=sqlite:///var/lib/gateway/data/gateway.db
+    GATEWAY_STORE_URL=sqlite:///var/lib/gateway/data/gateway.db \
+    GATEWAY_API_LISTEN=0.0.0.0:8081
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/gateway", "health", "-c", "/etc/gateway/gateway.toml"]
 ENTRYPOINT ["/usr/local/bin/gateway"]

@@ -106,7 +106,22 @@ fn exposed_ports_are_the_binary_defaults() {
         );
     }
     assert!(builtin.metrics.listen.is_none() && defaults.metrics.listen.is_none());
-    assert_eq!(exposed, [port_of(listen)], "only the proxy port");
+    // The Links API listens on every interface in the image (loopback in
+    // the bundled config and without GATEWAY_API_LISTEN).
+    let api = &env
+        .iter()
+        .find(|(k, _)| k == "GATEWAY_API_LISTEN")
+        .expect("the image sets GATEWAY_API_LISTEN")
+        .1;
+    assert!(api.starts_with("0.0.0.0:"), "{api}");
+    let bundled_api: std::net::SocketAddr =
+        defaults.api.as_ref().expect("[api] in the bundled config").listen.parse().unwrap();
+    assert!(bundled_api.ip().is_loopback(), "bundled api {bundled_api}");
+    assert_eq!(
+        exposed,
+        [port_of(listen), port_of(api)],
+        "the proxy port and the API port"
+    );
 }
 
 /// `host:port` to the port.
@@ -371,7 +386,8 @@ fn kubernetes_manifests_match_the_binary() {
             .unwrap_or_else(|| panic!("{name} not set"))
     };
 
-    // Ports: the proxy and the /metrics-only listener; never the admin one.
+    // Ports: the proxy, the Links API and the /metrics-only listener;
+    // never the admin one.
     let ports: Vec<(String, u16)> = c["ports"]
         .as_vec()
         .unwrap()
@@ -391,6 +407,10 @@ fn kubernetes_manifests_match_the_binary() {
         ports,
         [
             ("http".to_string(), port_of(listen)),
+            (
+                "api".to_string(),
+                port_of(&config.api.as_ref().expect("[api]").listen)
+            ),
             ("metrics".to_string(), port_of(&metrics))
         ]
     );
@@ -591,7 +611,13 @@ fn ecs_task_definition_matches_the_binary() {
         .iter()
         .map(|p| p["containerPort"].as_u64().unwrap())
         .collect();
-    assert_eq!(ports, [u64::from(port_of(&config.server.listen[0]))]);
+    assert_eq!(
+        ports,
+        [
+            u64::from(port_of(&config.server.listen[0])),
+            u64::from(port_of(&config.api.as_ref().expect("[api]").listen))
+        ]
+    );
 
     // ECS sends SIGTERM, then SIGKILL after stopTimeout.
     let stop = c["stopTimeout"].as_u64().unwrap();
