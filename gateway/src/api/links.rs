@@ -97,7 +97,10 @@ pub fn quota_spent(caller: &Caller) -> Problem {
             super::model::rfc3339(next)
         ),
     )
-    .header(http::header::RETRY_AFTER, HeaderValue::from((next - now).max(1)))
+    .header(
+        http::header::RETRY_AFTER,
+        HeaderValue::from((next - now).max(1)),
+    )
 }
 
 /// Why a link was not written.
@@ -170,7 +173,9 @@ async fn insert(
             .await;
         match result {
             Ok((record, seq)) => {
-                state.store.written(seq, &record.link.host, &record.link.code);
+                state
+                    .store
+                    .written(seq, &record.link.host, &record.link.code);
                 return Ok(record);
             }
             Err(StoreError::Conflict(_)) if generated => {
@@ -207,7 +212,12 @@ pub async fn create_link(
 }
 
 fn counted(state: &ApiState, op: &str) {
-    state.metrics.api.links_written.with_label_values(&[op]).inc();
+    state
+        .metrics
+        .api
+        .links_written
+        .with_label_values(&[op])
+        .inc();
 }
 
 /// Create a link.
@@ -241,17 +251,29 @@ pub async fn create(
     }
     let bytes = match raw {
         Ok(b) => b,
-        Err(e) => return body::json::<LinkInput>(Err(e)).err().map(IntoResponse::into_response).unwrap_or_default(),
+        Err(e) => {
+            return body::json::<LinkInput>(Err(e))
+                .err()
+                .map(IntoResponse::into_response)
+                .unwrap_or_default()
+        }
     };
-    idempotency::once(&state, &caller, &headers, "POST /api/v1/links", &bytes, || async {
-        let input: LinkInput = body::json(Ok(bytes.clone()))?;
-        let record = create_link(&state, &caller, &input).await?;
-        counted(&state, "create");
-        Ok(Reply::link(
-            StatusCode::CREATED,
-            &Link::of(record, &state.config.short_url_scheme),
-        ))
-    })
+    idempotency::once(
+        &state,
+        &caller,
+        &headers,
+        "POST /api/v1/links",
+        &bytes,
+        || async {
+            let input: LinkInput = body::json(Ok(bytes.clone()))?;
+            let record = create_link(&state, &caller, &input).await?;
+            counted(&state, "create");
+            Ok(Reply::link(
+                StatusCode::CREATED,
+                &Link::of(record, &state.config.short_url_scheme),
+            ))
+        },
+    )
     .await
 }
 
@@ -347,7 +369,9 @@ async fn replace(
         .await;
     match result {
         Ok(Updated::Done(new, seq)) => {
-            state.store.written(seq, &record.link.host, &record.link.code);
+            state
+                .store
+                .written(seq, &record.link.host, &record.link.code);
             state.store.written(seq, &new.link.host, &new.link.code);
             Ok(Ok(*new))
         }
@@ -493,20 +517,27 @@ pub async fn list(
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid-parameter", "limit must be 1 to 1000")
-                    .field("limit", format!("`{v}` is not a number from 1 to {MAX_LIMIT}"))
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-parameter",
+                    "limit must be 1 to 1000",
+                )
+                .field(
+                    "limit",
+                    format!("`{v}` is not a number from 1 to {MAX_LIMIT}"),
+                )
             })?,
     };
     let after = match get("cursor") {
         None => 0,
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid-parameter", "cursor is not one this API gave")
-                    .field("cursor", "pass next_cursor of the previous page")
-            })?,
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-parameter",
+                "cursor is not one this API gave",
+            )
+            .field("cursor", "pass next_cursor of the previous page")
+        })?,
     };
     let filter = LinkFilter {
         owner: Some(caller.id().to_string()),
@@ -523,7 +554,9 @@ pub async fn list(
         .map_err(|e| store_problem(&e))?;
     let more = links.len() as i64 > limit;
     links.truncate(limit as usize);
-    let next_cursor = more.then(|| links.last().map(|l| l.id.to_string())).flatten();
+    let next_cursor = more
+        .then(|| links.last().map(|l| l.id.to_string()))
+        .flatten();
     let scheme = &state.config.short_url_scheme;
     Ok(Reply::json(
         StatusCode::OK,
