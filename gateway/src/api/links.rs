@@ -23,6 +23,12 @@ use crate::web::Problem;
 /// Attempts at a generated code before giving up (each clash also makes
 /// the next code one character longer, every third attempt).
 const CODE_ATTEMPTS: usize = 9;
+/// Attempts at a change made without `If-Match` (a PATCH, an upsert)
+/// before giving up with `409 busy-link`. An attempt is lost only when
+/// another change of the link went in since it was read, and that change's
+/// request is then done: n requests racing on one link need at most n
+/// attempts each, so this is how many may race before one is refused.
+const CHANGE_ATTEMPTS: usize = 64;
 /// A page's default and largest size.
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
@@ -420,7 +426,7 @@ pub async fn update(
     let patch: LinkPatch = body::json(raw)?;
     // Without If-Match the change applies to whatever version is there:
     // a concurrent change makes it read again.
-    for _ in 0..5 {
+    for _ in 0..CHANGE_ATTEMPTS {
         let record = owned(&state, &caller, id).await?;
         if let Some(v) = wanted.filter(|v| *v != record.version) {
             return Err(stale(v, record.version));
@@ -608,7 +614,7 @@ pub async fn upsert(
         _ => input.external_id = Some(external_id.clone()),
     }
     let scheme = state.config.short_url_scheme.clone();
-    for _ in 0..5 {
+    for _ in 0..CHANGE_ATTEMPTS {
         let (owner, ext) = (caller.id().to_string(), external_id.clone());
         let existing = state
             .store
