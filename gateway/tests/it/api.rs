@@ -981,6 +981,10 @@ fn sqlite_concurrent_retries_with_one_idempotency_key_make_one_link() {
     let (_dir, gw) = sqlite();
     let gw = Arc::new(gw);
     let key = gw.create_key("retrier", HOST, &[]);
+    idempotency_race(&gw, &key);
+}
+
+fn idempotency_race(gw: &Arc<ApiGateway>, key: &Key) {
     let barrier = Arc::new(Barrier::new(10));
     let threads: Vec<_> = (0..10)
         .map(|_| {
@@ -1017,12 +1021,12 @@ fn sqlite_concurrent_retries_with_one_idempotency_key_make_one_link() {
     }
     assert_eq!(fresh, 1, "one request ran");
     assert_eq!(ids.len(), 1, "{ids:?}");
-    assert_eq!(list_all(&gw, &key, "", 1000).len(), 1);
+    assert_eq!(list_all(gw, key, "", 1000).len(), 1);
     // After, a retry is a replay.
     let r = gw.call(
         "POST",
         "/api/v1/links",
-        Some(&key),
+        Some(key),
         Some(&json!({"host": HOST, "to": "https://shop.example.com/once"})),
         &[("Idempotency-Key", "same-for-all")],
     );
@@ -1066,6 +1070,10 @@ fn sqlite_concurrent_upserts_of_one_external_id_make_one_link() {
     let (_dir, gw) = sqlite();
     let gw = Arc::new(gw);
     let key = gw.create_key("upserter", HOST, &[]);
+    upsert_race(&gw, &key);
+}
+
+fn upsert_race(gw: &Arc<ApiGateway>, key: &Key) {
     for code in [None, Some("given")] {
         let ext = if code.is_some() {
             "with-code"
@@ -1112,12 +1120,12 @@ fn sqlite_concurrent_upserts_of_one_external_id_make_one_link() {
             "{ext}: {statuses:?}"
         );
         assert_eq!(ids.len(), 1, "{ext}: {ids:?}");
-        let listed = list_all(&gw, &key, &format!("q={ext}"), 1000);
+        let listed = list_all(gw, key, &format!("q={ext}"), 1000);
         assert_eq!(listed.len(), 1, "{ext}");
         assert_eq!(listed[0]["version"], 10, "{ext}: every upsert applied");
         let code = listed[0]["code"].as_str().unwrap();
         assert_eq!(
-            location(&gw, code),
+            location(gw, code),
             listed[0]["to"].as_str().map(str::to_string)
         );
     }
@@ -1639,6 +1647,10 @@ fn sqlite_fifty_concurrent_creates_get_fifty_distinct_codes() {
     let (_dir, gw) = sqlite();
     let gw = Arc::new(gw);
     let key = gw.create_key("busy", HOST, &[]);
+    fifty_creates(&gw, &key);
+}
+
+fn fifty_creates(gw: &Arc<ApiGateway>, key: &Key) {
     let barrier = Arc::new(Barrier::new(50));
     let threads: Vec<_> = (0..50)
         .map(|i| {
@@ -1662,13 +1674,13 @@ fn sqlite_fifty_concurrent_creates_get_fifty_distinct_codes() {
         made.insert(code, i);
     }
     assert_eq!(made.len(), 50, "50 distinct codes");
-    let listed = list_all(&gw, &key, "", 1000);
+    let listed = list_all(gw, key, "", 1000);
     assert_eq!(listed.len(), 50);
     let listed: BTreeSet<String> = codes(&listed).into_iter().collect();
     assert_eq!(listed, made.keys().cloned().collect());
     for (code, i) in &made {
         assert_eq!(
-            location(&gw, code),
+            location(gw, code),
             Some(format!("https://shop.example.com/c/{i}"))
         );
     }
@@ -1680,6 +1692,64 @@ fn sqlite_twenty_patches_with_one_if_match_one_wins() {
     let gw = Arc::new(gw);
     let key = gw.create_key("racer", HOST, &[]);
     if_match_race(&gw, &key);
+}
+
+/// 20 PATCHes of one link without If-Match at once: each applies to
+/// whatever version is there, so all 20 succeed and the link ends at
+/// version 21 with one of their destinations.
+fn blind_patch_race(gw: &Arc<ApiGateway>, key: &Key) {
+    let link = ok(
+        &gw.post(
+            "/api/v1/links",
+            key,
+            &json!({"host": HOST, "code": "blind", "to": "https://shop.example.com/blind"}),
+        ),
+        201,
+    );
+    let id = id_of(&link);
+    let barrier = Arc::new(Barrier::new(20));
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let (gw, key, barrier) = (gw.clone(), key.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                gw.call(
+                    "PATCH",
+                    &format!("/api/v1/links/{id}"),
+                    Some(&key),
+                    Some(&json!({"to": format!("https://shop.example.com/blind/{i}")})),
+                    &[],
+                )
+            })
+        })
+        .collect();
+    let mut versions = BTreeSet::new();
+    for t in threads {
+        let r = t.join().unwrap();
+        versions.insert(ok(&r, 200)["version"].as_i64().unwrap());
+    }
+    assert_eq!(versions, (2..=21).collect(), "each PATCH made one version");
+    let now = ok(&gw.get_api(&format!("/api/v1/links/{id}"), key), 200);
+    assert_eq!(now["version"], 21);
+    assert_eq!(location(gw, "blind").as_deref(), now["to"].as_str());
+}
+
+#[test]
+fn sqlite_twenty_patches_without_if_match_all_apply() {
+    let (_dir, gw) = sqlite();
+    let gw = Arc::new(gw);
+    let key = gw.create_key("blind", HOST, &[]);
+    blind_patch_race(&gw, &key);
+}
+
+#[test]
+fn postgres_twenty_patches_without_if_match_all_apply() {
+    let Some(pg) = Postgres::start("postgres_twenty_patches_without_if_match_all_apply") else {
+        return;
+    };
+    let gw = Arc::new(ApiGateway::start(RULES, &pg.url()));
+    let key = gw.create_key("blind", HOST, &[]);
+    blind_patch_race(&gw, &key);
 }
 
 // ---------------------------------------------------------------------
@@ -1768,4 +1838,98 @@ fn postgres_twenty_patches_with_one_if_match_one_wins() {
     let gw = Arc::new(ApiGateway::start(RULES, &pg.url()));
     let key = gw.create_key("racer", HOST, &[]);
     if_match_race(&gw, &key);
+}
+
+/// The races on PostgreSQL too: 50 creates with generated codes, retries
+/// with one Idempotency-Key, upserts of one external id.
+#[test]
+fn postgres_concurrent_creates_retries_and_upserts() {
+    let Some(pg) = Postgres::start("postgres_concurrent_creates_retries_and_upserts") else {
+        return;
+    };
+    let gw = Arc::new(ApiGateway::start(RULES, &pg.url()));
+    fifty_creates(&gw, &gw.create_key("busy", HOST, &[]));
+    idempotency_race(&gw, &gw.create_key("retrier", HOST, &[]));
+    upsert_race(&gw, &gw.create_key("upserter", HOST, &[]));
+}
+
+/// `[api]` settings reach the answers: the short URL's scheme, the length
+/// of generated codes, the largest bulk.
+#[test]
+fn api_settings_shape_short_urls_codes_and_bulk() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = ApiGateway::start_with(
+        RULES,
+        &sqlite_url(dir.path()),
+        "short_url_scheme = \"http\"\ncode_length = 5\nmax_bulk = 2\n",
+    );
+    // A wildcard key covers the subdomains; the scheme is case-blind.
+    let key = gw.create_key("wild", "*.example.com", &[]);
+    let r = gw.call(
+        "POST",
+        "/api/v1/links",
+        None,
+        Some(&json!({"host": "GO.Example.COM", "to": "https://shop.example.com/w"})),
+        &[("Authorization", &format!("bearer {}", key.secret))],
+    );
+    let link = ok(&r, 201);
+    let code = link["code"].as_str().unwrap();
+    assert!(is_generated(code, 5), "{code}");
+    assert_eq!(link["host"], HOST);
+    assert_eq!(link["short_url"], format!("http://go.example.com/{code}"));
+    assert_eq!(
+        location(&gw, code).as_deref(),
+        Some("https://shop.example.com/w")
+    );
+    ok(
+        &gw.post(
+            "/api/v1/links",
+            &key,
+            &json!({"host": OTHER, "to": "https://shop.example.com/w"}),
+        ),
+        201,
+    );
+    let item = json!({"host": HOST, "to": "https://shop.example.com/b"});
+    let p = problem(
+        &gw.post(
+            "/api/v1/links/bulk",
+            &key,
+            &json!({"links": [item, item, item]}),
+        ),
+        422,
+        "too-many-links",
+    );
+    assert_eq!(fields(&p), ["links"]);
+    let out = ok(
+        &gw.post("/api/v1/links/bulk", &key, &json!({"links": [item, item]})),
+        200,
+    );
+    assert_eq!(out["created"], 2);
+    let out = ok(
+        &gw.post("/api/v1/links/bulk", &key, &json!({"links": []})),
+        200,
+    );
+    assert_eq!(out["created"], 0);
+    assert_eq!(out["results"], json!([]));
+    assert_eq!(list_all(&gw, &key, "", 1000).len(), 4);
+    problem(
+        &gw.get_api("/api/v1/links?limit=1001", &key),
+        400,
+        "invalid-parameter",
+    );
+    // Requests are counted by route template and status.
+    assert!(
+        gw.metric(
+            "gateway_api_requests_total",
+            &[
+                ("route", "/api/v1/links"),
+                ("method", "POST"),
+                ("status", "201")
+            ]
+        ) >= 2.0
+    );
+    assert_eq!(
+        gw.metric("gateway_api_links_written_total", &[("op", "bulk")]),
+        2.0
+    );
 }
