@@ -130,12 +130,11 @@ pub fn prepare(
     };
     if let Err(e) = StoreLink::compile(&link.spec(0, 0), rules) {
         // A field already refused above (a bad code) is not refused twice.
-        let fresh: Vec<FieldError> = e
-            .0
-            .iter()
-            .map(|e| field_error(&api_field(&e.field), &e.message))
-            .filter(|e| !errors.iter().any(|seen| seen.field == e.field))
-            .collect();
+        let fresh: Vec<FieldError> =
+            e.0.iter()
+                .map(|e| field_error(&api_field(&e.field), &e.message))
+                .filter(|e| !errors.iter().any(|seen| seen.field == e.field))
+                .collect();
         errors.extend(fresh);
     }
     if !errors.is_empty() {
@@ -152,7 +151,10 @@ pub fn prepare(
             "host-not-allowed",
             format!("this API key may not create links on `{}`", link.host),
         )
-        .field("host", format!("the key's hosts are {}", key.hosts.join(", "))));
+        .field(
+            "host",
+            format!("the key's hosts are {}", key.hosts.join(", ")),
+        ));
     }
     if let Some(rule) = rules.claimed_by(&link.host, &link.code) {
         return Err(Problem::new(
