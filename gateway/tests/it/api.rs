@@ -1131,6 +1131,72 @@ fn upsert_race(gw: &Arc<ApiGateway>, key: &Key) {
     }
 }
 
+/// A code beyond ASCII (or with `"`, `{`, ...) is kept as a browser sends
+/// it, percent-encoded, so the link answers the request a browser makes
+/// for its short URL; the same code sent encoded is the same link.
+#[test]
+fn sqlite_codes_beyond_ascii_are_served_at_their_short_url() {
+    let (_dir, gw) = sqlite();
+    let key = gw.create_key("partner-a", HOST, &[]);
+    for (code, stored) in [
+        ("été", "%C3%A9t%C3%A9"),
+        ("x{\"y\"}", "x%7B%22y%22%7D"),
+        (
+            "日本/セール",
+            "%E6%97%A5%E6%9C%AC/%E3%82%BB%E3%83%BC%E3%83%AB",
+        ),
+    ] {
+        let to = format!("https://shop.example.com/{stored}");
+        let r = gw.post(
+            "/api/v1/links",
+            &key,
+            &json!({"host": HOST, "code": code, "to": to}),
+        );
+        let link = ok(&r, 201);
+        assert_eq!(link["code"], stored, "{link}");
+        assert_eq!(
+            link["short_url"],
+            format!("https://go.example.com/{stored}")
+        );
+        // What a browser requests for the short URL.
+        assert_eq!(location(&gw, stored).as_deref(), Some(to.as_str()));
+        // Sent encoded: the same code.
+        let p = problem(
+            &gw.post(
+                "/api/v1/links",
+                &key,
+                &json!({"host": HOST, "code": stored, "to": to}),
+            ),
+            409,
+            "code-taken",
+        );
+        assert_eq!(fields(&p), ["code"]);
+        // PATCH keeps it.
+        let r = gw.call(
+            "PATCH",
+            &format!("/api/v1/links/{}", id_of(&link)),
+            Some(&key),
+            Some(&json!({"status": 307})),
+            &[],
+        );
+        assert_eq!(ok(&r, 200)["code"], stored);
+        assert_eq!(served(&gw, HOST, stored), (307, Some(to.clone())));
+    }
+    // Still refused: spaces, `?`, `#`, bad escapes.
+    for code in ["a b", "a?b", "a#b", "100%"] {
+        let p = problem(
+            &gw.post(
+                "/api/v1/links",
+                &key,
+                &json!({"host": HOST, "code": code, "to": "https://shop.example.com/"}),
+            ),
+            422,
+            "invalid-link",
+        );
+        assert_eq!(fields(&p), ["code"], "{code}: {p}");
+    }
+}
+
 #[test]
 fn openapi_document_is_3_1_and_lists_every_endpoint() {
     let (_dir, gw) = sqlite();
