@@ -54,12 +54,24 @@ pub async fn create(
     }
     let bytes = match raw {
         Ok(b) => b,
-        Err(e) => return body::json::<BulkInput>(Err(e)).err().map(IntoResponse::into_response).unwrap_or_default(),
+        Err(e) => {
+            return body::json::<BulkInput>(Err(e))
+                .err()
+                .map(IntoResponse::into_response)
+                .unwrap_or_default()
+        }
     };
-    idempotency::once(&state, &caller, &headers, "POST /api/v1/links/bulk", &bytes, || async {
-        let input: BulkInput = body::json(Ok(bytes.clone()))?;
-        create_all(&state, &caller, input).await
-    })
+    idempotency::once(
+        &state,
+        &caller,
+        &headers,
+        "POST /api/v1/links/bulk",
+        &bytes,
+        || async {
+            let input: BulkInput = body::json(Ok(bytes.clone()))?;
+            create_all(&state, &caller, input).await
+        },
+    )
     .await
 }
 
@@ -93,7 +105,10 @@ async fn create_all(state: &ApiState, caller: &Caller, input: BulkInput) -> ApiR
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "too-many-links",
-            format!("{} links in one call; at most {max} (api.max_bulk)", input.links.len()),
+            format!(
+                "{} links in one call; at most {max} (api.max_bulk)",
+                input.links.len()
+            ),
         )
         .field("links", format!("at most {max} items")));
     }
@@ -105,10 +120,13 @@ async fn create_all(state: &ApiState, caller: &Caller, input: BulkInput) -> ApiR
         let item: LinkInput = match serde_path_to_error::deserialize(value) {
             Ok(i) => i,
             Err(e) => {
-                let field = format!("links[{index}]{}", match e.path().to_string().as_str() {
-                    "." => String::new(),
-                    p => format!(".{p}"),
-                });
+                let field = format!(
+                    "links[{index}]{}",
+                    match e.path().to_string().as_str() {
+                        "." => String::new(),
+                        p => format!(".{p}"),
+                    }
+                );
                 results[index] = Some(BulkResult {
                     index,
                     status: 400,
@@ -155,7 +173,9 @@ async fn create_all(state: &ApiState, caller: &Caller, input: BulkInput) -> ApiR
         for (p, record) in pending.into_iter().zip(written) {
             match record {
                 Some(record) => {
-                    state.store.written(seq, &record.link.host, &record.link.code);
+                    state
+                        .store
+                        .written(seq, &record.link.host, &record.link.code);
                     results[p.index] = Some(BulkResult {
                         index: p.index,
                         status: 201,
@@ -185,7 +205,11 @@ async fn create_all(state: &ApiState, caller: &Caller, input: BulkInput) -> ApiR
             r.unwrap_or_else(|| {
                 refused(
                     index,
-                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no-free-code", "no free code was found; retry"),
+                    Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no-free-code",
+                        "no free code was found; retry",
+                    ),
                 )
             })
         })
