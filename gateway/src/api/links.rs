@@ -162,23 +162,48 @@ pub async fn taken(state: &ApiState, link: &NewLink) -> Failed {
     )
 }
 
-/// Writes a new link. A generated code that clashes is drawn again.
+/// `caller`'s monthly quota as the store checks it in a write: the key,
+/// its quota, and the start of this month.
+pub fn quota_of(caller: &Caller) -> Option<(String, i64, i64)> {
+    let quota = caller.0.monthly_quota?;
+    let (start, _) = month_bounds(rules::unix_now());
+    Some((caller.id().to_string(), quota, start))
+}
+
+/// Writes a new link of `caller`, within its monthly quota. A generated
+/// code that clashes is drawn again.
 async fn insert(
     state: &ApiState,
+    caller: &Caller,
     mut link: NewLink,
     generated: bool,
 ) -> Result<LinkRecord, Failed> {
     let rules = state.live.load().rules.clone();
     for attempt in 0..CODE_ATTEMPTS {
         let writing = link.clone();
+        let quota = quota_of(caller);
         let result = state
             .store
             .query(StoreOp::Write, move |b| async move {
-                b.insert(&writing, rules::unix_now()).await
+                let Some((owner, limit, since)) = quota else {
+                    return b.insert(&writing, rules::unix_now()).await.map(Some);
+                };
+                // Counted and written in one transaction: racing creates
+                // cannot pass the quota together.
+                let one = std::slice::from_ref(&writing);
+                let quota = Some((owner.as_str(), limit, since));
+                let (mut written, seq, admitted) =
+                    b.insert_many(one, rules::unix_now(), quota).await?;
+                match written.pop().flatten() {
+                    Some(record) => Ok(Some((record, seq))),
+                    None if admitted == 0 => Ok(None),
+                    None => Err(StoreError::Conflict("the link's keys are taken".into())),
+                }
             })
             .await;
         match result {
-            Ok((record, seq)) => {
+            Ok(None) => return Err(quota_spent(caller).into()),
+            Ok(Some((record, seq))) => {
                 state
                     .store
                     .written(seq, &record.link.host, &record.link.code);
@@ -214,7 +239,7 @@ pub async fn create_link(
     if quota_left(state, caller).await? == Some(0) {
         return Err(quota_spent(caller).into());
     }
-    insert(state, link, input.code.is_none()).await
+    insert(state, caller, link, input.code.is_none()).await
 }
 
 fn counted(state: &ApiState, op: &str) {
