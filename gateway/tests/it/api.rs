@@ -356,6 +356,23 @@ fn crud_flow(gw: &ApiGateway, key: &Key) {
         Some("https://shop.example.com/summer-v2")
     );
 
+    // A new host moves it there.
+    let r = gw.call(
+        "PATCH",
+        &format!("/api/v1/links/{id}"),
+        Some(key),
+        Some(&json!({"host": OTHER})),
+        &[("If-Match", "\"3\"")],
+    );
+    assert_eq!(
+        ok(&r, 200)["short_url"],
+        "https://other.example.com/summer-moved"
+    );
+    assert_eq!(location(gw, "summer-moved").as_deref(), Some(FALLBACK));
+    assert_eq!(
+        served(gw, OTHER, "summer-moved"),
+        (302, Some("https://shop.example.com/summer-v2".to_string()))
+    );
     // Delete: gone at once, here.
     let r = gw.call(
         "DELETE",
@@ -366,7 +383,7 @@ fn crud_flow(gw: &ApiGateway, key: &Key) {
     );
     assert_eq!(r.status, 204, "{}", r.text());
     assert!(r.body.is_empty());
-    assert_eq!(location(gw, "summer-moved").as_deref(), Some(FALLBACK));
+    assert_eq!(served(gw, OTHER, "summer-moved").0, 404);
     problem(
         &gw.get_api(&format!("/api/v1/links/{id}"), key),
         404,
@@ -1708,6 +1725,60 @@ fn monthly_quota_refuses_the_create_past_it() {
     ok(&gw.get_api("/api/v1/links", &key), 200);
 }
 
+/// Creates racing each other, on `gateways` in turn, do not get past a
+/// monthly quota of 3: exactly 3 of 12 are created, the others get `429`.
+fn quota_race(gateways: &[Arc<ApiGateway>], key: &Key) {
+    let barrier = Arc::new(Barrier::new(12));
+    let threads: Vec<_> = (0..12)
+        .map(|i| {
+            let gw = gateways[i % gateways.len()].clone();
+            let (key, barrier) = (key.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                if i % 3 == 2 {
+                    gw.post(
+                        "/api/v1/links/bulk",
+                        &key,
+                        &json!({"links": [{"host": HOST, "to": format!("https://shop.example.com/q/{i}")}]}),
+                    )
+                } else {
+                    gw.post(
+                        "/api/v1/links",
+                        &key,
+                        &json!({"host": HOST, "to": format!("https://shop.example.com/q/{i}")}),
+                    )
+                }
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in threads {
+        let r = t.join().unwrap();
+        let (status, body) = if r.status == 200 {
+            let out = ok(&r, 200);
+            let item = out["results"][0].clone();
+            (item["status"].as_u64().unwrap() as u16, item)
+        } else {
+            (r.status, r.json())
+        };
+        match status {
+            201 => created += 1,
+            429 => assert!(body.to_string().contains("quota"), "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created, 3, "creates past a monthly quota of 3");
+    assert_eq!(list_all(&gateways[0], key, "", 1000).len(), 3);
+}
+
+#[test]
+fn sqlite_concurrent_creates_stop_at_the_monthly_quota() {
+    let (_dir, gw) = sqlite();
+    let gw = Arc::new(gw);
+    let key = gw.create_key("quota", HOST, &["--monthly-quota", "3"]);
+    quota_race(&[gw], &key);
+}
+
 #[test]
 fn sqlite_fifty_concurrent_creates_get_fifty_distinct_codes() {
     let (_dir, gw) = sqlite();
@@ -1872,6 +1943,19 @@ fn postgres_api_link_is_served_by_both_gateways() {
     assert!(wait_until(Duration::from_secs(1), || {
         location(&a, "fleet").as_deref() == Some("https://shop.example.com/fleet-v2")
     }));
+    // Deleted through B: gone on B at once, on A soon.
+    let r = b.call(
+        "DELETE",
+        &format!("/api/v1/links/{}", id_of(&link)),
+        Some(&key),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(location(&b, "fleet").as_deref(), Some(FALLBACK));
+    assert!(wait_until(Duration::from_secs(1), || {
+        location(&a, "fleet").as_deref() == Some(FALLBACK)
+    }));
     // Revoked with the CLI of one: refused by both.
     let out = a.cli(&["keys", "revoke", "fleet"]);
     assert!(out.status.success());
@@ -1998,4 +2082,19 @@ fn api_settings_shape_short_urls_codes_and_bulk() {
         gw.metric("gateway_api_links_written_total", &[("op", "bulk")]),
         2.0
     );
+}
+
+/// Two gateways on one PostgreSQL: creates racing on both stop at the
+/// key's monthly quota.
+#[test]
+fn postgres_creates_racing_on_two_gateways_stop_at_the_monthly_quota() {
+    let Some(pg) =
+        Postgres::start("postgres_creates_racing_on_two_gateways_stop_at_the_monthly_quota")
+    else {
+        return;
+    };
+    let a = Arc::new(ApiGateway::start(RULES, &pg.url()));
+    let b = Arc::new(ApiGateway::start(RULES, &pg.url()));
+    let key = a.create_key("quota", HOST, &["--monthly-quota", "3"]);
+    quota_race(&[a, b], &key);
 }
