@@ -56,7 +56,8 @@ where
         state
             .store
             .query(StoreOp::Idempotency, move |b| async move {
-                b.claim_idempotency(&owner, &key, &hash, rules::unix_now()).await
+                b.claim_idempotency(&owner, &key, &hash, rules::unix_now())
+                    .await
             })
             .await
     };
@@ -82,7 +83,10 @@ where
         Ok(Claim::Fresh) => {
             let result = run().await;
             let (status, text) = match &result {
-                Ok(reply) => (reply.status, String::from_utf8_lossy(&reply.body).into_owned()),
+                Ok(reply) => (
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body).into_owned(),
+                ),
                 Err(p) => (p.status(), serde_json::to_string(p).unwrap_or_default()),
             };
             let kept = if status.is_server_error() {
@@ -123,8 +127,14 @@ fn replay(status: u16, body: String) -> Response {
         .and_then(|v| Some((v.get("id")?.as_i64()?, v.get("version")?.as_i64()?)));
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     if let Some((id, version)) = link {
         if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/links/{id}")) {
