@@ -67,9 +67,12 @@ pub async fn create(
         &headers,
         "POST /api/v1/links/bulk",
         &bytes,
-        || async {
-            let input: BulkInput = body::json(Ok(bytes.clone()))?;
-            create_all(&state, &caller, input).await
+        {
+            let (state, caller, bytes) = (state.clone(), caller.clone(), bytes.clone());
+            move || async move {
+                let input: BulkInput = body::json(Ok(bytes))?;
+                create_all(&state, &caller, input).await
+            }
         },
     )
     .await

@@ -289,22 +289,18 @@ pub async fn create(
                 .unwrap_or_default()
         }
     };
-    idempotency::once(
-        &state,
-        &caller,
-        &headers,
-        "POST /api/v1/links",
-        &bytes,
-        || async {
-            let input: LinkInput = body::json(Ok(bytes.clone()))?;
+    idempotency::once(&state, &caller, &headers, "POST /api/v1/links", &bytes, {
+        let (state, caller, bytes) = (state.clone(), caller.clone(), bytes.clone());
+        move || async move {
+            let input: LinkInput = body::json(Ok(bytes))?;
             let record = create_link(&state, &caller, &input).await?;
             counted(&state, "create");
             Ok(Reply::link(
                 StatusCode::CREATED,
                 &Link::of(record, &state.config.short_url_scheme),
             ))
-        },
-    )
+        }
+    })
     .await
 }
 
