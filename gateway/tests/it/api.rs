@@ -2098,3 +2098,50 @@ fn postgres_creates_racing_on_two_gateways_stop_at_the_monthly_quota() {
     let key = a.create_key("quota", HOST, &["--monthly-quota", "3"]);
     quota_race(&[a, b], &key);
 }
+
+/// A create with an Idempotency-Key that the API's timeout cuts off (the
+/// store is held up by a lock) still finishes: its retry gets that one
+/// link, instead of `409 idempotency-key-in-use` for the day the key is
+/// kept, or a second link.
+#[test]
+fn postgres_a_create_cut_off_by_the_timeout_is_replayed_to_its_retry() {
+    let Some(pg) =
+        Postgres::start("postgres_a_create_cut_off_by_the_timeout_is_replayed_to_its_retry")
+    else {
+        return;
+    };
+    let gw = Arc::new(ApiGateway::start_with(RULES, &pg.url(), "timeout = \"1s\""));
+    let key = gw.create_key("slow", HOST, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = rt.block_on(sqlx::PgPool::connect(&pg.url())).unwrap();
+    let mut tx = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(sqlx::query("LOCK TABLE links IN ACCESS EXCLUSIVE MODE").execute(&mut *tx))
+        .unwrap();
+    let body = json!({"host": HOST, "code": "slow", "to": "https://shop.example.com/slow"});
+    let h = [("Idempotency-Key", "slow-1")];
+    let first = gw.call("POST", "/api/v1/links", Some(&key), Some(&body), &h);
+    assert_eq!(first.status, 408, "{}", first.text());
+    // The lock goes before the store's own timeout (2 s): the insert that
+    // waited for it goes in.
+    std::thread::sleep(Duration::from_millis(300));
+    rt.block_on(tx.commit()).unwrap();
+    let mut last = None;
+    let replayed = wait_until(Duration::from_secs(5), || {
+        let r = gw.call("POST", "/api/v1/links", Some(&key), Some(&body), &h);
+        let done = r.status != 409;
+        last = Some(r);
+        done
+    });
+    let r = last.unwrap();
+    assert!(replayed, "the retry is still refused: {}", r.text());
+    let link = ok(&r, 201);
+    assert_eq!(link["code"], "slow");
+    assert_eq!(list_all(&gw, &key, "", 1000).len(), 1);
+    assert_eq!(
+        location(&gw, "slow").as_deref(),
+        Some("https://shop.example.com/slow")
+    );
+}
