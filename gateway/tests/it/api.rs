@@ -659,8 +659,10 @@ fn if_match_race(gw: &Arc<ApiGateway>, key: &Key) {
         .collect();
     let mut won = Vec::new();
     let mut stale = 0;
-    for t in threads {
-        let (i, r) = t.join().unwrap();
+    // Every thread is joined before anything is asserted: a failure
+    // must not leave a thread holding the gateway past the test.
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for (i, r) in answers {
         match r.status {
             200 => won.push(i),
             412 => {
@@ -1020,8 +1022,10 @@ fn idempotency_race(gw: &Arc<ApiGateway>, key: &Key) {
         .collect();
     let mut ids = BTreeSet::new();
     let mut fresh = 0;
-    for t in threads {
-        let r = t.join().unwrap();
+    // Every thread is joined before anything is asserted: a failure
+    // must not leave a thread holding the gateway past the test.
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for r in answers {
         match r.status {
             201 => {
                 ids.insert(id_of(&r.json()));
@@ -1120,8 +1124,10 @@ fn upsert_race(gw: &Arc<ApiGateway>, key: &Key) {
             .collect();
         let mut statuses = Vec::new();
         let mut ids = BTreeSet::new();
-        for t in threads {
-            let r = t.join().unwrap();
+        // Every thread is joined before anything is asserted: a failure
+        // must not leave a thread holding the gateway past the test.
+        let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        for r in answers {
             statuses.push(r.status);
             assert!(
                 matches!(r.status, 200 | 201),
@@ -1752,8 +1758,10 @@ fn quota_race(gateways: &[Arc<ApiGateway>], key: &Key) {
         })
         .collect();
     let mut created = 0;
-    for t in threads {
-        let r = t.join().unwrap();
+    // Every thread is joined before anything is asserted: a failure
+    // must not leave a thread holding the gateway past the test.
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for r in answers {
         let (status, body) = if r.status == 200 {
             let out = ok(&r, 200);
             let item = out["results"][0].clone();
@@ -1803,8 +1811,10 @@ fn fifty_creates(gw: &Arc<ApiGateway>, key: &Key) {
         })
         .collect();
     let mut made = std::collections::BTreeMap::new();
-    for (i, t) in threads.into_iter().enumerate() {
-        let r = t.join().unwrap();
+    // Every thread is joined before anything is asserted: a failure
+    // must not leave a thread holding the gateway past the test.
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for (i, r) in answers.into_iter().enumerate() {
         let link = ok(&r, 201);
         let code = link["code"].as_str().unwrap().to_string();
         assert!(is_generated(&code, 7), "{code}");
@@ -1861,8 +1871,10 @@ fn blind_patch_race(gw: &Arc<ApiGateway>, key: &Key) {
         })
         .collect();
     let mut versions = BTreeSet::new();
-    for t in threads {
-        let r = t.join().unwrap();
+    // Every thread is joined before anything is asserted: a failure
+    // must not leave a thread holding the gateway past the test.
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for r in answers {
         versions.insert(ok(&r, 200)["version"].as_i64().unwrap());
     }
     assert_eq!(versions, (2..=21).collect(), "each PATCH made one version");
