@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::auth::{store_problem, Caller};
 use super::idempotency;
-use super::links::{quota_left, quota_spent, taken};
+use super::links::{quota_left, quota_of, quota_spent, taken};
 use super::model::{BulkInput, BulkOutput, BulkResult, Link, LinkInput};
 use super::validate::{fresh_code, prepare};
 use super::{ApiResult, ApiState, Reply};
@@ -66,9 +66,12 @@ pub async fn create(
         &headers,
         "POST /api/v1/links/bulk",
         &bytes,
-        || async {
-            let input: BulkInput = crate::web::read_json(Ok(bytes.clone()))?;
-            create_all(&state, &caller, input).await
+        {
+            let (state, caller, bytes) = (state.clone(), caller.clone(), bytes.clone());
+            move || async move {
+                let input: BulkInput = crate::web::read_json(Ok(bytes))?;
+                create_all(&state, &caller, input).await
+            }
         },
     )
     .await
@@ -161,16 +164,22 @@ async fn create_all(state: &ApiState, caller: &Caller, input: BulkInput) -> ApiR
             break;
         }
         let links: Vec<NewLink> = pending.iter().map(|p| p.link.clone()).collect();
-        let (written, seq) = state
+        let quota = quota_of(caller);
+        let (written, seq, admitted) = state
             .store
             .query(StoreOp::Bulk, move |b| async move {
-                b.insert_many(&links, rules::unix_now()).await
+                let quota = quota.as_ref().map(|(o, l, s)| (o.as_str(), *l, *s));
+                b.insert_many(&links, rules::unix_now(), quota).await
             })
             .await
             .map_err(|e| store_problem(&e))?;
         let mut retry = Vec::new();
-        for (p, record) in pending.into_iter().zip(written) {
+        for (i, (p, record)) in pending.into_iter().zip(written).enumerate() {
             match record {
+                // Past the quota, counted in the write.
+                None if i >= admitted => {
+                    results[p.index] = Some(refused(p.index, quota_spent(caller)));
+                }
                 Some(record) => {
                     state
                         .store

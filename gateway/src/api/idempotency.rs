@@ -11,7 +11,7 @@ use std::future::Future;
 use super::auth::{store_problem, Caller};
 use super::{ApiResult, ApiState};
 use crate::metrics::StoreOp;
-use crate::store::{sha256_hex, Claim};
+use crate::store::{sha256_hex, Claim, Store};
 use crate::web::Problem;
 
 /// The longest key accepted.
@@ -29,7 +29,7 @@ pub async fn once<F, Fut>(
 ) -> Response
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = ApiResult>,
+    Fut: Future<Output = ApiResult> + Send + 'static,
 {
     let Some(raw) = headers.get("idempotency-key") else {
         return run().await.into_response();
@@ -81,35 +81,59 @@ where
         .into_response(),
         Ok(Claim::Answered { status, body, .. }) => replay(status, body),
         Ok(Claim::Fresh) => {
-            let result = run().await;
-            let (status, text) = match &result {
-                Ok(reply) => (
-                    reply.status,
-                    String::from_utf8_lossy(&reply.body).into_owned(),
-                ),
-                Err(p) => (p.status(), serde_json::to_string(p).unwrap_or_default()),
-            };
-            let kept = if status.is_server_error() {
-                // A retry may succeed: let it run.
-                state
-                    .store
-                    .query(StoreOp::Idempotency, move |b| async move {
-                        b.release_idempotency(&owner, &key).await
-                    })
-                    .await
-            } else {
-                state
-                    .store
-                    .query(StoreOp::Idempotency, move |b| async move {
-                        b.answered(&owner, &key, status.as_u16(), &text).await
-                    })
-                    .await
-            };
-            if let Err(e) = kept {
-                tracing::warn!(error = %e, "api: cannot keep the answer of an Idempotency-Key request; a retry runs again");
+            // Run to the end and keep the answer even when this request
+            // is dropped (the API's timeout, the client gone): its writes
+            // go in anyway, so a retry must get their answer, not a claim
+            // that stays "running" for as long as the key is kept.
+            let store = state.store.clone();
+            let work = run();
+            let task = tokio::spawn(async move {
+                let result = work.await;
+                keep(&store, owner, key, &result).await;
+                result
+            });
+            match task.await {
+                Ok(result) => result.into_response(),
+                Err(e) => {
+                    tracing::error!(error = %e, "api: an Idempotency-Key request failed");
+                    Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal-error",
+                        "the request failed; the error is logged",
+                    )
+                    .into_response()
+                }
             }
-            result.into_response()
         }
+    }
+}
+
+/// Keeps `result` as the answer to `owner`'s request with `key`, or lets
+/// a retry run again when it is a server error.
+async fn keep(store: &Store, owner: String, key: String, result: &ApiResult) {
+    let (status, text) = match result {
+        Ok(reply) => (
+            reply.status,
+            String::from_utf8_lossy(&reply.body).into_owned(),
+        ),
+        Err(p) => (p.status(), serde_json::to_string(p).unwrap_or_default()),
+    };
+    let kept = if status.is_server_error() {
+        // A retry may succeed: let it run.
+        store
+            .query(StoreOp::Idempotency, move |b| async move {
+                b.release_idempotency(&owner, &key).await
+            })
+            .await
+    } else {
+        store
+            .query(StoreOp::Idempotency, move |b| async move {
+                b.answered(&owner, &key, status.as_u16(), &text).await
+            })
+            .await
+    };
+    if let Err(e) = kept {
+        tracing::warn!(error = %e, "api: cannot keep the answer of an Idempotency-Key request; a retry runs again");
     }
 }
 

@@ -22,6 +22,12 @@ use crate::web::Problem;
 /// Attempts at a generated code before giving up (each clash also makes
 /// the next code one character longer, every third attempt).
 const CODE_ATTEMPTS: usize = 9;
+/// Attempts at a change made without `If-Match` (a PATCH, an upsert)
+/// before giving up with `409 busy-link`. An attempt is lost only when
+/// another change of the link went in since it was read, and that change's
+/// request is then done: n requests racing on one link need at most n
+/// attempts each, so this is how many may race before one is refused.
+const CHANGE_ATTEMPTS: usize = 64;
 /// A page's default and largest size.
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
@@ -155,23 +161,48 @@ pub async fn taken(state: &ApiState, link: &NewLink) -> Failed {
     )
 }
 
-/// Writes a new link. A generated code that clashes is drawn again.
+/// `caller`'s monthly quota as the store checks it in a write: the key,
+/// its quota, and the start of this month.
+pub fn quota_of(caller: &Caller) -> Option<(String, i64, i64)> {
+    let quota = caller.0.monthly_quota?;
+    let (start, _) = month_bounds(rules::unix_now());
+    Some((caller.id().to_string(), quota, start))
+}
+
+/// Writes a new link of `caller`, within its monthly quota. A generated
+/// code that clashes is drawn again.
 async fn insert(
     state: &ApiState,
+    caller: &Caller,
     mut link: NewLink,
     generated: bool,
 ) -> Result<LinkRecord, Failed> {
     let rules = state.live.load().rules.clone();
     for attempt in 0..CODE_ATTEMPTS {
         let writing = link.clone();
+        let quota = quota_of(caller);
         let result = state
             .store
             .query(StoreOp::Write, move |b| async move {
-                b.insert(&writing, rules::unix_now()).await
+                let Some((owner, limit, since)) = quota else {
+                    return b.insert(&writing, rules::unix_now()).await.map(Some);
+                };
+                // Counted and written in one transaction: racing creates
+                // cannot pass the quota together.
+                let one = std::slice::from_ref(&writing);
+                let quota = Some((owner.as_str(), limit, since));
+                let (mut written, seq, admitted) =
+                    b.insert_many(one, rules::unix_now(), quota).await?;
+                match written.pop().flatten() {
+                    Some(record) => Ok(Some((record, seq))),
+                    None if admitted == 0 => Ok(None),
+                    None => Err(StoreError::Conflict("the link's keys are taken".into())),
+                }
             })
             .await;
         match result {
-            Ok((record, seq)) => {
+            Ok(None) => return Err(quota_spent(caller).into()),
+            Ok(Some((record, seq))) => {
                 state
                     .store
                     .written(seq, &record.link.host, &record.link.code);
@@ -207,7 +238,7 @@ pub async fn create_link(
     if quota_left(state, caller).await? == Some(0) {
         return Err(quota_spent(caller).into());
     }
-    insert(state, link, input.code.is_none()).await
+    insert(state, caller, link, input.code.is_none()).await
 }
 
 fn counted(state: &ApiState, op: &str) {
@@ -257,22 +288,18 @@ pub async fn create(
                 .unwrap_or_default()
         }
     };
-    idempotency::once(
-        &state,
-        &caller,
-        &headers,
-        "POST /api/v1/links",
-        &bytes,
-        || async {
-            let input: LinkInput = crate::web::read_json(Ok(bytes.clone()))?;
+    idempotency::once(&state, &caller, &headers, "POST /api/v1/links", &bytes, {
+        let (state, caller, bytes) = (state.clone(), caller.clone(), bytes.clone());
+        move || async move {
+            let input: LinkInput = crate::web::read_json(Ok(bytes))?;
             let record = create_link(&state, &caller, &input).await?;
             counted(&state, "create");
             Ok(Reply::link(
                 StatusCode::CREATED,
                 &Link::of(record, &state.config.short_url_scheme),
             ))
-        },
-    )
+        }
+    })
     .await
 }
 
@@ -419,7 +446,7 @@ pub async fn update(
     let wanted = if_match(&headers)?;
     // Without If-Match the change applies to whatever version is there:
     // a concurrent change makes it read again.
-    for _ in 0..5 {
+    for _ in 0..CHANGE_ATTEMPTS {
         let record = owned(&state, &caller, id).await?;
         if let Some(v) = wanted.filter(|v| *v != record.version) {
             return Err(stale(v, record.version));
@@ -607,7 +634,7 @@ pub async fn upsert(
         _ => input.external_id = Some(external_id.clone()),
     }
     let scheme = state.config.short_url_scheme.clone();
-    for _ in 0..5 {
+    for _ in 0..CHANGE_ATTEMPTS {
         let (owner, ext) = (caller.id().to_string(), external_id.clone());
         let existing = state
             .store

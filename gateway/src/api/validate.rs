@@ -43,6 +43,30 @@ pub fn fresh_code(rules: &RuleSet, host: &str, length: usize) -> String {
     }
 }
 
+/// `code` as a browser sends it in a path: UTF-8 beyond ASCII and the
+/// ASCII bytes of the WHATWG path percent-encode set that the code check
+/// does not refuse (`"`, `<`, `>`, `` ` ``, `{`, `}`) become `%XX`. The
+/// gateway looks a request's path up as sent, so a code kept as `été`
+/// would never answer a request for `/%C3%A9t%C3%A9`. Escapes already
+/// there are kept, so a stored code passes through unchanged.
+fn path_encoded(code: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(code.len());
+    for c in code.chars() {
+        if c.is_ascii() && !matches!(c, '"' | '<' | '>' | '`' | '{' | '}') {
+            out.push(c);
+            continue;
+        }
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+    out
+}
+
 /// Checks `input` for `key` under `rules`. A missing code is generated
 /// (`code_length` characters). The link comes back with its host and code
 /// as the store keeps them, owned by `key`.
@@ -54,8 +78,12 @@ pub fn prepare(
 ) -> Result<NewLink, Problem> {
     let mut errors = Vec::new();
     let generated;
+    let encoded;
     let code = match &input.code {
-        Some(c) => c.as_str(),
+        Some(c) => {
+            encoded = path_encoded(c);
+            encoded.as_str()
+        }
         None => {
             // Any valid code: the real one is drawn once the host is known.
             generated = random_text(code_length);

@@ -209,48 +209,81 @@ impl Backend {
 
     /// Creates `links` in one statement; each is created or, when its host
     /// and code (or its owner's external id) are taken, skipped: `None` in
-    /// its place. Also returns the last change-log entry.
+    /// its place. Also returns the last change-log entry, and how many of
+    /// `links`, from the first, `quota` let in.
+    ///
+    /// `quota` is `(owner, limit, since)`: `owner` may have created `limit`
+    /// links since `since`; links past that are not written. The count is
+    /// taken in the write's transaction after locking the owner's key (its
+    /// row on PostgreSQL, the database on SQLite), so creates racing each
+    /// other, on any gateway, are counted one after the other.
     pub async fn insert_many(
         &self,
         links: &[NewLink],
         now: i64,
-    ) -> Result<(Vec<Option<LinkRecord>>, i64), StoreError> {
+        quota: Option<(&str, i64, i64)>,
+    ) -> Result<(Vec<Option<LinkRecord>>, i64, usize), StoreError> {
         if links.is_empty() {
-            return Ok((Vec::new(), self.head().await?));
+            return Ok((Vec::new(), self.head().await?, 0));
         }
-        let rows: Vec<Row> = on_pool!(self, pool => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
-                 countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
-                 external_id, created_at, updated_at, version) ",
-            );
-            qb.push_values(links, |mut b, l| {
-                b.push_bind(&l.host)
-                    .push_bind(&l.code)
-                    .push_bind(&l.destination)
-                    .push_bind(i32::from(l.status))
-                    .push_bind(&l.ios)
-                    .push_bind(&l.android)
-                    .push_bind(&l.desktop)
-                    .push_bind(l.countries_json())
-                    .push_bind(l.expires_at)
-                    .push_bind(&l.expired_to)
-                    .push_bind(&l.query_mode)
-                    .push_bind(&l.cache_control)
-                    .push_bind(l.tags_json())
-                    .push_bind(&l.owner)
-                    .push_bind(&l.external_id)
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(1i64);
-            });
-            qb.push(concat!(
-                " ON CONFLICT DO NOTHING RETURNING CAST(NULL AS BIGINT) AS as_of, ",
-                link_columns!()
-            ));
-            qb.build_query_as().fetch_all(pool).await?
+        let (rows, seq, admitted): (Vec<Row>, i64, usize) = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut admitted = links.len();
+            if let Some((owner, limit, since)) = quota {
+                sqlx::query("UPDATE api_keys SET monthly_quota = monthly_quota WHERE id = $1")
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                let used: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM links WHERE owner = $1 AND created_at >= $2",
+                )
+                .bind(owner)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+                admitted = usize::try_from(limit - used).unwrap_or(0).min(links.len());
+            }
+            let links = &links[..admitted];
+            let rows: Vec<Row> = if links.is_empty() {
+                Vec::new()
+            } else {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
+                     countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
+                     external_id, created_at, updated_at, version) ",
+                );
+                qb.push_values(links, |mut b, l| {
+                    b.push_bind(&l.host)
+                        .push_bind(&l.code)
+                        .push_bind(&l.destination)
+                        .push_bind(i32::from(l.status))
+                        .push_bind(&l.ios)
+                        .push_bind(&l.android)
+                        .push_bind(&l.desktop)
+                        .push_bind(l.countries_json())
+                        .push_bind(l.expires_at)
+                        .push_bind(&l.expired_to)
+                        .push_bind(&l.query_mode)
+                        .push_bind(&l.cache_control)
+                        .push_bind(l.tags_json())
+                        .push_bind(&l.owner)
+                        .push_bind(&l.external_id)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(1i64);
+                });
+                qb.push(concat!(
+                    " ON CONFLICT DO NOTHING RETURNING CAST(NULL AS BIGINT) AS as_of, ",
+                    link_columns!()
+                ));
+                qb.build_query_as().fetch_all(&mut *tx).await?
+            };
+            let seq = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (rows, seq, admitted)
         });
-        let seq = self.head().await?;
         let mut created = records(rows)?;
         // RETURNING's order is not promised: match rows to links by key.
         let mut out = Vec::with_capacity(links.len());
@@ -260,6 +293,6 @@ impl Backend {
                 .position(|r| r.link.host == l.host && r.link.code == l.code);
             out.push(at.map(|i| created.swap_remove(i)));
         }
-        Ok((out, seq))
+        Ok((out, seq, admitted))
     }
 }

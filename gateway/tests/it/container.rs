@@ -114,8 +114,13 @@ fn exposed_ports_are_the_binary_defaults() {
         .expect("the image sets GATEWAY_API_LISTEN")
         .1;
     assert!(api.starts_with("0.0.0.0:"), "{api}");
-    let bundled_api: std::net::SocketAddr =
-        defaults.api.as_ref().expect("[api] in the bundled config").listen.parse().unwrap();
+    let bundled_api: std::net::SocketAddr = defaults
+        .api
+        .as_ref()
+        .expect("[api] in the bundled config")
+        .listen
+        .parse()
+        .unwrap();
     assert!(bundled_api.ip().is_loopback(), "bundled api {bundled_api}");
     assert_eq!(
         exposed,

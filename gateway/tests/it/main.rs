@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod api;
 mod cli;
 mod clicks;
 mod client_ip;

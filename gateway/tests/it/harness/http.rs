@@ -190,3 +190,49 @@ pub fn read_rest_of_request(
     }
     Some((headers, body))
 }
+
+/// One request with a body on a fresh connection: `Content-Length` is
+/// added unless `headers` has a `Transfer-Encoding` (then `body` is sent
+/// as encoded). The body is written from another thread, so a server that
+/// answers before reading it all (`413`) is read, not deadlocked.
+pub fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let len = body.map(|b| b.len().to_string());
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    // A body the caller encoded as chunked has no length.
+    let chunked = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+    if let Some(len) = len.as_ref().filter(|_| !chunked) {
+        all.push(("Content-Length", len.as_str()));
+    }
+    all.push(("Connection", "close"));
+    send(&mut stream, method, path, host, &all);
+    let writer = body.map(|b| {
+        let mut w = stream.try_clone().unwrap();
+        let b = b.to_vec();
+        // The server may answer and close before reading it all.
+        std::thread::spawn(move || {
+            let _ = w.write_all(&b);
+        })
+    });
+    let mut reader = BufReader::new(stream);
+    let resp = read_response(&mut reader, method == "HEAD")
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    if let Some(w) = writer {
+        let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
+        let _ = w.join();
+    }
+    resp
+}

@@ -2,12 +2,14 @@
 //! ports, plus small upstream HTTP servers, and a minimal HTTP/1.1 client
 //! that sends exactly the bytes a test writes.
 
+mod api;
 mod gateway;
 mod http;
 mod postgres;
 mod prometheus;
 mod upstream;
 
+pub use api::{sqlite_url, ApiGateway, Key};
 pub use gateway::{Gateway, Options};
 pub use http::{read_response, read_rest_of_request, request, send, Response};
 pub use postgres::Postgres;
