@@ -1436,7 +1436,6 @@ fn body_over_the_limit_is_a_413_problem() {
 /// The same with the length declared up front (`Content-Length`), as most
 /// clients send it: the answer must be the API's problem too.
 #[test]
-#[ignore = "the 413 comes from tower-http's RequestBodyLimitLayer in web/listener.rs (text/plain, before the API router runs); the fix is outside gateway/src/api"]
 fn body_with_a_declared_length_over_the_limit_is_a_413_problem() {
     let (_dir, gw) = sqlite();
     let key = gw.create_key("partner-a", HOST, &[]);
