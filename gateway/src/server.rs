@@ -326,7 +326,8 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
             api::router(Arc::new(state)),
             usize::try_from(section.max_body_bytes).unwrap_or(usize::MAX),
             section.timeout,
-        );
+        )
+        .nice(section.nice);
         let mut service = background_service("links api", app);
         // Its own runtime: the redirect workers never run API work.
         service.threads = Some(section.threads);

@@ -165,6 +165,22 @@ impl RuleSet {
         }
     }
 
+    /// The rule that answers `/code` on `host` with an exact path or a
+    /// pattern, at any host level (`*.example.com`, any host): what a
+    /// partner must not take over with a stored link, although the store
+    /// outranks those rules of other host levels (`/robots.txt` of every
+    /// host, say). Prefixes are fallbacks that stored links outrank by
+    /// design, so they claim nothing.
+    pub fn answered_by(&self, host: &str, code: &str) -> Option<&str> {
+        let path = format!("/{code}");
+        let hit = self.hosts.lookup(host, &path, &path)?;
+        if hit.kind == MatchKind::Prefix {
+            return None;
+        }
+        let slot = self.slot_of(hit.rule);
+        self.rule_ids().nth(slot)
+    }
+
     /// The rule or link set of this rule set that answers `host` and
     /// `code` (both as [`RuleSet::store_key`] gives them) ahead of any
     /// stored link: an exact path or bulk link of that very host.

@@ -37,7 +37,7 @@ fn field_error(field: &str, message: impl Into<String>) -> FieldError {
 pub fn fresh_code(rules: &RuleSet, host: &str, length: usize) -> String {
     loop {
         let code = random_text(length);
-        if rules.claimed_by(host, &code).is_none() {
+        if rules.answered_by(host, &code).is_none() {
             return code;
         }
     }
@@ -184,7 +184,7 @@ pub fn prepare(
             format!("the key's hosts are {}", key.hosts.join(", ")),
         ));
     }
-    if let Some(rule) = rules.claimed_by(&link.host, &link.code) {
+    if let Some(rule) = rules.answered_by(&link.host, &link.code) {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "code-claimed-by-rule",

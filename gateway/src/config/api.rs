@@ -29,6 +29,9 @@ pub struct ApiSection {
     /// Threads of the API's own runtime (the redirect workers never run
     /// API work).
     pub threads: usize,
+    /// Nice value of those threads (0 to 19): above 0, the redirect
+    /// workers get the CPU first when it is short.
+    pub nice: i32,
 }
 
 impl Default for ApiSection {
@@ -41,6 +44,7 @@ impl Default for ApiSection {
             max_bulk: 1000,
             code_length: 7,
             threads: 1,
+            nice: 10,
         }
     }
 }
@@ -61,6 +65,9 @@ impl ApiSection {
         }
         if !(4..=32).contains(&self.code_length) {
             anyhow::bail!("config: api.code_length must be between 4 and 32");
+        }
+        if !(0..=19).contains(&self.nice) {
+            anyhow::bail!("config: api.nice must be 0 to 19");
         }
         if self.threads == 0 {
             anyhow::bail!("config: api.threads must be at least 1");

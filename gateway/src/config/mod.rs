@@ -402,7 +402,8 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("store", "cache_capacity")
         | ("api", "max_bulk")
         | ("api", "code_length")
-        | ("api", "threads") => value
+        | ("api", "threads")
+        | ("api", "nice") => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),

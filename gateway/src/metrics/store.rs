@@ -73,8 +73,8 @@ pub enum Op {
 impl Op {
     /// Whether it writes: SQLite takes one writer at a time, and a writer
     /// that finds the database locked sleeps in SQLite's busy handler
-    /// (1 ms, 2 ms, 5 ms ... up to 100 ms), so the store queues its own
-    /// writers instead.
+    /// (1 ms, 2 ms, 5 ms ... up to 100 ms), so the store sends its writes
+    /// to a pool of one connection instead.
     pub fn writes(self) -> bool {
         matches!(self, Op::Write | Op::Bulk | Op::Idempotency | Op::Prune)
     }

@@ -226,7 +226,7 @@ impl Backend {
         if links.is_empty() {
             return Ok((Vec::new(), self.head().await?, 0));
         }
-        let (rows, seq, admitted): (Vec<Row>, i64, usize) = on_pool!(self, pool => {
+        let (rows, seq, admitted): (Vec<(i64, String, String)>, i64, usize) = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut admitted = links.len();
             if let Some((owner, limit, since)) = quota {
@@ -244,7 +244,15 @@ impl Backend {
                 admitted = usize::try_from(limit - used).unwrap_or(0).min(links.len());
             }
             let links = &links[..admitted];
-            let rows: Vec<Row> = if links.is_empty() {
+            // The change log is written for the whole batch at once: with
+            // `bulk` set the per-row triggers stand aside (three statements
+            // a row), and one statement logs a change per created link.
+            let base: i64 = sqlx::query_scalar(
+                "UPDATE store_meta SET bulk = 1 WHERE id = 1 RETURNING seq",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let rows: Vec<(i64, String, String)> = if links.is_empty() {
                 Vec::new()
             } else {
                 let mut qb = sqlx::QueryBuilder::new(
@@ -272,27 +280,58 @@ impl Backend {
                         .push_bind(now)
                         .push_bind(1i64);
                 });
-                qb.push(concat!(
-                    " ON CONFLICT DO NOTHING RETURNING CAST(NULL AS BIGINT) AS as_of, ",
-                    link_columns!()
-                ));
+                // Only the keys come back: the rest is what was written,
+                // and every value returned crosses sqlx's SQLite worker
+                // thread one by one.
+                qb.push(" ON CONFLICT DO NOTHING RETURNING id, host, code");
                 qb.build_query_as().fetch_all(&mut *tx).await?
             };
-            let seq = sqlx::query_scalar("SELECT seq FROM store_meta WHERE id = 1")
-                .fetch_one(&mut *tx)
+            if !rows.is_empty() {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO link_changes (seq, host, code, at) ");
+                qb.push_values(rows.iter().enumerate(), |mut b, (i, (_, host, code))| {
+                    b.push_bind(base + 1 + i as i64)
+                        .push_bind(host)
+                        .push_bind(code)
+                        .push_bind(now);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            let seq = base + rows.len() as i64;
+            sqlx::query("UPDATE store_meta SET seq = $1, bulk = 0 WHERE id = 1")
+                .bind(seq)
+                .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
             (rows, seq, admitted)
         });
-        let mut created = records(rows)?;
-        // RETURNING's order is not promised: match rows to links by key.
-        let mut out = Vec::with_capacity(links.len());
-        for l in links {
-            let at = created
-                .iter()
-                .position(|r| r.link.host == l.host && r.link.code == l.code);
-            out.push(at.map(|i| created.swap_remove(i)));
+        if let Backend::Postgres(pool) = self {
+            // The changes above bypass the trigger: wake the followers as
+            // it would.
+            sqlx::query("SELECT pg_notify('gateway_link_changes', $1)")
+                .bind(seq.to_string())
+                .execute(pool)
+                .await?;
         }
+        // RETURNING's order is not promised: match rows to links by key.
+        let mut ids: std::collections::HashMap<(String, String), i64> = rows
+            .into_iter()
+            .map(|(id, host, code)| ((host, code), id))
+            .collect();
+        let out = links
+            .iter()
+            .map(|l| {
+                // Taken once: a second item with the same key lost to the
+                // first.
+                ids.remove(&(l.host.clone(), l.code.clone()))
+                    .map(|id| LinkRecord {
+                        id,
+                        link: l.clone(),
+                        created_at: now,
+                        updated_at: now,
+                        version: 1,
+                    })
+            })
+            .collect();
         Ok((out, seq, admitted))
     }
 }

@@ -45,16 +45,19 @@ impl Resolved {
 /// The store: its database, its cache and where the follower is.
 pub struct Store {
     pub(super) backend: Backend,
-    /// The store's own runtime: every query and the follower run there, so
-    /// the pool's connections live on one reactor whichever of Pingora's
-    /// runtimes asks.
+    /// The store's own runtime: the follower runs there, and so does every
+    /// PostgreSQL query, so the pool's sockets live on one reactor
+    /// whichever of Pingora's runtimes asks (SQLite's run where asked).
     pub(super) rt: tokio::runtime::Handle,
     pub(super) cache: LinkCache<Arc<Resolved>>,
     pub(super) position: Position,
     pub(super) metrics: Arc<Metrics>,
     pub(super) config: StoreSection,
-    /// Taken by every write on SQLite (see `StoreOp::writes`).
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Where writes go (see `StoreOp::writes`): on SQLite a pool of one
+    /// connection, so writers queue here instead of in SQLite's busy
+    /// handler, and the one writer's page cache stays warm with the
+    /// indexes it inserts into; on PostgreSQL the pool itself.
+    writer: Backend,
 }
 
 impl Store {
@@ -70,14 +73,18 @@ impl Store {
             .map_err(|e| StoreError::Config(format!("cannot start the store's runtime: {e}")))?;
         // The store lives as long as the process; its runtime too.
         let rt = Box::leak(Box::new(rt)).handle().clone();
-        let backend = rt.block_on(async {
+        let (backend, writer) = rt.block_on(async {
             let backend =
                 Backend::open(&config.url, config.max_connections, config.timeout).await?;
+            let writer = match &backend {
+                Backend::Sqlite(_) => Backend::open(&config.url, 1, config.timeout).await?,
+                Backend::Postgres(_) => backend.clone(),
+            };
             match backend.migrate().await {
-                Ok(()) => Ok(backend),
+                Ok(()) => Ok((backend, writer)),
                 Err(StoreError::Unavailable(e)) if matches!(backend, Backend::Postgres(_)) => {
                     tracing::error!(error = %e, "store: PostgreSQL unreachable at start; uncached store links answer 503 until it is back");
-                    Ok(backend)
+                    Ok((backend, writer))
                 }
                 Err(e) => Err(e),
             }
@@ -97,7 +104,7 @@ impl Store {
             position: Position::new(),
             metrics,
             config: config.clone(),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer,
         }))
     }
 
@@ -176,23 +183,24 @@ impl Store {
     {
         let started = Instant::now();
         let timeout = self.config.timeout;
-        let running = query(self.backend.clone());
-        let writer = (op.writes() && matches!(self.backend, Backend::Sqlite(_)))
-            .then(|| self.writer.clone());
-        let result = match self
-            .rt
-            .spawn(async move {
-                tokio::time::timeout(timeout, async move {
-                    let _turn = match writer {
-                        Some(w) => Some(w.lock_owned().await),
-                        None => None,
-                    };
-                    running.await
-                })
-                .await
-            })
-            .await
-        {
+        let running = query(if op.writes() {
+            self.writer.clone()
+        } else {
+            self.backend.clone()
+        });
+        // SQLite's connections are threads of sqlx's own, bound to no
+        // reactor: the query runs where it was asked, saving two thread
+        // hand-offs a query. PostgreSQL's sockets live on the store's
+        // runtime.
+        let ran = match self.backend {
+            Backend::Sqlite(_) => Ok(tokio::time::timeout(timeout, running).await),
+            Backend::Postgres(_) => {
+                self.rt
+                    .spawn(async move { tokio::time::timeout(timeout, running).await })
+                    .await
+            }
+        };
+        let result = match ran {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(StoreError::Unavailable(format!(
                 "{} timed out",

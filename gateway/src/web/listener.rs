@@ -53,6 +53,7 @@ pub struct WebService {
     name: &'static str,
     listener: Mutex<Option<TcpListener>>,
     router: Router,
+    nice: Option<i32>,
 }
 
 impl WebService {
@@ -81,7 +82,14 @@ impl WebService {
             name,
             listener: Mutex::new(Some(listener)),
             router,
+            nice: None,
         }
+    }
+
+    /// Runs its threads at nice value `nice` ([`super::priority`]).
+    pub fn nice(mut self, nice: i32) -> WebService {
+        self.nice = Some(nice);
+        self
     }
 }
 
@@ -111,6 +119,9 @@ async fn too_large_as_problem(req: Request, next: Next, max_body: usize) -> Resp
 #[async_trait]
 impl BackgroundService for WebService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        if let Some(nice) = self.nice {
+            super::priority::lower_this_runtime(nice);
+        }
         let taken = match self.listener.lock() {
             Ok(mut l) => l.take(),
             Err(poisoned) => poisoned.into_inner().take(),

@@ -10,6 +10,7 @@
 
 mod body;
 mod listener;
+mod priority;
 mod problem;
 
 pub use body::{json as read_json, query as read_query};

@@ -36,6 +36,16 @@ id = "fixed"
 host = "go.example.com"
 path = "/fixed"
 to = "https://www.example.com/fixed"
+
+[[respond]]
+id = "robots"
+path = "/robots.txt"
+body = "User-agent: *\n"
+
+[[redirect]]
+id = "catch-all"
+prefix = "/anything/"
+to = "https://www.example.com/anything"
 "#;
 
 /// A gateway with the API on a fresh SQLite store (the directory holds
@@ -1286,6 +1296,27 @@ fn errors_are_problems_naming_the_field() {
     assert_eq!(
         location(&gw, "fixed").as_deref(),
         Some("https://www.example.com/fixed")
+    );
+    // A path an any-host rule answers is not a partner's to take over,
+    // although stored links outrank rules of other host levels.
+    let p = problem(
+        &create(json!({"host": HOST, "code": "robots.txt", "to": "https://shop.example.com/"})),
+        409,
+        "code-claimed-by-rule",
+    );
+    assert!(
+        p["detail"].as_str().unwrap().contains("rule `robots`"),
+        "{p}"
+    );
+    assert_eq!(gw.get(HOST, "/robots.txt").status, 200);
+    // Prefixes are fallbacks: a code under one is a partner's to take.
+    ok(
+        &create(json!({"host": HOST, "code": "anything/x", "to": "https://shop.example.com/x"})),
+        201,
+    );
+    assert_eq!(
+        location(&gw, "anything/x").as_deref(),
+        Some("https://shop.example.com/x")
     );
 
     ok(
