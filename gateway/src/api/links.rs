@@ -81,7 +81,7 @@ pub async fn quota_left(state: &ApiState, caller: &Caller) -> Result<Option<i64>
     let used = state
         .store
         .query(StoreOp::Read, move |b| async move {
-            b.created_since(&owner, start).await
+            b.created_in_month(&owner, start).await
         })
         .await
         .map_err(|e| store_problem(&e))?;

@@ -287,14 +287,18 @@ impl Backend {
         }
     }
 
-    /// Links `owner` created at or after `since` (Unix seconds).
-    pub async fn created_since(&self, owner: &str, since: i64) -> Result<i64, StoreError> {
+    /// Links `owner` created in the month starting at `month_start` (Unix
+    /// seconds), deleted ones included.
+    pub async fn created_in_month(&self, owner: &str, month_start: i64) -> Result<i64, StoreError> {
         Ok(on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE owner = $1 AND created_at >= $2")
-                .bind(owner)
-                .bind(since)
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT COALESCE(MAX(created), 0) FROM api_key_usage \
+                 WHERE owner = $1 AND month_start = $2",
+            )
+            .bind(owner)
+            .bind(month_start)
+            .fetch_one(pool)
+            .await?
         }))
     }
 }

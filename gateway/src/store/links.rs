@@ -212,8 +212,10 @@ impl Backend {
     /// its place. Also returns the last change-log entry, and how many of
     /// `links`, from the first, `quota` let in.
     ///
-    /// `quota` is `(owner, limit, since)`: `owner` may have created `limit`
-    /// links since `since`; links past that are not written. The count is
+    /// `quota` is `(owner, limit, month_start)`: `owner` may create `limit`
+    /// links in the month starting at `month_start`; links past that are
+    /// not written. Creates are counted (`api_key_usage`), so a deleted
+    /// link does not give its place back. The count is
     /// taken in the write's transaction after locking the owner's key (its
     /// row on PostgreSQL, the database on SQLite), so creates racing each
     /// other, on any gateway, are counted one after the other.
@@ -235,7 +237,8 @@ impl Backend {
                     .execute(&mut *tx)
                     .await?;
                 let used: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM links WHERE owner = $1 AND created_at >= $2",
+                    "SELECT COALESCE(MAX(created), 0) FROM api_key_usage \
+                     WHERE owner = $1 AND month_start = $2",
                 )
                 .bind(owner)
                 .bind(since)
@@ -301,6 +304,18 @@ impl Backend {
                 .bind(seq)
                 .execute(&mut *tx)
                 .await?;
+            if let Some((owner, _, since)) = quota {
+                sqlx::query(
+                    "INSERT INTO api_key_usage (owner, month_start, created) VALUES ($1, $2, $3) \
+                     ON CONFLICT (owner, month_start) \
+                     DO UPDATE SET created = api_key_usage.created + excluded.created",
+                )
+                .bind(owner)
+                .bind(since)
+                .bind(rows.len() as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             (rows, seq, admitted)
         });

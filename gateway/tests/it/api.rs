@@ -1756,9 +1756,64 @@ fn monthly_quota_refuses_the_create_past_it() {
         200,
     );
     assert_eq!(out["results"][0]["status"], 429, "{out}");
-    assert_eq!(list_all(&gw, &key, "", 1000).len(), 2);
+    let links = list_all(&gw, &key, "", 1000);
+    assert_eq!(links.len(), 2);
     // Reads still work.
     ok(&gw.get_api("/api/v1/links", &key), 200);
+    // Creates are counted, not links: deleting one gives no place back.
+    let gone = links[1]["id"].as_i64().unwrap();
+    let r = gw.call(
+        "DELETE",
+        &format!("/api/v1/links/{gone}"),
+        Some(&key),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = gw.post(
+        "/api/v1/links",
+        &key,
+        &json!({"host": HOST, "code": "q3", "to": "https://shop.example.com/q"}),
+    );
+    problem(&r, 429, "quota-exceeded");
+}
+
+#[test]
+fn sqlite_ids_of_deleted_links_are_never_given_out_again() {
+    let (_dir, gw) = sqlite();
+    let key = gw.create_key("ids", HOST, &[]);
+    let made = |code: &str| {
+        ok(
+            &gw.post(
+                "/api/v1/links",
+                &key,
+                &json!({"host": HOST, "code": code, "to": "https://shop.example.com/i"}),
+            ),
+            201,
+        )["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let first = made("i1");
+    let r = gw.call(
+        "DELETE",
+        &format!("/api/v1/links/{first}"),
+        Some(&key),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let second = made("i2");
+    assert!(second > first, "id {first} given out again as {second}");
+    // The old id names nothing, even with the old version as If-Match.
+    let r = gw.call(
+        "PATCH",
+        &format!("/api/v1/links/{first}"),
+        Some(&key),
+        Some(&json!({"to": "https://shop.example.com/other"})),
+        &[("If-Match", "\"1\"")],
+    );
+    assert_eq!(r.status, 404, "{r:?}");
 }
 
 /// Creates racing each other, on `gateways` in turn, do not get past a
