@@ -23,6 +23,7 @@
 //! retried creates.
 
 mod backend;
+mod batch;
 mod cache;
 mod error;
 mod follower;
