@@ -314,6 +314,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     ));
     if let (Some(section), Some(store)) = (&config.api, &store) {
         let listener = web::bind("api.listen", &section.listen)?;
+        let observer = api::observer(metrics.clone());
         let state = ApiState::new(
             store.clone(),
             live.clone(),
@@ -327,7 +328,8 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
             usize::try_from(section.max_body_bytes).unwrap_or(usize::MAX),
             section.timeout,
         )
-        .nice(section.nice);
+        .nice(section.nice)
+        .observed(observer);
         let mut service = background_service("links api", app);
         // Its own runtime: the redirect workers never run API work.
         service.threads = Some(section.threads);

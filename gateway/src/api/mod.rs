@@ -21,20 +21,19 @@ mod model;
 mod openapi;
 mod validate;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use http::{HeaderValue, StatusCode};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::config::ApiSection;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::web::Problem;
+use crate::web::{Observer, Problem, Route};
 
 pub use auth::Keys;
 
@@ -138,24 +137,46 @@ impl IntoResponse for Reply {
 /// What a handler answers.
 pub type ApiResult = Result<Reply, Problem>;
 
-/// Counts and times every request by its route template.
-async fn observe(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+/// Puts the matched route's template in the response, for [`observer`]
+/// (which runs outside the router, where the request has no route yet).
+async fn mark_route(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_string();
-    let method = req.method().as_str().to_string();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let api = &state.metrics.api;
-    api.requests
-        .with_label_values(&[route.as_str(), method.as_str(), resp.status().as_str()])
-        .inc();
-    api.duration
-        .with_label_values(&[route.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+        .map(|m| Route(m.as_str().into()));
+    let mut resp = next.run(req).await;
+    if let Some(route) = route {
+        resp.extensions_mut().insert(route);
+    }
     resp
+}
+
+/// Counts and times every request of the API listener by its route
+/// template (`unmatched` for a path no route has, and for answers made
+/// before routing: a declared body over the limit, a timeout, a panic).
+pub fn observer(metrics: Arc<Metrics>) -> Observer {
+    Arc::new(move |route, method, status, elapsed| {
+        let api = &metrics.api;
+        let route = route.unwrap_or("unmatched");
+        // A client may send any token as a method: the label keeps to the
+        // standard ones.
+        let method = match *method {
+            http::Method::GET
+            | http::Method::HEAD
+            | http::Method::POST
+            | http::Method::PUT
+            | http::Method::PATCH
+            | http::Method::DELETE
+            | http::Method::OPTIONS => method.as_str(),
+            _ => "other",
+        };
+        api.requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        api.duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    })
 }
 
 async fn not_found() -> Problem {
@@ -191,7 +212,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(links)
-        .route_layer(from_fn_with_state(state.clone(), observe))
+        .route_layer(axum::middleware::from_fn(mark_route))
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .with_state(state)

@@ -9,7 +9,7 @@ use axum::Router;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -18,6 +18,16 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use super::{FieldError, Problem};
+
+/// The route template a router answered a request with, put in the
+/// response's extensions so an [`Observer`] outside the router can read it.
+#[derive(Clone)]
+pub struct Route(pub Arc<str>);
+
+/// Told of every answer of a listener: its route template (none: no route
+/// answered it), method, status and how long it took.
+pub type Observer =
+    Arc<dyn Fn(Option<&str>, &http::Method, http::StatusCode, Duration) + Send + Sync>;
 
 /// Binds `addr` now, so a port in use or a bad address stops the start
 /// with a clear error instead of a background task failing later.
@@ -84,6 +94,25 @@ impl WebService {
             router,
             nice: None,
         }
+    }
+
+    /// Tells `observer` of every answer, those of the outer layers (a
+    /// timeout, a body refused by its declared length, a panic) included.
+    pub fn observed(mut self, observer: Observer) -> WebService {
+        self.router = self.router.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let observer = observer.clone();
+                async move {
+                    let method = req.method().clone();
+                    let started = std::time::Instant::now();
+                    let resp = next.run(req).await;
+                    let route = resp.extensions().get::<Route>().map(|r| r.0.clone());
+                    observer(route.as_deref(), &method, resp.status(), started.elapsed());
+                    resp
+                }
+            },
+        ));
+        self
     }
 
     /// Runs its threads at nice value `nice` ([`super::priority`]).

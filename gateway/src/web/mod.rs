@@ -14,5 +14,5 @@ mod priority;
 mod problem;
 
 pub use body::{json as read_json, query as read_query};
-pub use listener::{bind, WebService};
+pub use listener::{bind, Observer, Route, WebService};
 pub use problem::{FieldError, Problem};

@@ -2179,6 +2179,16 @@ fn api_settings_shape_short_urls_codes_and_bulk() {
         gw.metric("gateway_api_links_written_total", &[("op", "bulk")]),
         2.0
     );
+    // Answers made outside any route are counted too, as `unmatched`.
+    let r = gw.get_api("/api/v1/nowhere", &key);
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        gw.metric(
+            "gateway_api_requests_total",
+            &[("route", "unmatched"), ("method", "GET"), ("status", "404")]
+        ),
+        1.0
+    );
 }
 
 /// Two gateways on one PostgreSQL: creates racing on both stop at the
