@@ -284,7 +284,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         "admin",
         WebService::new(
             "admin",
-            web::bind("admin.listen", &config.admin.listen)?,
+            web::bind("admin.listen", &config.admin.listen, upgrade)?,
             admin_router,
             config.admin.max_body_bytes,
             admin_timeout,
@@ -297,7 +297,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
             "metrics",
             WebService::new(
                 "metrics",
-                web::bind("metrics.listen", addr)?,
+                web::bind("metrics.listen", addr, upgrade)?,
                 admin::metrics_router(metrics.clone(), live.clone()),
                 // Nothing here reads a body; a probe that sends one anyway
                 // is not refused for it.
@@ -313,7 +313,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         HealthChecks { live: live.clone() },
     ));
     if let (Some(section), Some(store)) = (&config.api, &store) {
-        let listener = web::bind("api.listen", &section.listen)?;
+        let listener = web::bind("api.listen", &section.listen, upgrade)?;
         let observer = api::observer(metrics.clone());
         let state = ApiState::new(
             store.clone(),

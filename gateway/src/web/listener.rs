@@ -31,24 +31,35 @@ pub type Observer =
 
 /// Binds `addr` now, so a port in use or a bad address stops the start
 /// with a clear error instead of a background task failing later.
-/// `SO_REUSEPORT`: during a binary upgrade the new process binds while the
-/// old one still drains, as Pingora's own listeners are handed over.
-pub fn bind(what: &str, addr: &str) -> Result<TcpListener> {
+///
+/// The socket has `SO_REUSEPORT`, so that during a binary upgrade
+/// (`upgrading`) the new process binds beside the old one, which drains
+/// (Pingora's own listeners are handed over instead). Outside an upgrade
+/// the port is first tried without it: a second gateway started by mistake
+/// on the same ports must fail, not share them.
+pub fn bind(what: &str, addr: &str, upgrading: bool) -> Result<TcpListener> {
     let parsed: SocketAddr = addr
         .parse()
         .with_context(|| format!("{what}: `{addr}` is not an address:port"))?;
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(parsed),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .with_context(|| format!("{what}: cannot open a socket"))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket
-        .bind(&parsed.into())
-        .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    let socket = |reuse_port: bool| -> Result<socket2::Socket> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(parsed),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .with_context(|| format!("{what}: cannot open a socket"))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(reuse_port)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&parsed.into()).with_context(|| {
+            format!("{what}: cannot listen on {addr} (another gateway on it? an upgrade runs `gateway run --upgrade`)")
+        })?;
+        Ok(socket)
+    };
+    if !upgrading {
+        drop(socket(false)?);
+    }
+    let socket = socket(true)?;
     socket
         .listen(1024)
         .with_context(|| format!("{what}: cannot listen on {addr}"))?;
@@ -187,7 +198,7 @@ mod tests {
     /// the request, and still as a problem.
     #[tokio::test]
     async fn a_declared_body_over_the_limit_gets_a_413_problem() {
-        let listener = bind("test", "127.0.0.1:0").unwrap();
+        let listener = bind("test", "127.0.0.1:0", false).unwrap();
         let addr = listener.local_addr().unwrap();
         let router = Router::new().route("/", axum::routing::put(|| async { "read" }));
         let service = WebService::new("test", listener, router, 16, Duration::from_secs(5));

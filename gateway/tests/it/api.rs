@@ -2252,3 +2252,30 @@ fn postgres_a_create_cut_off_by_the_timeout_is_replayed_to_its_retry() {
         Some("https://shop.example.com/slow")
     );
 }
+
+/// A second gateway started by mistake on the same ports stops at once,
+/// saying which port is taken, instead of sharing the API and admin
+/// listeners with the first (they are bound with `SO_REUSEPORT` for
+/// binary upgrades).
+#[test]
+fn a_second_gateway_on_the_same_ports_refuses_to_start() {
+    let (_dir, gw) = sqlite();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["run", "-c"])
+        .arg(gw.config())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen on") && err.contains(&gw.admin.to_string()),
+        "{err}"
+    );
+    // The first one is untouched.
+    assert_eq!(
+        gw.call("GET", "/api/v1/openapi.json", None, None, &[])
+            .status,
+        200
+    );
+}
