@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use super::auth::{store_problem, Caller};
 use super::idempotency;
-use super::links::{quota_left, quota_of, quota_spent, taken};
+use super::links::taken;
 use super::model::{BulkInput, BulkOutput, BulkResult, Link, LinkInput};
+use super::quota::{quota_left, quota_of, quota_spent};
 use super::validate::{fresh_code, prepare};
 use super::{ApiResult, ApiState, Reply};
 use crate::metrics::StoreOp;

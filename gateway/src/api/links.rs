@@ -6,13 +6,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use chrono::{Datelike, TimeZone};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::sync::Arc;
 
 use super::auth::{store_problem, Caller};
 use super::idempotency;
 use super::model::{Link, LinkInput, LinkPage, LinkPatch};
+use super::quota::{quota_left, quota_of, quota_spent};
 use super::validate::{fresh_code, input_of, patched, prepare};
 use super::{ApiResult, ApiState, Reply};
 use crate::metrics::StoreOp;
@@ -46,66 +46,6 @@ fn link_id(raw: &str) -> Result<i64, Problem> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| not_found(raw))
-}
-
-/// Unix seconds at the start of `now`'s calendar month (UTC), and of the
-/// next one.
-fn month_bounds(now: i64) -> (i64, i64) {
-    let at = chrono::Utc
-        .timestamp_opt(now, 0)
-        .single()
-        .unwrap_or_default();
-    let start = chrono::Utc
-        .with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
-        .single()
-        .map_or(now, |t| t.timestamp());
-    let (y, m) = if at.month() == 12 {
-        (at.year() + 1, 1)
-    } else {
-        (at.year(), at.month() + 1)
-    };
-    let next = chrono::Utc
-        .with_ymd_and_hms(y, m, 1, 0, 0, 0)
-        .single()
-        .map_or(now + 86_400, |t| t.timestamp());
-    (start, next)
-}
-
-/// How many more links `caller` may create this month (`None`: no quota).
-pub async fn quota_left(state: &ApiState, caller: &Caller) -> Result<Option<i64>, Problem> {
-    let Some(quota) = caller.0.monthly_quota else {
-        return Ok(None);
-    };
-    let (start, _) = month_bounds(rules::unix_now());
-    let owner = caller.id().to_string();
-    let used = state
-        .store
-        .query(StoreOp::Read, move |b| async move {
-            b.created_in_month(&owner, start).await
-        })
-        .await
-        .map_err(|e| store_problem(&e))?;
-    Ok(Some((quota - used).max(0)))
-}
-
-/// `429` for a key whose monthly quota is spent.
-pub fn quota_spent(caller: &Caller) -> Problem {
-    let now = rules::unix_now();
-    let (_, next) = month_bounds(now);
-    Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "quota-exceeded",
-        format!(
-            "API key `{}` has created its {} links of this month; the quota renews at {}",
-            caller.id(),
-            caller.0.monthly_quota.unwrap_or(0),
-            super::model::rfc3339(next)
-        ),
-    )
-    .header(
-        http::header::RETRY_AFTER,
-        HeaderValue::from((next - now).max(1)),
-    )
 }
 
 /// Why a link was not written.
@@ -159,14 +99,6 @@ pub async fn taken(state: &ApiState, link: &NewLink) -> Failed {
         )
         .field("code", "already taken"),
     )
-}
-
-/// `caller`'s monthly quota as the store checks it in a write: the key,
-/// its quota, and the start of this month.
-pub fn quota_of(caller: &Caller) -> Option<(String, i64, i64)> {
-    let quota = caller.0.monthly_quota?;
-    let (start, _) = month_bounds(rules::unix_now());
-    Some((caller.id().to_string(), quota, start))
 }
 
 /// Writes a new link of `caller`, within its monthly quota. A generated

@@ -11,7 +11,8 @@
 //!
 //! [`auth`] finds the key and limits its rate, [`validate`] checks a
 //! link, [`links`] and [`bulk`] are the handlers, [`idempotency`] replays
-//! retried creates, [`openapi`] is the contract generated from them.
+//! retried creates, [`quota`] is a key's monthly quota, [`openapi`] is the
+//! contract generated from them.
 
 mod auth;
 mod bulk;
@@ -19,6 +20,7 @@ mod idempotency;
 mod links;
 mod model;
 mod openapi;
+mod quota;
 mod validate;
 
 use axum::extract::{MatchedPath, Request};
