@@ -231,9 +231,26 @@ fn cmd_and_healthcheck_run_a_healthy_gateway() {
         .into_iter()
         .map(|(k, v)| (k, map_path(&v)))
         .collect();
-    // Loopback ephemeral ports instead of the image's fixed ones.
-    envs.retain(|(k, _)| k != "GATEWAY_SERVER_LISTEN" && k != "GATEWAY_SERVER_UPGRADE_SOCK");
+    // Loopback ephemeral ports instead of the image's fixed ones, and the
+    // store in the test's own directory instead of the image's volume.
+    envs.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "GATEWAY_SERVER_LISTEN"
+                | "GATEWAY_SERVER_UPGRADE_SOCK"
+                | "GATEWAY_API_LISTEN"
+                | "GATEWAY_STORE_URL"
+        )
+    });
     envs.push(("GATEWAY_SERVER_LISTEN".into(), format!("127.0.0.1:{port}")));
+    envs.push((
+        "GATEWAY_API_LISTEN".into(),
+        format!("127.0.0.1:{}", harness::free_port()),
+    ));
+    envs.push((
+        "GATEWAY_STORE_URL".into(),
+        format!("sqlite://{}/gateway.db", dir.path().display()),
+    ));
     envs.push(("GATEWAY_ADMIN_LISTEN".into(), format!("127.0.0.1:{admin}")));
     envs.push((
         "GATEWAY_SERVER_UPGRADE_SOCK".into(),
