@@ -5,6 +5,7 @@ use http::HeaderValue;
 use serde::Serialize;
 
 use crate::device::DeviceClass;
+use crate::header_changes::HeaderChanges;
 
 /// The answer to "what do we do with this request?".
 ///
@@ -117,6 +118,12 @@ pub struct Proxy<'a> {
     /// Whether an `Upgrade` request (WebSocket) may become a tunnel; when
     /// not, the upgrade headers are dropped and it is a plain request.
     pub upgrade: bool,
+    /// Headers to set and remove on the request sent upstream, after the
+    /// gateway's own forwarding headers.
+    pub request_headers: &'a HeaderChanges,
+    /// Headers to set and remove on every answer for the route: the
+    /// upstream's, and the gateway's own errors (502, 504, 413, ...).
+    pub response_headers: &'a HeaderChanges,
     /// Rule id.
     pub rule: &'a str,
     /// Index of the rule in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).

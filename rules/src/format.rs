@@ -129,6 +129,18 @@ pub(crate) struct RouteDef {
     pub max_body: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub upgrade: bool,
+    pub request_headers: Option<HeaderChangesDef>,
+    pub response_headers: Option<HeaderChangesDef>,
+}
+
+/// A route's `request_headers` or `response_headers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeaderChangesDef {
+    #[serde(default)]
+    pub set: BTreeMap<Spanned<String>, S>,
+    #[serde(default)]
+    pub remove: Vec<S>,
 }
 
 /// `[[respond]]`.

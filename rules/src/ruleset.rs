@@ -11,6 +11,7 @@ use crate::decision::{Decision, Proxy, Respond};
 use crate::device::{Classifier, DeviceClass};
 use crate::encode;
 use crate::files::{FileAccess, FileKind};
+use crate::header_changes::HeaderChanges;
 use crate::host;
 use crate::matcher::{Hit, HostLevel, HostTable, MatchKind};
 use crate::query::QueryMode;
@@ -76,6 +77,10 @@ pub(crate) struct RouteRule {
     pub max_body: Option<u64>,
     /// Whether `Upgrade` requests (WebSocket) are passed through.
     pub upgrade: bool,
+    /// `request_headers`: applied to the request sent upstream.
+    pub request_headers: HeaderChanges,
+    /// `response_headers`: applied to every answer for the route.
+    pub response_headers: HeaderChanges,
 }
 
 /// What a route's `strip_prefix` removes.
@@ -481,6 +486,8 @@ impl RuleSet {
                     host_header: r.host_header.as_deref(),
                     max_body: r.max_body,
                     upgrade: r.upgrade,
+                    request_headers: &r.request_headers,
+                    response_headers: &r.response_headers,
                     rule: &r.id,
                     slot,
                 })

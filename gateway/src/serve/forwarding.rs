@@ -208,6 +208,33 @@ mod tests {
         assert_eq!(id.len(), 36);
     }
 
+    /// A route's `request_headers` cannot spoof or drop what this sets:
+    /// the rules refuse every name it touches.
+    #[test]
+    fn every_header_set_or_dropped_here_is_refused_to_routes() {
+        let mut req = request(&[("Forwarded", "for=1.2.3.4"), ("X-Real-IP", "1.2.3.4")]);
+        let none = TrustedProxies::default();
+        apply(
+            &mut req,
+            ip("192.0.2.7"),
+            &none,
+            true,
+            Some("a.example.com"),
+        )
+        .unwrap();
+        assert!(!req.headers.contains_key("forwarded"));
+        let mut touched: Vec<&str> = req.headers.keys().map(|n| n.as_str()).collect();
+        touched.push("forwarded");
+        assert_eq!(
+            touched.len(),
+            rules::FORWARDING_HEADERS.len(),
+            "{touched:?}"
+        );
+        for name in touched {
+            assert!(rules::FORWARDING_HEADERS.contains(&name), "{name}");
+        }
+    }
+
     #[test]
     fn keeps_a_plain_client_request_id() {
         let none = TrustedProxies::default();

@@ -16,8 +16,8 @@
 //! request through [`decide::RequestView`] and decide with the one
 //! [`Decider`], so a redirect is the same whichever read it. The client's
 //! address ([`client_ip`]), the headers sent upstream ([`forwarding`],
-//! [`framing`]) and the log line ([`access_log`]) are each in their own
-//! file.
+//! [`framing`]), a route's own header changes ([`route_headers`]) and the
+//! log line ([`access_log`]) are each in their own file.
 
 mod access_log;
 mod client_ip;
@@ -29,6 +29,7 @@ mod headers;
 mod proxy;
 mod read_limit;
 mod respond;
+mod route_headers;
 
 pub use access_log::AccessLog;
 pub use client_ip::TrustedProxies;

@@ -9,7 +9,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
-use rules::Decision;
+use rules::{Decision, HeaderChanges};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use super::decide::{self, Decider, RequestView};
 use super::forwarding;
 use super::framing;
 use super::respond::{self, Answer};
+use super::route_headers;
 use crate::live::Snapshot;
 use crate::metrics::{Kind, UpstreamFailure};
 use crate::upstream::{classify, Pool, ALL_FAILED, NO_HEALTHY};
@@ -92,6 +93,10 @@ pub struct Route {
     pub host_header: Option<String>,
     /// Largest request body (`None`: no limit).
     pub max_body: Option<u64>,
+    /// Changes to the request sent upstream.
+    pub request_headers: HeaderChanges,
+    /// Changes to every answer: the upstream's and the gateway's errors.
+    pub response_headers: HeaderChanges,
     /// The pool.
     pub pool: Arc<Pool>,
 }
@@ -194,12 +199,14 @@ impl ProxyHttp for Gateway {
                         "route names an upstream with no pool"
                     );
                     ctx.kind = Some(Kind::Error);
-                    respond::text(session, 502, "bad gateway\n", version).await?;
+                    let changes = p.response_headers;
+                    respond::route_text(session, 502, "bad gateway\n", version, changes).await?;
                     return Ok(true);
                 };
                 if let (Some(max), Some(len)) = (p.max_body, declared_length(session)) {
                     if len > max {
-                        return self.too_large(session, ctx, version).await;
+                        let changes = p.response_headers;
+                        return self.too_large(session, ctx, version, changes).await;
                     }
                 }
                 if !p.upgrade && session.req_header().headers.contains_key(header::UPGRADE) {
@@ -214,6 +221,8 @@ impl ProxyHttp for Gateway {
                     path_and_query: p.path_and_query,
                     host_header: p.host_header.map(str::to_string),
                     max_body: p.max_body,
+                    request_headers: p.request_headers.clone(),
+                    response_headers: p.response_headers.clone(),
                     pool,
                 });
                 return Ok(false);
@@ -357,6 +366,9 @@ impl ProxyHttp for Gateway {
             self.tls,
             host,
         )?);
+        // After the forwarding headers, which the rules do not let a route
+        // touch: a route can drop what the client sent, not what we add.
+        route_headers::request(upstream, &route.request_headers)?;
         Ok(())
     }
 
@@ -379,6 +391,15 @@ impl ProxyHttp for Gateway {
             // A tunnel now: a side that only listens (server push) is not a
             // stalled body, and body_timeout must not close it.
             session.set_read_timeout(None);
+        }
+        // Not on a `100 Continue` or `103 Early Hints`: the changes are
+        // for the answer, which follows.
+        if let Some(route) = &ctx.route {
+            if !resp.status.is_informational()
+                || resp.status == http::StatusCode::SWITCHING_PROTOCOLS
+            {
+                route_headers::response(resp, &route.response_headers)?;
+            }
         }
         if let Some(id) = &ctx.request_id {
             resp.insert_header(
@@ -495,7 +516,11 @@ impl ProxyHttp for Gateway {
             _ => "error\n",
         };
         if code > 0 {
-            if let Err(err) = respond::text(session, code, body, self.announce(ctx)).await {
+            // The route's answer even though the upstream gave none, as
+            // Envoy's route `response_headers_to_add`.
+            let answer = Answer::text(code, body, self.announce(ctx));
+            let changes = ctx.route.as_ref().map(|r| &r.response_headers);
+            if let Err(err) = respond::write_changed(session, answer, changes).await {
                 tracing::debug!(error = %err, "could not write the error response");
             }
         }
@@ -514,10 +539,11 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut Ctx,
         version: Option<u64>,
+        changes: &HeaderChanges,
     ) -> Result<bool> {
         ctx.kind = Some(Kind::BadRequest);
         session.set_keepalive(None);
-        respond::text(session, 413, "payload too large\n", version).await?;
+        respond::route_text(session, 413, "payload too large\n", version, changes).await?;
         // Closing with the body unread would reset the connection and
         // could destroy the 413 before the client reads it: read and drop
         // some of it first, as nginx does.

@@ -11,7 +11,7 @@ use http::{header, HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
-use rules::{Decision, Proxy};
+use rules::{Decision, HeaderChanges, Proxy};
 
 /// An answer the gateway writes itself.
 pub struct Answer<'a> {
@@ -151,6 +151,16 @@ impl<'a> Answer<'a> {
 
 /// Writes `answer` to a Pingora session and ends the response.
 pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
+    write_changed(session, answer, None).await
+}
+
+/// [`write`], with a route's `response_headers` applied after the
+/// gateway's own headers: the route's answers that are not the upstream's.
+pub async fn write_changed(
+    session: &mut Session,
+    answer: Answer<'_>,
+    changes: Option<&HeaderChanges>,
+) -> Result<()> {
     // No case-preserving name map: the names are standard and HTTP/1.1
     // names are case-insensitive; this is the request path's hottest
     // allocation site after the lookup.
@@ -166,6 +176,9 @@ pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
     if let Some(v) = answer.rules_version {
         resp.insert_header(RULES_VERSION_NAME.clone(), HeaderValue::from(v))?;
     }
+    if let Some(changes) = changes {
+        super::route_headers::response(&mut resp, changes)?;
+    }
     let head = session.req_header().method == http::Method::HEAD;
     if head || answer.body.is_empty() {
         session.write_response_header(Box::new(resp), true).await
@@ -175,14 +188,17 @@ pub async fn write(session: &mut Session, answer: Answer<'_>) -> Result<()> {
     }
 }
 
-/// Writes a short plain-text answer (404, 410, 400, 5xx).
-pub async fn text(
+/// Writes a short plain-text answer (413, 5xx) for a routed request, with
+/// the route's `response_headers`.
+pub async fn route_text(
     session: &mut Session,
     status: u16,
     body: &'static str,
     rules_version: Option<u64>,
+    changes: &HeaderChanges,
 ) -> Result<()> {
-    write(session, Answer::text(status, body, rules_version)).await
+    let answer = Answer::text(status, body, rules_version);
+    write_changed(session, answer, Some(changes)).await
 }
 
 #[cfg(test)]

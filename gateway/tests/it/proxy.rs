@@ -666,3 +666,114 @@ fn after_a_chunked_request_the_connection_keeps_the_fronts_limits() {
         ) >= 1.0
     );
 }
+
+/// Route `api` to `up` with `tables` (its header changes), and route
+/// `dead` to a pool nothing listens on, whose 502 carries `X-Route`.
+fn header_rules(up: &Upstream, dead_port: u16, tables: &str) -> String {
+    format!(
+        r#"
+[[route]]
+id = "api"
+host = "api.example.com"
+prefix = "/"
+upstream = "api"
+{tables}
+
+[[route]]
+id = "dead"
+host = "dead.example.com"
+prefix = "/"
+upstream = "dead"
+response_headers = {{ set = {{ "X-Route" = "dead" }}, remove = ["Cache-Control"] }}
+
+[upstream.api]
+servers = ["{}"]
+
+[upstream.dead]
+servers = ["127.0.0.1:{dead_port}"]
+connect_timeout = "500ms"
+"#,
+        up.addr
+    )
+}
+
+const TABLES: &str = r#"request_headers = { set = { "X-Api-Version" = "1", "X-Team" = "payments" }, remove = ["Cookie"] }
+response_headers = { set = { "Strict-Transport-Security" = "max-age=31536000" }, remove = ["Server", "X-Upstream"] }"#;
+
+#[test]
+fn route_header_changes_reach_the_upstream_and_the_client() {
+    let up = Upstream::start("a", Behavior::Ok);
+    let dead = Upstream::start("dead", Behavior::Ok).kill();
+    let gw = Gateway::start(&header_rules(&up, dead, TABLES));
+    let r = gw.req(
+        "GET",
+        "api.example.com",
+        "/v1/items",
+        &[
+            ("Cookie", "session=secret"),
+            ("X-Team", "spoofed"),
+            ("X-Keep", "yes"),
+            ("X-Forwarded-For", "203.0.113.9"),
+        ],
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "a\n"));
+    let s = up.requests().pop().unwrap();
+    assert_eq!(s.headers["x-api-version"], "1");
+    assert_eq!(s.headers["x-team"], "payments", "set replaces the client's");
+    assert!(!s.headers.contains_key("cookie"), "{:?}", s.headers);
+    assert_eq!(s.headers["x-keep"], "yes");
+    // The gateway's own headers, as without the tables.
+    assert_eq!(s.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(s.headers["x-forwarded-proto"], "http");
+    assert_eq!(s.headers["x-forwarded-host"], "api.example.com");
+    assert_eq!(s.headers["x-real-ip"], "127.0.0.1");
+    assert_eq!(s.headers["host"], "api.example.com");
+    assert_eq!(
+        Some(s.headers["x-request-id"].as_str()),
+        r.header("x-request-id")
+    );
+
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    assert_eq!(r.header("server"), None);
+    assert_eq!(r.header("x-upstream"), None);
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+
+    // The gateway's own answer for a route gets the route's changes too.
+    let r = gw.get("dead.example.com", "/");
+    assert_eq!((r.status, r.text().as_str()), (502, "bad gateway\n"));
+    assert_eq!(r.header("x-route"), Some("dead"));
+    assert_eq!(r.header("cache-control"), None);
+    assert_eq!(r.header("content-length"), Some("12"));
+}
+
+#[test]
+fn a_reload_changes_a_routes_headers() {
+    let up = Upstream::start("a", Behavior::Ok);
+    let dead = Upstream::start("dead", Behavior::Ok).kill();
+    let gw = Gateway::start(&header_rules(&up, dead, ""));
+    let r = gw.req("GET", "api.example.com", "/", &[("Cookie", "a=1")]);
+    assert_eq!(r.header("x-upstream"), Some("a"));
+    assert_eq!(up.requests().pop().unwrap().headers["cookie"], "a=1");
+
+    std::fs::write(gw.path("rules.toml"), header_rules(&up, dead, TABLES)).unwrap();
+    gw.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || gw
+            .get("api.example.com", "/")
+            .header("x-upstream")
+            .is_none()),
+        "{}",
+        gw.log_tail()
+    );
+    let r = gw.req("GET", "api.example.com", "/", &[("Cookie", "a=1")]);
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    let s = up.requests().pop().unwrap();
+    assert!(!s.headers.contains_key("cookie"));
+    assert_eq!(s.headers["x-team"], "payments");
+}

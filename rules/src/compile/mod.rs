@@ -4,6 +4,7 @@
 //! after it.
 
 mod domain;
+mod headers;
 mod links;
 mod place;
 mod redirect;

@@ -1,6 +1,7 @@
 //! Compiling `[[route]]` rules: which upstream pool, and how the path and
-//! `Host` are rewritten.
+//! `Host` are rewritten; header changes are in `headers`.
 
+use super::headers::Side;
 use super::Compiler;
 use crate::encode;
 use crate::format::RouteDef;
@@ -56,6 +57,8 @@ impl Compiler {
                 }
             },
         };
+        let request_headers = self.header_changes(d.request_headers, Side::Request, &id);
+        let response_headers = self.header_changes(d.response_headers, Side::Response, &id);
         self.routes.push(RouteRule {
             id: id.into(),
             upstream: d.upstream.get_ref().as_str().into(),
@@ -63,6 +66,8 @@ impl Compiler {
             host_header: d.host_header.map(|h| h.into_inner().into()),
             max_body,
             upgrade: d.upgrade,
+            request_headers,
+            response_headers,
         });
     }
 }

@@ -25,8 +25,9 @@ pub struct Seen {
 }
 
 /// A small HTTP/1.1 upstream on a loopback port. Answers `200` with its
-/// name as the body (and `/healthz` with 200 while healthy); records what
-/// it saw. Stops when dropped.
+/// name as the body and in `X-Upstream`, with `Server: upstream` (and
+/// `/healthz` with 200 while healthy); records what it saw. Stops when
+/// dropped.
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
@@ -161,7 +162,7 @@ fn serve(
         }
         let body = format!("{name}\n");
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Upstream: {name}\r\n\r\n{body}",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nServer: upstream\r\nX-Upstream: {name}\r\n\r\n{body}",
             body.len()
         );
         if writer.write_all(resp.as_bytes()).is_err() {
