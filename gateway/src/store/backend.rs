@@ -71,6 +71,41 @@ macro_rules! bind_link {
 }
 pub(super) use bind_link;
 
+/// `INSERT INTO links (...) VALUES (...), ...` for `$links` (each created
+/// and updated at `$now`, version 1): a query builder to finish with an
+/// `ON CONFLICT` clause. Imports and SQLite batches write rows this way.
+macro_rules! values_of_links {
+    ($links:expr, $now:expr) => {{
+        let mut qb = sqlx::QueryBuilder::new(
+            "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
+             countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
+             external_id, created_at, updated_at, version) ",
+        );
+        qb.push_values($links, |mut b, l| {
+            b.push_bind(&l.host)
+                .push_bind(&l.code)
+                .push_bind(&l.destination)
+                .push_bind(i32::from(l.status))
+                .push_bind(&l.ios)
+                .push_bind(&l.android)
+                .push_bind(&l.desktop)
+                .push_bind(l.countries_json())
+                .push_bind(l.expires_at)
+                .push_bind(&l.expired_to)
+                .push_bind(&l.query_mode)
+                .push_bind(&l.cache_control)
+                .push_bind(l.tags_json())
+                .push_bind(&l.owner)
+                .push_bind(&l.external_id)
+                .push_bind($now)
+                .push_bind($now)
+                .push_bind(1i64);
+        });
+        qb
+    }};
+}
+pub(super) use values_of_links;
+
 impl Backend {
     /// A pool for `url`. A SQLite file (and its directory) is created when
     /// missing; a PostgreSQL pool connects lazily, so a gateway starts
@@ -332,31 +367,7 @@ impl Backend {
                 if chunk.is_empty() {
                     break;
                 }
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
-                     countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
-                     external_id, created_at, updated_at, version) ",
-                );
-                qb.push_values(&chunk, |mut b, l| {
-                    b.push_bind(&l.host)
-                        .push_bind(&l.code)
-                        .push_bind(&l.destination)
-                        .push_bind(i32::from(l.status))
-                        .push_bind(&l.ios)
-                        .push_bind(&l.android)
-                        .push_bind(&l.desktop)
-                        .push_bind(l.countries_json())
-                        .push_bind(l.expires_at)
-                        .push_bind(&l.expired_to)
-                        .push_bind(&l.query_mode)
-                        .push_bind(&l.cache_control)
-                        .push_bind(l.tags_json())
-                        .push_bind(&l.owner)
-                        .push_bind(&l.external_id)
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(1i64);
-                });
+                let mut qb = values_of_links!(&chunk, now);
                 qb.push(
                     " ON CONFLICT (host, code) DO UPDATE SET destination = excluded.destination, \
                      status = excluded.status, ios = excluded.ios, android = excluded.android, \

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::backend::{on_pool, Backend};
+use super::backend::{on_pool, values_of_links, Backend};
 use super::error::StoreError;
 use super::record::{LinkRecord, NewLink};
 
@@ -22,6 +22,32 @@ pub type Written = (Vec<Option<LinkRecord>>, i64, usize);
 /// `(owner, limit, month_start)`: `owner` may create `limit` links in the
 /// month starting at `month_start`.
 pub type Quota<'a> = Option<(&'a str, i64, i64)>;
+
+/// How many of `$n` links `$quota` lets in, counted in the transaction
+/// `$tx` after locking the key's row (the database, on SQLite), so that
+/// racing creates are counted one after the other (either database).
+macro_rules! admitted {
+    ($tx:expr, $quota:expr, $n:expr) => {{
+        match $quota {
+            None => $n,
+            Some((owner, limit, since)) => {
+                sqlx::query("UPDATE api_keys SET monthly_quota = monthly_quota WHERE id = $1")
+                    .bind(owner)
+                    .execute(&mut *$tx)
+                    .await?;
+                let used: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(created), 0) FROM api_key_usage \
+                     WHERE owner = $1 AND month_start = $2",
+                )
+                .bind(owner)
+                .bind(since)
+                .fetch_one(&mut *$tx)
+                .await?;
+                usize::try_from(limit - used).unwrap_or(0).min($n)
+            }
+        }
+    }};
+}
 
 impl Backend {
     /// Creates `links`; each is created or, when its host and code (or its
@@ -84,22 +110,7 @@ impl Backend {
     ) -> Result<(Vec<(i64, String, String)>, i64, usize), StoreError> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut admitted = links.len();
-            if let Some((owner, limit, since)) = quota {
-                sqlx::query("UPDATE api_keys SET monthly_quota = monthly_quota WHERE id = $1")
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
-                let used: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(MAX(created), 0) FROM api_key_usage \
-                     WHERE owner = $1 AND month_start = $2",
-                )
-                .bind(owner)
-                .bind(since)
-                .fetch_one(&mut *tx)
-                .await?;
-                admitted = usize::try_from(limit - used).unwrap_or(0).min(links.len());
-            }
+            let admitted = admitted!(tx, quota, links.len());
             let links = &links[..admitted];
             // With `bulk` set the per-row triggers stand aside (three
             // statements a row); one statement logs the batch's changes.
@@ -111,31 +122,7 @@ impl Backend {
             let rows: Vec<(i64, String, String)> = if links.is_empty() {
                 Vec::new()
             } else {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO links (host, code, destination, status, ios, android, desktop, \
-                     countries, expires_at, expired_to, query_mode, cache_control, tags, owner, \
-                     external_id, created_at, updated_at, version) ",
-                );
-                qb.push_values(links, |mut b, l| {
-                    b.push_bind(&l.host)
-                        .push_bind(&l.code)
-                        .push_bind(&l.destination)
-                        .push_bind(i32::from(l.status))
-                        .push_bind(&l.ios)
-                        .push_bind(&l.android)
-                        .push_bind(&l.desktop)
-                        .push_bind(l.countries_json())
-                        .push_bind(l.expires_at)
-                        .push_bind(&l.expired_to)
-                        .push_bind(&l.query_mode)
-                        .push_bind(&l.cache_control)
-                        .push_bind(l.tags_json())
-                        .push_bind(&l.owner)
-                        .push_bind(&l.external_id)
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(1i64);
-                });
+                let mut qb = values_of_links!(links, now);
                 // Only the keys come back: the rest is what was written,
                 // and every value returned crosses sqlx's SQLite worker
                 // thread one by one.
@@ -196,22 +183,7 @@ async fn insert_many_postgres(
     sqlx::query("SET LOCAL gateway.bulk = 'on'")
         .execute(&mut *tx)
         .await?;
-    let mut admitted = links.len();
-    if let Some((owner, limit, since)) = quota {
-        sqlx::query("UPDATE api_keys SET monthly_quota = monthly_quota WHERE id = $1")
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-        let used: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(created), 0) FROM api_key_usage \
-             WHERE owner = $1 AND month_start = $2",
-        )
-        .bind(owner)
-        .bind(since)
-        .fetch_one(&mut *tx)
-        .await?;
-        admitted = usize::try_from(limit - used).unwrap_or(0).min(links.len());
-    }
+    let admitted = admitted!(tx, quota, links.len());
     let links = &links[..admitted];
     let column = |f: &dyn Fn(&NewLink) -> Option<String>| -> Vec<Option<String>> {
         links.iter().map(f).collect()

@@ -74,6 +74,9 @@ enum Entry<V> {
 struct Held<V> {
     entry: Entry<V>,
     generation: u64,
+    /// The change sequence the store was at when the entry was read: a
+    /// change the log names at or below it is already in the entry.
+    as_of: i64,
 }
 
 type Shard<V> = RwLock<hashbrown::HashMap<Key, Held<V>, foldhash::fast::RandomState>>;
@@ -343,6 +346,7 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
         };
         let held = Held {
             entry,
+            as_of,
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
         };
         // The mirror first: moka may evict it at once (the listener then
@@ -369,8 +373,18 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
             }
         } else {
             let key = Key::new(host, code);
-            self.mirror.remove(&key);
-            self.entries.invalidate(&key);
+            // An entry read after the change already holds it: dropping it
+            // would only cost a query (and, were the store down just then,
+            // an answer). The writing gateway drops its entry at once, and
+            // then reads the change back before its follower names it.
+            let holds_it = self
+                .mirror
+                .get(&KeyRef { host, code })
+                .is_some_and(|h| h.as_of >= seq);
+            if !holds_it {
+                self.mirror.remove(&key);
+                self.entries.invalidate(&key);
+            }
             changed.order.push_back((now, key.clone()));
             changed.keys.insert(key, (seq, now));
         }
@@ -450,6 +464,21 @@ mod tests {
         assert!(matches!(cache.peek("h", "new"), Lookup::Absent));
         cache.changed(4, "h", "new");
         assert!(matches!(cache.peek("h", "new"), Lookup::Missing));
+    }
+
+    #[tokio::test]
+    async fn a_change_an_entry_already_holds_keeps_it() {
+        let cache = cache();
+        cache
+            .load("h", "c", || async { Ok((Some(Arc::from("v5")), 5)) })
+            .await
+            .unwrap();
+        // The follower names a change the entry was read after.
+        cache.changed(5, "h", "c");
+        assert!(matches!(cache.peek("h", "c"), Lookup::Fresh(v) if &*v == "v5"));
+        // A later change drops it.
+        cache.changed(6, "h", "c");
+        assert!(matches!(cache.peek("h", "c"), Lookup::Missing));
     }
 
     #[tokio::test]
