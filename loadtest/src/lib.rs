@@ -6,6 +6,7 @@
 //! See `docs/performance.md` for how the figures there were measured.
 
 pub mod api;
+pub mod bare_proxy;
 pub mod client;
 pub mod compare;
 pub mod genlinks;

@@ -169,6 +169,19 @@ enum Command {
         #[arg(long)]
         no_work_stealing: bool,
     },
+    /// A bare Pingora proxy to one upstream (the ceiling for API routing):
+    /// a `ProxyHttp` that only picks the peer.
+    BareProxy {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: SocketAddr,
+        /// The upstream (host:port, loopback).
+        #[arg(long)]
+        upstream: SocketAddr,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// The gateway against nginx on the same generated links.
     Compare {
         /// redirect-hot, redirect-spread or redirect-zipf.
@@ -336,6 +349,20 @@ fn real_main() -> Result<()> {
             engine,
             work_stealing: !no_work_stealing,
         }),
+        Command::BareProxy {
+            listen,
+            upstream,
+            threads,
+        } => {
+            if !upstream.ip().is_loopback() {
+                anyhow::bail!("--upstream must be a loopback address");
+            }
+            loadtest::bare_proxy::run(&loadtest::bare_proxy::BareProxyOptions {
+                listen,
+                upstream,
+                threads,
+            })
+        }
         Command::Api {
             target,
             key,

@@ -353,6 +353,29 @@ pub async fn start_responder(
     Ok(proc)
 }
 
+/// Starts `loadtest bare-proxy` on `addr` forwarding to `upstream`, and
+/// waits until a request goes through it.
+pub async fn start_bare_proxy(
+    exe: &Path,
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    log: &Path,
+) -> Result<Proc> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["bare-proxy", "--listen", &addr.to_string()])
+        .args(["--upstream", &upstream.to_string()]);
+    let mut proc = Proc::spawn(cmd, "bare-proxy", Some(log), libc::SIGKILL)?;
+    wait_answer(
+        &mut proc,
+        addr,
+        &client::build_request("GET", "/healthz", "api", &[], b""),
+        200,
+        Duration::from_secs(20),
+    )
+    .await?;
+    Ok(proc)
+}
+
 /// Starts `loadtest upstream` (the binary `exe`) on `addr`.
 pub async fn start_upstream(exe: &Path, addr: SocketAddr, log: &Path) -> Result<Proc> {
     let mut cmd = Command::new(exe);

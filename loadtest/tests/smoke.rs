@@ -181,6 +181,42 @@ fn responder_every_engine() {
 }
 
 #[test]
+fn bare_proxy_forwards_to_its_upstream() {
+    let rt = rt();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = loopback(free_port().unwrap());
+    let _up = rt
+        .block_on(servers::start_upstream(
+            &common::loadtest_binary(),
+            upstream,
+            &dir.path().join("upstream.log"),
+        ))
+        .unwrap();
+    let addr = loopback(free_port().unwrap());
+    let _proxy = rt
+        .block_on(servers::start_bare_proxy(
+            &common::loadtest_binary(),
+            addr,
+            upstream,
+            &dir.path().join("bare-proxy.log"),
+        ))
+        .unwrap();
+    // The upstream's own answer, through the proxy, on one kept-alive
+    // connection.
+    let mut conn = loadtest::client::Conn::new(addr).keep_body();
+    for _ in 0..20 {
+        let a = rt
+            .block_on(conn.send(
+                &loadtest::client::build_request("GET", "/v1/users", "api", &[], b""),
+                Duration::from_secs(10),
+            ))
+            .unwrap();
+        assert_eq!((a.status, a.body.as_slice()), (200, &b"ok\n"[..]));
+    }
+    assert_eq!(conn.connects, 1);
+}
+
+#[test]
 fn compare_without_nginx_says_so() {
     let out = std::process::Command::new(common::loadtest_binary())
         .args([
