@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
@@ -49,31 +49,13 @@ pub async fn create(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(p) = caller.may_write() {
-        return p.into_response();
-    }
-    let bytes = match raw {
-        Ok(b) => b,
-        Err(e) => {
-            return crate::web::read_json::<BulkInput>(Err(e))
-                .err()
-                .map(IntoResponse::into_response)
-                .unwrap_or_default()
-        }
-    };
-    idempotency::once(
-        &state,
-        &caller,
+    idempotency::create(
+        state,
+        caller,
         &headers,
         "POST /api/v1/links/bulk",
-        &bytes,
-        {
-            let (state, caller, bytes) = (state.clone(), caller.clone(), bytes.clone());
-            move || async move {
-                let input: BulkInput = crate::web::read_json(Ok(bytes))?;
-                create_all(&state, &caller, input).await
-            }
-        },
+        raw,
+        |state, caller, input: BulkInput| async move { create_all(&state, &caller, input).await },
     )
     .await
 }

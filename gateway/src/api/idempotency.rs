@@ -12,10 +12,47 @@ use super::auth::{store_problem, Caller};
 use super::{ApiResult, ApiState};
 use crate::metrics::StoreOp;
 use crate::store::{sha256_hex, Claim, Store};
-use crate::web::Problem;
+use crate::web::{parse_json, unreadable, Problem};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 /// The longest key accepted.
 const MAX_KEY_LEN: usize = 255;
+
+/// A create (`POST`): the key must write, the body must be read; then
+/// `run` gets the body as `T` once per `Idempotency-Key` ([`once`]) —
+/// a body that does not parse is an answer kept like any other.
+pub async fn create<T, F, Fut>(
+    state: Arc<ApiState>,
+    caller: Caller,
+    headers: &HeaderMap,
+    route: &str,
+    raw: Result<Bytes, BytesRejection>,
+    run: F,
+) -> Response
+where
+    T: DeserializeOwned,
+    F: FnOnce(Arc<ApiState>, Caller, T) -> Fut + Send + 'static,
+    Fut: Future<Output = ApiResult> + Send + 'static,
+{
+    if let Err(p) = caller.may_write() {
+        return p.into_response();
+    }
+    let bytes = match raw {
+        Ok(b) => b,
+        Err(e) => return unreadable(e).into_response(),
+    };
+    let work = {
+        let (state, caller, bytes) = (state.clone(), caller.clone(), bytes.clone());
+        move || async move {
+            let input: T = parse_json(&bytes)?;
+            run(state, caller, input).await
+        }
+    };
+    once(&state, &caller, headers, route, &bytes, work).await
+}
 
 /// Runs `run` once per `Idempotency-Key` of `caller` (every time without
 /// the header). `route` and `body` identify the request.

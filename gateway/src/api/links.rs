@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::sync::Arc;
@@ -208,30 +208,21 @@ pub async fn create(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(p) = caller.may_write() {
-        return p.into_response();
-    }
-    let bytes = match raw {
-        Ok(b) => b,
-        Err(e) => {
-            return crate::web::read_json::<LinkInput>(Err(e))
-                .err()
-                .map(IntoResponse::into_response)
-                .unwrap_or_default()
-        }
-    };
-    idempotency::once(&state, &caller, &headers, "POST /api/v1/links", &bytes, {
-        let (state, caller, bytes) = (state.clone(), caller.clone(), bytes.clone());
-        move || async move {
-            let input: LinkInput = crate::web::read_json(Ok(bytes))?;
+    idempotency::create(
+        state,
+        caller,
+        &headers,
+        "POST /api/v1/links",
+        raw,
+        |state, caller, input: LinkInput| async move {
             let record = create_link(&state, &caller, &input).await?;
             counted(&state, "create");
             Ok(Reply::link(
                 StatusCode::CREATED,
                 &Link::of(record, &state.config.short_url_scheme),
             ))
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -11,18 +11,25 @@ use crate::web::{FieldError, Problem};
 /// The body as `T`: `413` over the size limit, `400` for JSON that does
 /// not parse (with line and column) or does not fit (with the field).
 pub fn json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, Problem> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "the body is larger than the API accepts (api.max_body_bytes, 1 MiB by default)",
-            )
-        } else {
-            Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", e.body_text())
-        }
-    })?;
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    parse(&body.map_err(unreadable)?)
+}
+
+/// A body that could not be read: `413` over the size limit, else `400`.
+pub fn unreadable(e: BytesRejection) -> Problem {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "the body is larger than the API accepts (api.max_body_bytes, 1 MiB by default)",
+        )
+    } else {
+        Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", e.body_text())
+    }
+}
+
+/// `bytes` as `T`, or a `400` naming the field or the position.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

@@ -13,6 +13,6 @@ mod listener;
 mod priority;
 mod problem;
 
-pub use body::{json as read_json, query as read_query};
+pub use body::{json as read_json, parse as parse_json, query as read_query, unreadable};
 pub use listener::{bind, Observer, Route, WebService};
 pub use problem::{FieldError, Problem};
