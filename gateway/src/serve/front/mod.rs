@@ -256,8 +256,11 @@ where
                         biased;
                         r = pingora::time::timeout(wait, conn.read_buf(&mut input)) => r,
                         // An idle keep-alive connection closes at shutdown;
-                        // one mid-request gets to finish it.
-                        _ = &mut shutting_down, if idle => return None,
+                        // one mid-request gets to finish it, and so does a
+                        // connection just accepted: its client has sent (or
+                        // is sending) a request, and closing under it would
+                        // reset it during a binary upgrade.
+                        _ = &mut shutting_down, if idle && !first => return None,
                     };
                     match read {
                         Ok(Ok(n)) if n > 0 => {
@@ -447,6 +450,41 @@ mod tests {
         ) -> pingora::Result<Box<pingora::upstreams::peer::HttpPeer>> {
             pingora::Error::e_explain(pingora::ErrorType::InternalError, "none")
         }
+    }
+
+    struct Ok200;
+    impl FastAnswer for Ok200 {
+        fn answer(&self, _: &H1Request<'_>, _: bool, out: &mut Vec<u8>) -> bool {
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            true
+        }
+    }
+
+    /// During a binary upgrade the old process stops at once; a connection
+    /// it had just accepted still carries a client's request, which must be
+    /// answered, not reset.
+    #[tokio::test]
+    async fn a_connection_accepted_just_before_shutdown_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let conf = Arc::new(pingora::server::configuration::ServerConf::default());
+        let proxy = pingora::proxy::http_proxy(&conf, NoUpstream);
+        let front = Arc::new(Front::new(Ok200, proxy, true, Limits::default(), None));
+        let (mut client, server) = tokio::io::duplex(4096);
+        let (tx, shutdown) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(async move {
+            front.process_new(Box::new(server), &shutdown).await;
+        });
+        tokio::task::yield_now().await;
+        tx.send(true).unwrap();
+        tokio::task::yield_now().await;
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert!(got.ends_with(b"ok"), "{:?}", String::from_utf8_lossy(&got));
+        serving.await.unwrap();
     }
 
     /// Every open connection holds its task's state for as long as it is
