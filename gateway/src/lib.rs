@@ -27,6 +27,7 @@ mod api;
 mod clicks;
 pub mod commands;
 mod config;
+mod limits;
 mod live;
 mod logging;
 mod metrics;

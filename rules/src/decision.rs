@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::device::DeviceClass;
 use crate::header_changes::HeaderChanges;
+use crate::rate_limit::RateLimit;
 
 /// The answer to "what do we do with this request?".
 ///
@@ -124,6 +125,8 @@ pub struct Proxy<'a> {
     /// Headers to set and remove on every answer for the route: the
     /// upstream's, and the gateway's own errors (502, 504, 413, ...).
     pub response_headers: &'a HeaderChanges,
+    /// How many requests each client may make, when the route limits them.
+    pub rate_limit: Option<&'a RateLimit>,
     /// Rule id.
     pub rule: &'a str,
     /// Index of the rule in [`RuleSet::rule_ids`](crate::RuleSet::rule_ids).

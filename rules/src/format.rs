@@ -131,6 +131,16 @@ pub(crate) struct RouteDef {
     pub upgrade: bool,
     pub request_headers: Option<HeaderChangesDef>,
     pub response_headers: Option<HeaderChangesDef>,
+    pub rate_limit: Option<Spanned<RateLimitDef>>,
+}
+
+/// A route's `rate_limit = { key, rate, burst }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitDef {
+    pub key: S,
+    pub rate: S,
+    pub burst: Option<Spanned<i64>>,
 }
 
 /// A route's `request_headers` or `response_headers`.
@@ -176,6 +186,10 @@ pub(crate) struct UpstreamDef {
     #[serde(default)]
     pub tls: bool,
     pub sni: Option<String>,
+    pub max_inflight: Option<Spanned<i64>>,
+    pub eject_after: Option<Spanned<i64>>,
+    pub eject_for: Option<S>,
+    pub eject_for_max: Option<S>,
 }
 
 /// `health_check = { … }`.

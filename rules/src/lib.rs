@@ -36,6 +36,7 @@ mod link_fields;
 mod matcher;
 mod options;
 mod query;
+mod rate_limit;
 mod request;
 mod rule_ref;
 mod ruleset;
@@ -55,6 +56,7 @@ pub use explain::{Explanation, CLICK_ID_PLACEHOLDER};
 pub use files::{FileAccess, FileError, FileKind, DEFAULT_BODY_FILE_LIMIT, LINKS_FILE_LIMIT};
 pub use header_changes::{HeaderChanges, FORWARDING_HEADERS};
 pub use options::LoadOptions;
+pub use rate_limit::{LimitKey, RateLimit};
 pub use request::{split_query, split_url, Probe, Request};
 pub use ruleset::{Counts, RuleSet, Settings, TrailingSlash};
 pub use size::parse_size;
@@ -62,7 +64,7 @@ pub use stored::{
     FieldError, FieldErrors, LinkSource, LinkSpec, NoStore, StoreLink, StoreStep, Stored,
 };
 pub use timestamp::{parse as parse_timestamp, unix_now};
-pub use upstream::{Balance, HealthCheck, HealthCheckKind, Upstream};
+pub use upstream::{Balance, Ejection, HealthCheck, HealthCheckKind, Upstream};
 
 impl RuleSet {
     /// Loads, validates and compiles the rules file at `path`, then runs its

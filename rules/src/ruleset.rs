@@ -15,6 +15,7 @@ use crate::header_changes::HeaderChanges;
 use crate::host;
 use crate::matcher::{Hit, HostLevel, HostTable, MatchKind};
 use crate::query::QueryMode;
+use crate::rate_limit::RateLimit;
 use crate::request::Request;
 use crate::rule_ref::{RuleRef, Span};
 use crate::stored::{DomainRule, LinkSource, NoStore, StoreStep, Stored};
@@ -81,6 +82,8 @@ pub(crate) struct RouteRule {
     pub request_headers: HeaderChanges,
     /// `response_headers`: applied to every answer for the route.
     pub response_headers: HeaderChanges,
+    /// `rate_limit`, per client.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// What a route's `strip_prefix` removes.
@@ -251,6 +254,17 @@ impl RuleSet {
     /// Upstream pools by name.
     pub fn upstreams(&self) -> &BTreeMap<String, Upstream> {
         &self.upstreams
+    }
+
+    /// Every route with a `rate_limit`: its slot (as in
+    /// [`Decision::slot`]), id and limit. The server keeps one counter per
+    /// route, and keeps it across reloads while both stay the same.
+    pub fn rate_limits(&self) -> impl Iterator<Item = (usize, &str, &RateLimit)> {
+        let first = self.redirects.len();
+        self.routes
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, r)| r.rate_limit.as_ref().map(|l| (first + i, &*r.id, l)))
     }
 
     /// Files this rule set was built from: the rules file first, then every
@@ -488,6 +502,7 @@ impl RuleSet {
                     upgrade: r.upgrade,
                     request_headers: &r.request_headers,
                     response_headers: &r.response_headers,
+                    rate_limit: r.rate_limit.as_ref(),
                     rule: &r.id,
                     slot,
                 })

@@ -66,4 +66,33 @@ pub struct Upstream {
     pub tls: bool,
     /// SNI (and certificate name) for TLS; defaults to the backend host.
     pub sni: Option<String>,
+    /// Most requests in flight to the pool at once; more are answered
+    /// `503` at once instead of queueing on a saturated upstream.
+    pub max_inflight: Option<u32>,
+    /// Passive outlier ejection; `None` when `eject_after` is not set.
+    pub ejection: Option<Ejection>,
+}
+
+/// Passive outlier ejection (Envoy's outlier detection): a backend that
+/// fails `after` requests in a row (5xx answers, failed connects, timeouts)
+/// is left out for `base`, doubling each time it fails again after coming
+/// back, up to `max`. The last healthy backend is never left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ejection {
+    /// Consecutive failures that eject a backend.
+    pub after: u32,
+    /// How long the first ejection lasts.
+    pub base: Duration,
+    /// The longest an ejection lasts, however often it repeats.
+    pub max: Duration,
+}
+
+impl Ejection {
+    /// How long the `nth` ejection in a row (1-based) lasts.
+    pub fn duration(&self, nth: u32) -> Duration {
+        let doubled = self
+            .base
+            .saturating_mul(1u32.checked_shl(nth.saturating_sub(1)).unwrap_or(u32::MAX));
+        doubled.min(self.max)
+    }
 }

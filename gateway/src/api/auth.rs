@@ -17,6 +17,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
 use super::ApiState;
+use crate::limits::{policy_header, state_header};
 use crate::metrics::StoreOp;
 use crate::store::{secret_hash, ApiKey, Store, StoreError};
 use crate::web::Problem;
@@ -162,10 +163,10 @@ fn rate_headers(headers: &mut HeaderMap, key: &ApiKey, remaining: u32, reset: u6
     let rate = key.rate_per_second.max(1);
     let burst = key.burst.max(1);
     let window = burst.div_ceil(rate);
-    if let Ok(v) = HeaderValue::from_str(&format!("\"api-key\";q={burst};w={window}")) {
+    if let Some(v) = policy_header("api-key", u64::from(burst), u64::from(window)) {
         headers.insert("ratelimit-policy", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"api-key\";r={remaining};t={reset}")) {
+    if let Some(v) = state_header("api-key", u64::from(remaining), reset) {
         headers.insert("ratelimit", v);
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::limits::{self, Limiters};
 use crate::metrics::Metrics;
 use crate::upstream::{self, Pools};
 use prometheus::IntCounter;
@@ -50,6 +51,8 @@ pub struct Snapshot {
     pub rules: Arc<RuleSet>,
     /// Upstream pools by name.
     pub pools: Pools,
+    /// Rate limiters of the routes that have one.
+    pub limiters: Limiters,
     /// Monotonic version, 1 for the rules loaded at start.
     pub version: u64,
     /// When it was built.
@@ -90,7 +93,9 @@ impl Snapshot {
         metrics: &Metrics,
     ) -> anyhow::Result<Snapshot> {
         let pools = upstream::build(rules.upstreams(), previous.map(|p| &p.pools), metrics)?;
+        let limiters = limits::build(&rules, previous.map(|p| &p.limiters), metrics);
         Ok(Snapshot {
+            limiters,
             rule_hits: rule_hits(&rules, metrics),
             rules: Arc::new(rules),
             pools,
@@ -109,6 +114,7 @@ impl Snapshot {
             rule_hits: rule_hits(&old.rules, metrics),
             rules: old.rules.clone(),
             pools: old.pools.clone(),
+            limiters: old.limiters.clone(),
             version: meta.version,
             loaded_at: SystemTime::now(),
             source: meta.source,

@@ -18,9 +18,11 @@ pub enum Kind {
     BadRequest,
     /// The gateway itself failed.
     Error,
+    /// 429 from a route's `rate_limit`.
+    RateLimited,
 }
 
-pub(super) const KINDS: [Kind; 7] = [
+pub(super) const KINDS: [Kind; 8] = [
     Kind::Redirect,
     Kind::Respond,
     Kind::Proxy,
@@ -28,6 +30,7 @@ pub(super) const KINDS: [Kind; 7] = [
     Kind::NotFound,
     Kind::BadRequest,
     Kind::Error,
+    Kind::RateLimited,
 ];
 
 impl Kind {
@@ -41,6 +44,7 @@ impl Kind {
             Kind::NotFound => "not_found",
             Kind::BadRequest => "bad_request",
             Kind::Error => "error",
+            Kind::RateLimited => "rate_limited",
         }
     }
 
@@ -61,15 +65,18 @@ pub enum UpstreamFailure {
     Reset,
     /// Every backend is down.
     NoHealthy,
+    /// The pool had `max_inflight` requests in flight already.
+    Overloaded,
 }
 
 impl UpstreamFailure {
     /// Every reason, in index order.
-    pub const ALL: [UpstreamFailure; 4] = [
+    pub const ALL: [UpstreamFailure; 5] = [
         UpstreamFailure::Connect,
         UpstreamFailure::Timeout,
         UpstreamFailure::Reset,
         UpstreamFailure::NoHealthy,
+        UpstreamFailure::Overloaded,
     ];
 
     /// Label value.
@@ -79,6 +86,7 @@ impl UpstreamFailure {
             UpstreamFailure::Timeout => "timeout",
             UpstreamFailure::Reset => "reset",
             UpstreamFailure::NoHealthy => "no_healthy",
+            UpstreamFailure::Overloaded => "overloaded",
         }
     }
 }

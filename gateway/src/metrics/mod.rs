@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 mod api;
 mod labels;
 mod register;
+mod routing;
 mod store;
 
 use register::register;
@@ -21,6 +22,7 @@ use register::register;
 pub use api::ApiMetrics;
 use labels::KINDS;
 pub use labels::{Kind, ReloadResult, UpstreamFailure};
+pub use routing::RoutingMetrics;
 pub use store::{Failure as StoreFailure, Lookup as StoreLookup, Op as StoreOp, StoreMetrics};
 
 /// Status codes 0..600 get a counter each, made on first use.
@@ -64,9 +66,13 @@ pub struct UpstreamMetrics {
     requests: ByCode,
     /// Time from picking a backend to the end of the response.
     pub duration: Histogram,
-    errors: [IntCounter; 4],
+    errors: [IntCounter; UpstreamFailure::ALL.len()],
     /// Retries on another backend.
     pub retries: IntCounter,
+    /// Backends ejected by outlier detection.
+    pub ejections: IntCounter,
+    /// Backends ejected now.
+    pub ejected: IntGauge,
 }
 
 impl UpstreamMetrics {
@@ -114,6 +120,8 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The Links API's.
     pub api: ApiMetrics,
+    /// Rate limits and outlier ejection of API routes.
+    pub routing: RoutingMetrics,
 }
 
 /// Request latency buckets: 50 µs to 10 s.
@@ -319,6 +327,7 @@ impl Metrics {
             )?,
             store: StoreMetrics::new(&r)?,
             api: ApiMetrics::new(&r)?,
+            routing: RoutingMetrics::new(&r)?,
             registry: r,
         };
         let build = register(
@@ -358,6 +367,8 @@ impl Metrics {
             errors: UpstreamFailure::ALL
                 .map(|f| self.upstream_errors.with_label_values(&[name, f.as_str()])),
             retries: self.upstream_retries.with_label_values(&[name]),
+            ejections: self.routing.ejections.with_label_values(&[name]),
+            ejected: self.routing.ejected.with_label_values(&[name]),
         }
     }
 
@@ -379,6 +390,7 @@ impl Metrics {
         let _ = self.upstream_healthy.remove_label_values(&[name]);
         let _ = self.upstream_backends.remove_label_values(&[name]);
         let _ = self.upstream_retries.remove_label_values(&[name]);
+        self.routing.forget_upstream(name);
         let _ = self.upstream_duration.remove_label_values(&[name]);
         for failure in UpstreamFailure::ALL {
             let _ = self

@@ -20,6 +20,7 @@
 //! log line ([`access_log`]) are each in their own file.
 
 mod access_log;
+mod admission;
 mod client_ip;
 mod decide;
 mod forwarding;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::access_log::{self, Line};
+use super::admission::{self, Admission};
 use super::decide::{self, Decider, RequestView};
 use super::forwarding;
 use super::framing;
@@ -99,6 +100,8 @@ pub struct Route {
     pub response_headers: HeaderChanges,
     /// The pool.
     pub pool: Arc<Pool>,
+    /// Its place among the pool's requests in flight, and its rate limit.
+    pub admission: Admission,
 }
 
 /// Per-request state.
@@ -215,6 +218,19 @@ impl ProxyHttp for Gateway {
                     // turn into a tunnel past the route.
                     session.req_header_mut().remove_header(&header::UPGRADE);
                 }
+                let admitted = admission::admit(
+                    session,
+                    &p,
+                    &pool,
+                    &snap.limiters,
+                    ctx.client_ip,
+                    version,
+                    &mut ctx.kind,
+                )
+                .await?;
+                let Some(admission) = admitted else {
+                    return Ok(true);
+                };
                 session.set_read_timeout(Some(self.body_timeout));
                 ctx.route = Some(Route {
                     upstream: p.upstream.to_string(),
@@ -224,6 +240,7 @@ impl ProxyHttp for Gateway {
                     request_headers: p.request_headers.clone(),
                     response_headers: p.response_headers.clone(),
                     pool,
+                    admission,
                 });
                 return Ok(false);
             }
@@ -308,6 +325,9 @@ impl ProxyHttp for Gateway {
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(b) = ctx.backend.take() {
+            if let Some(route) = &ctx.route {
+                route.pool.outcome(&b, false);
+            }
             ctx.failed.push(b);
         }
         let allowed = ctx.route.as_ref().map_or(0, |r| r.pool.def.retries);
@@ -398,6 +418,8 @@ impl ProxyHttp for Gateway {
             if !resp.status.is_informational()
                 || resp.status == http::StatusCode::SWITCHING_PROTOCOLS
             {
+                // Before the route's changes, which may remove them.
+                route.admission.add_headers(resp)?;
                 route_headers::response(resp, &route.response_headers)?;
             }
         }
@@ -420,7 +442,13 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        let status = upstream_response.status;
+        ctx.upstream_status = Some(status.as_u16());
+        if let (Some(route), Some(backend)) = (&ctx.route, &ctx.backend) {
+            if !status.is_informational() {
+                route.pool.outcome(backend, !status.is_server_error());
+            }
+        }
         Ok(())
     }
 
@@ -496,6 +524,12 @@ impl ProxyHttp for Gateway {
         let (code, failure) = classify(e);
         if let (Some(failure), Some(route)) = (failure, &ctx.route) {
             route.pool.metrics.error(failure);
+            // A connect failure was counted against its backend already.
+            if let (UpstreamFailure::Timeout | UpstreamFailure::Reset, Some(b)) =
+                (failure, &ctx.backend)
+            {
+                route.pool.outcome(b, false);
+            }
         }
         if let Some(failure) = failure {
             tracing::warn!(

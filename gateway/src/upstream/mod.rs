@@ -1,9 +1,11 @@
 //! Upstream pools for API routes: backends, load balancing, health checks
-//! ([`pool`]), and what a failed proxied request is reported as
-//! ([`failure`]). The per-request proxying itself is `crate::serve`'s.
+//! and `max_inflight` ([`pool`]), passive outlier ejection ([`outlier`]),
+//! and what a failed proxied request is reported as ([`failure`]). The
+//! per-request proxying itself is `crate::serve`'s.
 
 mod failure;
+mod outlier;
 mod pool;
 
 pub use failure::{classify, ALL_FAILED, NO_HEALTHY};
-pub use pool::{build, spawn_health_checks, Pool, Pools};
+pub use pool::{build, spawn_health_checks, Admitted, Pool, Pools};

@@ -7,10 +7,11 @@ use pingora::lb::selection::{Consistent, RoundRobin};
 use pingora::lb::{Backend, LoadBalancer};
 use pingora::upstreams::peer::HttpPeer;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use super::outlier::Outliers;
 use crate::metrics::{Metrics, UpstreamMetrics};
 use rules::{Balance, HealthCheckKind, Upstream};
 
@@ -44,7 +45,15 @@ pub struct Pool {
     /// began.
     round: tokio::sync::Mutex<Option<Instant>>,
     /// Pre-resolved metrics.
-    pub metrics: UpstreamMetrics,
+    pub metrics: Arc<UpstreamMetrics>,
+    /// Passive outlier ejection, when `eject_after` is set.
+    outliers: Option<Arc<Outliers>>,
+    /// Requests in flight, counted only when `max_inflight` is set.
+    inflight: AtomicU32,
+    /// When a request over `max_inflight` may be logged next (ms since
+    /// `created`): one line a second, not one per refused request.
+    overload_logged: AtomicU64,
+    created: Instant,
 }
 
 impl Pool {
@@ -107,6 +116,13 @@ impl Pool {
                 Selector::Consistent(lb) => lb.set_health_check(check),
             }
         }
+        let outliers = def.ejection.clone().map(|e| {
+            let backends = match &selector {
+                Selector::RoundRobin(lb) => lb.backends().get_backend(),
+                Selector::Consistent(lb) => lb.backends().get_backend(),
+            };
+            Arc::new(Outliers::new(e, &def.name, backends.iter().cloned()))
+        });
         Ok(Pool {
             def: def.clone(),
             selector,
@@ -114,18 +130,77 @@ impl Pool {
             decisive,
             checked: AtomicBool::new(false),
             round: tokio::sync::Mutex::new(None),
-            metrics,
+            metrics: Arc::new(metrics),
+            outliers,
+            inflight: AtomicU32::new(0),
+            overload_logged: AtomicU64::new(0),
+            created: Instant::now(),
         })
     }
 
     /// Picks a healthy backend not in `exclude` (backends that already
     /// failed for this request). `key` feeds consistent hashing.
+    ///
+    /// Ejected backends are passed over while another can serve; when none
+    /// can (the active check took the rest down since), they serve rather
+    /// than nothing, as Envoy's panic threshold does.
     pub fn select(&self, key: &[u8], exclude: &[Backend]) -> Option<Backend> {
-        let accept = |b: &Backend, healthy: bool| healthy && !exclude.contains(b);
-        match &self.selector {
+        let pick = |accept: &dyn Fn(&Backend, bool) -> bool| match &self.selector {
             Selector::RoundRobin(lb) => lb.select_with(key, 256, accept),
             Selector::Consistent(lb) => lb.select_with(key, 256, accept),
+        };
+        let usable = |b: &Backend, healthy: bool| healthy && !exclude.contains(b);
+        match &self.outliers {
+            Some(o) if o.any_ejected() => {
+                pick(&|b, healthy| usable(b, healthy) && !o.is_ejected(b, &self.metrics))
+                    .or_else(|| pick(&usable))
+            }
+            _ => pick(&usable),
         }
+    }
+
+    /// Records how a request to `backend` went, for outlier ejection: a
+    /// failure is a 5xx answer, a failed connect, a timeout or a reset.
+    pub fn outcome(&self, backend: &Backend, ok: bool) {
+        let Some(o) = &self.outliers else {
+            return;
+        };
+        if ok {
+            o.success(backend);
+        } else {
+            let backends = self.backends();
+            o.failure(backend, |b| backends.ready(b), &self.metrics);
+        }
+    }
+
+    /// Takes a place among the pool's requests in flight: `None` when
+    /// `max_inflight` are already (the request gets a 503), otherwise a
+    /// place held until the request ends. Pools without `max_inflight`
+    /// count nothing.
+    pub fn admit(self: &Arc<Self>) -> Option<Admitted> {
+        let Some(max) = self.def.max_inflight else {
+            return Some(Admitted(None));
+        };
+        let before = self.inflight.fetch_add(1, Ordering::AcqRel);
+        if before < max {
+            return Some(Admitted(Some(self.clone())));
+        }
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next = self.overload_logged.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .overload_logged
+                .compare_exchange(next, now + 1000, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                upstream = %self.def.name,
+                max_inflight = max,
+                "upstream at max_inflight: requests answered 503 (logged once a second)"
+            );
+        }
+        None
     }
 
     /// Number of backends currently considered healthy.
@@ -204,6 +279,18 @@ impl Pool {
         peer.options.write_timeout = Some(self.def.write_timeout);
         peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
         peer
+    }
+}
+
+/// A request's place among its pool's requests in flight (see
+/// [`Pool::admit`]); given back when dropped.
+pub struct Admitted(Option<Arc<Pool>>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.0 {
+            pool.inflight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 

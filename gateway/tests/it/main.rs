@@ -16,5 +16,6 @@ mod observability_docs;
 mod proxy;
 mod redirects;
 mod reload;
+mod route_limits;
 mod store;
 mod tls;

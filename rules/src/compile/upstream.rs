@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::Compiler;
 use crate::format::UpstreamDef;
-use crate::upstream::{Balance, HealthCheck, HealthCheckKind, Upstream};
+use crate::upstream::{Balance, Ejection, HealthCheck, HealthCheckKind, Upstream};
 
 impl Compiler {
     pub(crate) fn upstream_table(&mut self, v: &Spanned<DeValue<'_>>) {
@@ -143,6 +143,21 @@ impl Compiler {
                 0
             }
         };
+        let max_inflight =
+            d.max_inflight
+                .as_ref()
+                .and_then(|m| match u32::try_from(*m.get_ref()) {
+                    Ok(v) if (1..=1_000_000).contains(&v) => Some(v),
+                    _ => {
+                        self.err(
+                            m.span().start,
+                            name,
+                            "max_inflight must be between 1 and 1000000",
+                        );
+                        None
+                    }
+                });
+        let ejection = self.ejection(&d, name);
         let u = Upstream {
             name: name.to_string(),
             servers,
@@ -159,7 +174,54 @@ impl Compiler {
             retries,
             tls: d.tls,
             sni: d.sni,
+            max_inflight,
+            ejection,
         };
         u
+    }
+
+    /// `eject_after`, `eject_for` and `eject_for_max`.
+    fn ejection(&mut self, d: &UpstreamDef, name: &str) -> Option<Ejection> {
+        let Some(after) = &d.eject_after else {
+            for set in [&d.eject_for, &d.eject_for_max].into_iter().flatten() {
+                self.err(
+                    set.span().start,
+                    name,
+                    "eject_for and eject_for_max need eject_after",
+                );
+            }
+            return None;
+        };
+        let after = match u32::try_from(*after.get_ref()) {
+            Ok(v) if (1..=1000).contains(&v) => v,
+            _ => {
+                self.err(
+                    after.span().start,
+                    name,
+                    "eject_after must be between 1 and 1000",
+                );
+                return None;
+            }
+        };
+        let base = self.duration(d.eject_for.as_ref(), name, Duration::from_secs(10));
+        let max = self.duration(
+            d.eject_for_max.as_ref(),
+            name,
+            Duration::from_secs(300).max(base),
+        );
+        if max < base {
+            if let Some(m) = &d.eject_for_max {
+                self.err(
+                    m.span().start,
+                    name,
+                    "eject_for_max must not be shorter than eject_for",
+                );
+            }
+        }
+        Some(Ejection {
+            after,
+            base,
+            max: max.max(base),
+        })
     }
 }

@@ -4,7 +4,7 @@ use super::http::read_rest_of_request;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub hits: Arc<AtomicUsize>,
+    /// Status of answers to requests other than health checks.
+    status: Arc<AtomicU16>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -52,13 +54,26 @@ impl Upstream {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(AtomicU16::new(200));
         let thread = {
-            let (seen, hits, stop, name) =
-                (seen.clone(), hits.clone(), stop.clone(), name.to_string());
+            let (seen, hits, stop, name, status) = (
+                seen.clone(),
+                hits.clone(),
+                stop.clone(),
+                name.to_string(),
+                status.clone(),
+            );
             accept_until(listener, stop.clone(), move |stream| {
-                let (seen, hits, stop, name) =
-                    (seen.clone(), hits.clone(), stop.clone(), name.clone());
-                std::thread::spawn(move || serve(stream, &name, behavior, &seen, &hits, &stop));
+                let (seen, hits, stop, name, status) = (
+                    seen.clone(),
+                    hits.clone(),
+                    stop.clone(),
+                    name.clone(),
+                    status.clone(),
+                );
+                std::thread::spawn(move || {
+                    serve(stream, &name, behavior, &seen, &hits, &status, &stop)
+                });
             })
         };
         Upstream {
@@ -66,9 +81,15 @@ impl Upstream {
             addr,
             seen,
             hits,
+            status,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Answers requests (not health checks) with `code` from now on.
+    pub fn set_status(&self, code: u16) {
+        self.status.store(code, Ordering::Relaxed);
     }
 
     /// Requests seen (health checks excluded).
@@ -122,6 +143,7 @@ fn serve(
     behavior: Behavior,
     seen: &Mutex<Vec<Seen>>,
     hits: &AtomicUsize,
+    status: &AtomicU16,
     stop: &AtomicBool,
 ) {
     stream
@@ -161,8 +183,13 @@ fn serve(
             }
         }
         let body = format!("{name}\n");
+        let code = if health {
+            200
+        } else {
+            status.load(Ordering::Relaxed)
+        };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nServer: upstream\r\nX-Upstream: {name}\r\n\r\n{body}",
+            "HTTP/1.1 {code} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nServer: upstream\r\nX-Upstream: {name}\r\n\r\n{body}",
             body.len()
         );
         if writer.write_all(resp.as_bytes()).is_err() {

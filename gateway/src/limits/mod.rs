@@ -1,0 +1,9 @@
+//! Request limits shared by the proxy and the Links API: per-client rate
+//! limits of API routes ([`route`]), and the IETF `RateLimit-Policy` and
+//! `RateLimit` headers both send ([`headers`]).
+
+mod headers;
+mod route;
+
+pub use headers::{policy_header, state_header};
+pub use route::{build, Limiters, Verdict};
