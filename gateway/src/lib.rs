@@ -39,5 +39,5 @@ mod web;
 
 pub use config::Config;
 pub use logging::init as init_logging;
-pub use serve::{Answer, FastAnswer, Front, H1Request, Limits};
+pub use serve::{Answer, FastAnswer, Front, H1Request, Limits, Outcome};
 pub use server::run;

@@ -230,6 +230,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
             limits,
             Some(&metrics.connections_closed),
         )
+        .tls(tls)
     };
     if !config.server.listen.is_empty() {
         let mut service = Service::new("gateway".to_string(), front(false));

@@ -15,7 +15,7 @@
 use anyhow::Result;
 use async_trait::async_trait;
 use clap::ValueEnum;
-use gateway::{Answer, FastAnswer, Front, H1Request, Limits};
+use gateway::{Answer, FastAnswer, Front, H1Request, Limits, Outcome};
 use http::HeaderValue;
 use pingora::apps::http_app::ServeHttp;
 use pingora::http::ResponseHeader;
@@ -125,7 +125,7 @@ impl ServeHttp for Responder {
 }
 
 impl FastAnswer for Responder {
-    fn answer(&self, _req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool {
+    fn answer(&self, _req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
         let answer = Answer {
             status: 302,
             location: Some(self.location.clone()),
@@ -136,7 +136,7 @@ impl FastAnswer for Responder {
             rules_version: None,
         };
         answer.encode_h1(false, keep_alive, out);
-        true
+        Outcome::Answered
     }
 }
 

@@ -58,4 +58,14 @@ impl HeaderChanges {
     pub fn remove(&self) -> &[HeaderName] {
         self.0.as_deref().map_or(&[], |c| &c.remove)
     }
+
+    /// Whether a header called `name` (any case) already on the message is
+    /// dropped or replaced by these changes.
+    pub fn touches(&self, name: &str) -> bool {
+        let Some(c) = self.0.as_deref() else {
+            return false;
+        };
+        c.remove.iter().any(|n| n.as_str().eq_ignore_ascii_case(name))
+            || c.set.iter().any(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+    }
 }

@@ -1,11 +1,13 @@
 //! Whether a routed request may go upstream: its route's `rate_limit`
 //! (per client) and its pool's `max_inflight`. A refused request is
-//! answered here — `429` with `Retry-After` and the `RateLimit` headers, or
-//! `503` — with the route's `response_headers`, and never reaches a backend.
+//! answered by the gateway — `429` with `Retry-After` and the `RateLimit`
+//! headers, or `503` — with the route's `response_headers`, and never
+//! reaches a backend. The check is one; the answer is written by whichever
+//! front end read the request (Pingora's session or the fast path).
 
 use http::{header, HeaderName, HeaderValue};
 use pingora::proxy::Session;
-use pingora::{Error, ErrorType, Result};
+use pingora::Result;
 use rules::{LimitKey, Proxy};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,8 +39,86 @@ impl Admission {
     }
 }
 
-/// Admits `route`'s request to `pool`, or answers it. `Ok(None)` when it
-/// was answered (and `kind` says how).
+/// A request refused: the answer it gets.
+pub struct Refusal {
+    /// `429` or `503`.
+    pub status: u16,
+    body: &'static str,
+    /// `Retry-After` and the `RateLimit` headers of a `429`.
+    extra: Vec<(HeaderName, HeaderValue)>,
+    /// How the request is counted.
+    pub kind: Kind,
+}
+
+impl Refusal {
+    /// The answer, for either front end to write.
+    pub fn answer(&self, rules_version: Option<u64>) -> Answer<'_> {
+        Answer {
+            extra: &self.extra,
+            ..Answer::text(self.status, self.body, rules_version)
+        }
+    }
+}
+
+/// Decides whether `route`'s request may go to `pool`; `header` reads the
+/// request's headers (for a `header:` rate-limit key).
+pub fn check<'h>(
+    route: &Proxy<'_>,
+    pool: &Arc<Pool>,
+    limiters: &Limiters,
+    client_ip: Option<IpAddr>,
+    header: impl FnOnce(&HeaderName) -> Option<&'h [u8]>,
+) -> std::result::Result<Admission, Refusal> {
+    let mut rate_headers = None;
+    if let Some(limiter) = route.rate_limit.and_then(|_| limiters.get(route.slot)) {
+        let verdict = match &limiter.limit.key {
+            LimitKey::Ip => limiter.check(&client_ip),
+            // Without the header: one allowance shared by all who omit it.
+            LimitKey::Header(name) => limiter.check(&header(name)),
+        };
+        let policy = limiter.policy.clone();
+        match verdict {
+            Verdict::Allowed { remaining, reset_s } => {
+                let state = state_header(&limiter.id, remaining, reset_s);
+                if let (Some(policy), Some(state)) = (policy, state) {
+                    rate_headers = Some([
+                        (RATELIMIT_POLICY.clone(), policy),
+                        (RATELIMIT.clone(), state),
+                    ]);
+                }
+            }
+            Verdict::Limited { retry_after_s } => {
+                let mut extra = vec![(header::RETRY_AFTER, HeaderValue::from(retry_after_s))];
+                extra.extend(policy.map(|p| (RATELIMIT_POLICY.clone(), p)));
+                extra.extend(
+                    state_header(&limiter.id, 0, retry_after_s).map(|s| (RATELIMIT.clone(), s)),
+                );
+                return Err(Refusal {
+                    status: 429,
+                    body: "too many requests\n",
+                    extra,
+                    kind: Kind::RateLimited,
+                });
+            }
+        }
+    }
+    let Some(place) = pool.admit() else {
+        pool.metrics.error(UpstreamFailure::Overloaded);
+        return Err(Refusal {
+            status: 503,
+            body: "service unavailable: upstream busy\n",
+            extra: Vec::new(),
+            kind: Kind::Error,
+        });
+    };
+    Ok(Admission {
+        _place: place,
+        rate_headers,
+    })
+}
+
+/// [`check`] for a request Pingora read: a refusal is answered on the
+/// session, `Ok(None)`, with `kind` saying how it is counted.
 pub async fn admit(
     session: &mut Session,
     route: &Proxy<'_>,
@@ -48,60 +128,20 @@ pub async fn admit(
     rules_version: Option<u64>,
     kind: &mut Option<Kind>,
 ) -> Result<Option<Admission>> {
-    let mut rate_headers = None;
-    if let Some(limiter) = route.rate_limit.and_then(|_| limiters.get(route.slot)) {
-        let verdict = match &limiter.limit.key {
-            LimitKey::Ip => limiter.check(&client_ip),
-            // Without the header: one allowance shared by all who omit it.
-            LimitKey::Header(name) => limiter.check(
-                &session
-                    .req_header()
-                    .headers
-                    .get(name)
-                    .map(HeaderValue::as_bytes),
-            ),
-        };
-        let policy = limiter
-            .policy
-            .clone()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "rate limit policy header"))?;
-        match verdict {
-            Verdict::Allowed { remaining, reset_s } => {
-                if let Some(state) = state_header(&limiter.id, remaining, reset_s) {
-                    rate_headers = Some([
-                        (RATELIMIT_POLICY.clone(), policy),
-                        (RATELIMIT.clone(), state),
-                    ]);
-                }
-            }
-            Verdict::Limited { retry_after_s } => {
-                *kind = Some(Kind::RateLimited);
-                let state = state_header(&limiter.id, 0, retry_after_s).ok_or_else(|| {
-                    Error::explain(ErrorType::InternalError, "rate limit state header")
-                })?;
-                let extra = [
-                    (header::RETRY_AFTER, HeaderValue::from(retry_after_s)),
-                    (RATELIMIT_POLICY.clone(), policy),
-                    (RATELIMIT.clone(), state),
-                ];
-                let answer = Answer {
-                    extra: &extra,
-                    ..Answer::text(429, "too many requests\n", rules_version)
-                };
-                respond::write_changed(session, answer, Some(route.response_headers)).await?;
-                return Ok(None);
-            }
+    let checked = check(route, pool, limiters, client_ip, |name| {
+        session
+            .req_header()
+            .headers
+            .get(name)
+            .map(HeaderValue::as_bytes)
+    });
+    match checked {
+        Ok(admission) => Ok(Some(admission)),
+        Err(refusal) => {
+            *kind = Some(refusal.kind);
+            let answer = refusal.answer(rules_version);
+            respond::write_changed(session, answer, Some(route.response_headers)).await?;
+            Ok(None)
         }
     }
-    let Some(place) = pool.admit() else {
-        *kind = Some(Kind::Error);
-        pool.metrics.error(UpstreamFailure::Overloaded);
-        let text = "service unavailable: upstream busy\n";
-        respond::route_text(session, 503, text, rules_version, route.response_headers).await?;
-        return Ok(None);
-    };
-    Ok(Some(Admission {
-        _place: place,
-        rate_headers,
-    }))
 }

@@ -114,6 +114,18 @@ impl<'a> Answer<'a> {
     /// and headers Pingora writes for [`write`] (including `Date` and
     /// `Connection`), and the body unless the request was HEAD.
     pub fn encode_h1(&self, head: bool, keep_alive: bool, out: &mut Vec<u8>) {
+        self.encode_h1_changed(head, keep_alive, None, out)
+    }
+
+    /// [`Answer::encode_h1`] with a route's `response_headers` applied, as
+    /// [`write_changed`] applies them.
+    pub fn encode_h1_changed(
+        &self,
+        head: bool,
+        keep_alive: bool,
+        changes: Option<&HeaderChanges>,
+        out: &mut Vec<u8>,
+    ) {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status.as_str().as_bytes());
@@ -127,6 +139,11 @@ impl<'a> Answer<'a> {
             out.extend_from_slice(b"\r\n");
         };
         for (name, value) in self.headers() {
+            if changes.is_none_or(|c| !c.touches(name.as_str())) {
+                line(name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+        for (name, value) in changes.map(HeaderChanges::set).unwrap_or_default() {
             line(name.as_str().as_bytes(), value.as_bytes());
         }
         let mut digits = itoa::Buffer::new();

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use super::idle::{IdleConns, IDLE_FOR};
 use super::outlier::Outliers;
 use crate::metrics::{Metrics, UpstreamMetrics};
 use rules::{Balance, HealthCheckKind, Upstream};
 
 /// How long an idle upstream connection stays in the keep-alive pool.
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const UPSTREAM_IDLE_TIMEOUT: Duration = IDLE_FOR;
 
 /// Least time between two health-check rounds that requests start (see
 /// [`Pool::recheck_when_down`]), so traffic to a dead pool does not turn
@@ -48,6 +49,8 @@ pub struct Pool {
     pub metrics: Arc<UpstreamMetrics>,
     /// Passive outlier ejection, when `eject_after` is set.
     outliers: Option<Arc<Outliers>>,
+    /// Keep-alive connections of requests the fast path forwarded.
+    pub idle: IdleConns,
     /// Requests in flight, counted only when `max_inflight` is set.
     inflight: AtomicU32,
     /// When a request over `max_inflight` may be logged next (ms since
@@ -132,6 +135,7 @@ impl Pool {
             round: tokio::sync::Mutex::new(None),
             metrics: Arc::new(metrics),
             outliers,
+            idle: IdleConns::default(),
             inflight: AtomicU32::new(0),
             overload_logged: AtomicU64::new(0),
             created: Instant::now(),

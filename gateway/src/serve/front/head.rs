@@ -61,14 +61,16 @@ pub(super) fn framing(req: &httparse::Request<'_, '_>) -> Framing {
 
 /// A parsed HTTP/1.1 head the fast path may answer.
 pub struct H1Request<'b> {
-    pub(super) method: &'b str,
-    pub(super) path: &'b str,
+    pub(crate) method: &'b str,
+    pub(crate) path: &'b str,
     query: Option<&'b str>,
-    pub(super) host: &'b str,
+    pub(crate) host: &'b str,
     headers: &'b [httparse::Header<'b>],
     peer: Option<IpAddr>,
     /// The client asked to close after this answer.
     pub(super) close: bool,
+    /// It came over TLS.
+    pub(crate) tls: bool,
 }
 
 impl<'b> H1Request<'b> {
@@ -76,7 +78,11 @@ impl<'b> H1Request<'b> {
     /// body, no upgrade, a `Host` and an origin-form target made only of
     /// bytes Pingora's URI parser takes as they are; `None` sends it to
     /// Pingora.
-    pub(super) fn plain(req: &'b httparse::Request<'_, 'b>, peer: Option<IpAddr>) -> Option<Self> {
+    pub(super) fn plain(
+        req: &'b httparse::Request<'_, 'b>,
+        peer: Option<IpAddr>,
+        tls: bool,
+    ) -> Option<Self> {
         let method = req.method?;
         if req.version != Some(1) || !matches!(method, "GET" | "HEAD") {
             return None;
@@ -134,7 +140,13 @@ impl<'b> H1Request<'b> {
             headers,
             peer,
             close,
+            tls,
         })
+    }
+
+    /// Every header line, as sent.
+    pub(crate) fn headers(&self) -> &'b [httparse::Header<'b>] {
+        self.headers
     }
 }
 
@@ -195,7 +207,7 @@ mod tests {
         let mut req = httparse::Request::new(&mut headers);
         let n = req.parse(raw.as_bytes()).unwrap().unwrap();
         assert_eq!(n, raw.len());
-        H1Request::plain(&req, None).map(|r| {
+        H1Request::plain(&req, None, false).map(|r| {
             (
                 r.path.to_string(),
                 r.query.map(str::to_string),

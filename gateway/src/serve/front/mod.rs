@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::forward;
 use super::read_limit::ReadLimit;
 use super::respond::Answer;
 use head::{ends_head, framing, Framing, MAX_HEADERS};
@@ -81,17 +82,26 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// connection handling here and the gateway's decisions (or, in the load
 /// test's responder, a fixed answer).
 pub trait FastAnswer: Send + Sync + 'static {
-    /// Appends the whole response to `req` to `out` and returns `true`, or
-    /// returns `false` (having written nothing) to hand the request to the
-    /// proxy pipeline. `keep_alive` is false when the connection closes
-    /// after this answer.
-    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool;
+    /// Appends the whole response to `req` to `out` ([`Outcome::Answered`]),
+    /// or says who else answers it, having written nothing. `keep_alive`
+    /// is false when the connection closes after this answer.
+    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> Outcome;
 }
 
 impl<T: FastAnswer> FastAnswer for Arc<T> {
-    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> bool {
+    fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
         (**self).answer(req, keep_alive, out)
     }
+}
+
+/// What became of a plain request.
+pub enum Outcome {
+    /// Answered into the output buffer.
+    Answered,
+    /// For the proxy pipeline.
+    Pipeline,
+    /// To be forwarded upstream by the fast path itself.
+    Forward(Box<forward::Job>),
 }
 
 /// The listener's app: the fast path, with the proxy pipeline behind it.
@@ -101,6 +111,7 @@ pub struct Front<A, P> {
     enabled: bool,
     limits: Limits,
     closes: Option<[IntCounter; 4]>,
+    tls: bool,
 }
 
 impl<A, P> Front<A, P> {
@@ -121,7 +132,15 @@ impl<A, P> Front<A, P> {
             enabled,
             limits,
             closes: closes.map(|v| Close::ALL.map(|c| v.with_label_values(&[c.as_str()]))),
+            tls: false,
         }
+    }
+
+    /// Says its connections are TLS (for `X-Forwarded-Proto` on requests
+    /// it forwards).
+    pub fn tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
     }
 
     fn count(&self, why: Close) {
@@ -164,7 +183,7 @@ impl<A, P> Front<A, P> {
 }
 
 /// What to do with the bytes read so far on a connection.
-#[derive(Debug, PartialEq, Eq)]
+
 enum Step {
     /// A request was answered into the output buffer, using `used` input
     /// bytes; `close` when the connection ends after it.
@@ -173,6 +192,12 @@ enum Step {
     NeedMore,
     /// Pingora must take this request, whose head is `head` bytes long.
     HandOver { head: usize, framing: Framing },
+    /// The fast path forwards this request itself; it used `used` bytes.
+    Forward {
+        used: usize,
+        close: bool,
+        job: Box<forward::Job>,
+    },
     /// Not HTTP/1 as Pingora reads it: Pingora gets all of it and answers
     /// `400`.
     Malformed,
@@ -237,6 +262,18 @@ where
                     deadline = self.limits.next_deadline(&input);
                 }
                 Step::Refuse(why) => return Box::pin(self.refuse(why, conn, output)).await,
+                Step::Forward { used, close, job } => {
+                    input.advance(used);
+                    first = false;
+                    // Answers to requests before it go first.
+                    send(&mut conn, &mut output).await?;
+                    let keep = Box::pin(forward::run(job, &mut conn, &mut output)).await;
+                    if close || !keep {
+                        conn.shutdown().await.ok();
+                        return None;
+                    }
+                    deadline = self.limits.next_deadline(&input);
+                }
                 Step::NeedMore => {
                     // Still a head: all that was read is part of it.
                     if let Some(why) = self.limits.oversized(&input, checked) {
@@ -360,7 +397,7 @@ impl<A: FastAnswer, P> Front<A, P> {
             return Step::Refuse(why);
         }
         let plain = if self.enabled {
-            H1Request::plain(&req, peer)
+            H1Request::plain(&req, peer, self.tls)
         } else {
             None
         };
@@ -371,14 +408,14 @@ impl<A: FastAnswer, P> Front<A, P> {
             };
         };
         let close = plain.close || shutting_down;
-        if self.answers.answer(&plain, !close, output) {
-            Step::Answered { used, close }
-        } else {
+        match self.answers.answer(&plain, !close, output) {
+            Outcome::Answered => Step::Answered { used, close },
+            Outcome::Forward(job) => Step::Forward { used, close, job },
             // A plain request: no body, no upgrade, so it ends at `used`.
-            Step::HandOver {
+            Outcome::Pipeline => Step::HandOver {
                 head: used,
                 framing: Framing::Length(0),
-            }
+            },
         }
     }
 }
@@ -433,8 +470,8 @@ mod tests {
 
     struct NoAnswers;
     impl FastAnswer for NoAnswers {
-        fn answer(&self, _: &H1Request<'_>, _: bool, _: &mut Vec<u8>) -> bool {
-            false
+        fn answer(&self, _: &H1Request<'_>, _: bool, _: &mut Vec<u8>) -> Outcome {
+            Outcome::Pipeline
         }
     }
 
@@ -454,9 +491,9 @@ mod tests {
 
     struct Ok200;
     impl FastAnswer for Ok200 {
-        fn answer(&self, _: &H1Request<'_>, _: bool, out: &mut Vec<u8>) -> bool {
+        fn answer(&self, _: &H1Request<'_>, _: bool, out: &mut Vec<u8>) -> Outcome {
             out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-            true
+            Outcome::Answered
         }
     }
 
