@@ -189,6 +189,7 @@ fn bare_proxy_forwards_to_its_upstream() {
         .block_on(servers::start_upstream(
             &common::loadtest_binary(),
             upstream,
+            1,
             &dir.path().join("upstream.log"),
         ))
         .unwrap();
@@ -198,6 +199,7 @@ fn bare_proxy_forwards_to_its_upstream() {
             &common::loadtest_binary(),
             addr,
             upstream,
+            1,
             &dir.path().join("bare-proxy.log"),
         ))
         .unwrap();
