@@ -1,6 +1,9 @@
 //! `loadtest compare`: the gateway against nginx (and, when asked, the
 //! Pingora responder) on the same generated links, one worker each, run
-//! alternately with the same load, reporting medians.
+//! alternately with the same load, reporting medians. `--scenario proxy`
+//! compares proxying instead ([`crate::compare_proxy`]); the steps both
+//! share (starting the gateway and nginx, the alternating runs, the
+//! report) are here.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -8,6 +11,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::compare_proxy::ProxySetup;
 use crate::genlinks;
 use crate::load::{self, LoadSpec};
 use crate::nginx::{self, NginxConfig};
@@ -21,7 +25,7 @@ use crate::servers::{self, free_port, loopback, GatewaySpec, Proc};
 /// Everything `loadtest compare` is told.
 #[derive(Clone, Debug)]
 pub struct CompareOptions {
-    /// A redirect scenario (hot, spread or zipf).
+    /// A redirect scenario (hot, spread or zipf), or proxy.
     pub scenario: Scenario,
     /// Number of links.
     pub links: u64,
@@ -79,6 +83,12 @@ pub struct ServerResult {
     pub failed: u64,
     /// Seconds from start to ready (links loaded).
     pub startup_s: f64,
+    /// `proxy`: median p50 over the direct run's, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_p50_us: Option<f64>,
+    /// `proxy`: median p99 over the direct run's, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_p99_us: Option<f64>,
 }
 
 /// The result of `loadtest compare`.
@@ -112,6 +122,9 @@ pub struct CompareReport {
     /// Gateway median req/s over responder median req/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rps_ratio_gateway_responder: Option<f64>,
+    /// `proxy`: the upstream and the ratio to the bare Pingora proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxySetup>,
 }
 
 impl CompareReport {
@@ -128,11 +141,13 @@ impl CompareReport {
         );
         out.push_str(&summary_table(&self.runs));
         out.push_str("\nper server (medians):\n");
+        let added = self.proxy.is_some();
         let rows: Vec<Vec<String>> = self
             .servers
             .iter()
             .map(|s| {
-                vec![
+                let opt_us = |v: Option<f64>| v.map_or_else(|| "-".into(), fmt_us);
+                let mut row = vec![
                     s.name.clone(),
                     format!("{:.0}", s.median_rps),
                     fmt_us(s.median_p50_us),
@@ -143,24 +158,29 @@ impl CompareReport {
                     format!("{:.0}", s.median_requests_per_cpu_s),
                     s.failed.to_string(),
                     format!("{:.1}s", s.startup_s),
-                ]
+                ];
+                if added {
+                    row.extend([opt_us(s.added_p50_us), opt_us(s.added_p99_us)]);
+                }
+                row
             })
             .collect();
-        out.push_str(&render_table(
-            &[
-                "server",
-                "req/s",
-                "p50",
-                "p99",
-                "RSS",
-                "PSS",
-                "CPU",
-                "req/CPU-s",
-                "failed",
-                "startup",
-            ],
-            &rows,
-        ));
+        let mut header = vec![
+            "server",
+            "req/s",
+            "p50",
+            "p99",
+            "RSS",
+            "PSS",
+            "CPU",
+            "req/CPU-s",
+            "failed",
+            "startup",
+        ];
+        if added {
+            header.extend(["added p50", "added p99"]);
+        }
+        out.push_str(&render_table(&header, &rows));
         let _ = writeln!(
             out,
             "\ngateway / nginx req/s: {:.3}",
@@ -169,6 +189,9 @@ impl CompareReport {
         if let Some(r) = self.rps_ratio_gateway_responder {
             let engine = self.responder_engine.unwrap_or("");
             let _ = writeln!(out, "gateway / responder ({engine}) req/s: {r:.3}");
+        }
+        if let Some(p) = &self.proxy {
+            out.push_str(&p.lines());
         }
         out
     }
@@ -196,22 +219,42 @@ impl CompareReport {
     }
 }
 
-struct Contender {
-    name: &'static str,
-    proc: Proc,
-    addr: std::net::SocketAddr,
-    startup: Duration,
-    runs: Vec<Summary>,
+/// One server under comparison and its runs so far.
+pub(crate) struct Contender {
+    pub(crate) name: &'static str,
+    pub(crate) proc: Proc,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) startup: Duration,
+    pub(crate) runs: Vec<Summary>,
+}
+
+impl Contender {
+    pub(crate) fn new(
+        name: &'static str,
+        proc: Proc,
+        addr: std::net::SocketAddr,
+        startup: Duration,
+    ) -> Contender {
+        Contender {
+            name,
+            proc,
+            addr,
+            startup,
+            runs: Vec::new(),
+        }
+    }
 }
 
 fn check(o: &CompareOptions) -> Result<PathBuf> {
     // nginx first: without it there is nothing to compare.
     let nginx = nginx::find_binary(o.nginx.as_deref())?;
-    if !matches!(
-        o.scenario,
-        Scenario::RedirectHot | Scenario::RedirectSpread | Scenario::RedirectZipf
-    ) {
-        bail!("compare supports redirect-hot, redirect-spread and redirect-zipf (nginx answers links only)");
+    match o.scenario {
+        Scenario::RedirectHot | Scenario::RedirectSpread | Scenario::RedirectZipf => {}
+        Scenario::Proxy if o.responder.is_some() => {
+            bail!("--responder is for the redirect scenarios: proxy compares the bare Pingora proxy instead")
+        }
+        Scenario::Proxy => {}
+        _ => bail!("compare supports redirect-hot, redirect-spread, redirect-zipf and proxy"),
     }
     if o.links == 0 || o.links > genlinks::MAX_LINKS {
         bail!("--links must be between 1 and {}", genlinks::MAX_LINKS);
@@ -279,26 +322,161 @@ fn server_result(c: &Contender) -> ServerResult {
         median_requests_per_cpu_s: f(&|s| use_of(s).requests_per_cpu_s),
         failed: c.runs.iter().map(|s| s.errors.total()).sum(),
         startup_s: c.startup.as_secs_f64(),
+        added_p50_us: None,
+        added_p99_us: None,
+    }
+}
+
+/// The directory for links, configs and logs: `--workdir`, or a temporary
+/// one (removed when the returned guard is dropped).
+fn workdir(o: &CompareOptions) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match &o.workdir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            Ok((None, std::path::absolute(d)?))
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("loadtest-compare")
+                .tempdir()?;
+            let path = std::path::absolute(temp.path())?;
+            Ok((Some(temp), path))
+        }
+    }
+}
+
+/// Starts the gateway on `rules` (`--gateway-threads`, no watcher, log
+/// level `warn`) in `dir/gateway`.
+pub(crate) async fn start_gateway(
+    o: &CompareOptions,
+    rules: &Path,
+    dir: &Path,
+) -> Result<Contender> {
+    eprintln!("starting the gateway ({} thread)", o.gateway_threads);
+    let gw = servers::start_gateway(
+        &GatewaySpec {
+            bin: o.gateway.clone(),
+            rules: rules.to_path_buf(),
+            threads: o.gateway_threads,
+            watch: false,
+            token: None,
+            dir: dir.join("gateway"),
+            log_level: "warn".into(),
+        },
+        Duration::from_secs(300),
+    )
+    .await
+    .context("starting the gateway")?;
+    Ok(Contender::new("gateway", gw.proc, gw.addr, gw.startup))
+}
+
+/// Starts nginx with `conf` and waits for `probe` to be answered `want`.
+pub(crate) async fn start_nginx(
+    bin: &Path,
+    conf: &Path,
+    prefix: &Path,
+    addr: std::net::SocketAddr,
+    (probe, want): (&[u8], u16),
+) -> Result<Contender> {
+    eprintln!("starting nginx ({})", bin.display());
+    let (proc, startup) = servers::start_nginx(
+        bin,
+        conf,
+        prefix,
+        addr,
+        probe,
+        want,
+        Duration::from_secs(300),
+    )
+    .await
+    .context("starting nginx")?;
+    Ok(Contender::new("nginx", proc, addr, startup))
+}
+
+/// Warms every contender up, then runs them in turn `--pairs` times, the
+/// order reversed every round.
+pub(crate) async fn alternate(contenders: &mut [Contender], o: &CompareOptions) -> Result<()> {
+    for c in contenders.iter_mut() {
+        if !o.warmup.is_zero() {
+            eprintln!("warming up {}", c.name);
+            measure(c, o, o.warmup, None).await;
+        }
+    }
+    let mut order: Vec<usize> = (0..contenders.len()).collect();
+    for pair in 0..o.pairs {
+        for &i in &order {
+            let c = &mut contenders[i];
+            if !c.proc.alive() {
+                return Err(c.proc.failed("exited during the comparison"));
+            }
+            eprintln!("run {}/{}: {}", pair + 1, o.pairs, c.name);
+            let label = format!("{}#{}", c.name, pair + 1);
+            measure(c, o, o.duration, Some(label)).await;
+        }
+        // Alternate who goes first, so drift on a shared machine does not
+        // always favour the same server.
+        order.reverse();
+    }
+    Ok(())
+}
+
+/// The median req/s of server `name` (0 when it did not run).
+pub(crate) fn rps_of(servers: &[ServerResult], name: &str) -> f64 {
+    servers
+        .iter()
+        .find(|s| s.name == name)
+        .map_or(0.0, |s| s.median_rps)
+}
+
+/// `a / b`, with no division by zero.
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
+    a / b.max(f64::MIN_POSITIVE)
+}
+
+/// The report of the runs: every run in the order they ran, medians per
+/// contender and the gateway / nginx ratio.
+pub(crate) fn report(
+    o: &CompareOptions,
+    contenders: &[Contender],
+    generate_s: f64,
+) -> CompareReport {
+    let servers: Vec<ServerResult> = contenders.iter().map(server_result).collect();
+    let mut runs: Vec<Summary> = contenders.iter().flat_map(|c| c.runs.clone()).collect();
+    // Stable: within a round, the contenders' order.
+    runs.sort_by_key(|s| {
+        let n: usize = s
+            .label
+            .rsplit('#')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        n
+    });
+    CompareReport {
+        machine: procfs::machine(),
+        scenario: o.scenario.name().into(),
+        links: o.links,
+        pairs: o.pairs,
+        duration_s: o.duration.as_secs_f64(),
+        connections: o.connections,
+        rate: o.rate,
+        generate_s,
+        runs,
+        rps_ratio_gateway_nginx: ratio(rps_of(&servers, "gateway"), rps_of(&servers, "nginx")),
+        responder_engine: None,
+        rps_ratio_gateway_responder: None,
+        proxy: None,
+        servers,
     }
 }
 
 /// `loadtest compare`.
 pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
     let nginx_bin = check(o)?;
-    let temp;
-    let dir: &Path = match &o.workdir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d
-        }
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("loadtest-compare")
-                .tempdir()?;
-            temp.path()
-        }
-    };
-    let dir = std::path::absolute(dir)?;
+    let (_temp, dir) = workdir(o)?;
+    if o.scenario == Scenario::Proxy {
+        return crate::compare_proxy::compare(o, &nginx_bin, &dir).await;
+    }
 
     eprintln!("generating {} links in {}", o.links, dir.display());
     let t = Instant::now();
@@ -322,120 +500,36 @@ pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
     let conf_path = nginx::prepare(&nginx_conf)?;
     let generate_s = t.elapsed().as_secs_f64();
 
-    let mut contenders = Vec::new();
-    eprintln!("starting the gateway ({} thread)", o.gateway_threads);
-    let gw = servers::start_gateway(
-        &GatewaySpec {
-            bin: o.gateway.clone(),
-            rules: rules.clone(),
-            threads: o.gateway_threads,
-            watch: false,
-            token: None,
-            dir: dir.join("gateway"),
-            log_level: "warn".into(),
-        },
-        Duration::from_secs(300),
-    )
-    .await
-    .context("starting the gateway")?;
-    contenders.push(Contender {
-        name: "gateway",
-        addr: gw.addr,
-        startup: gw.startup,
-        proc: gw.proc,
-        runs: Vec::new(),
-    });
-    eprintln!("starting nginx ({})", nginx_bin.display());
-    let (proc, startup) = servers::start_nginx(
-        &nginx_bin,
-        &conf_path,
-        &nginx_conf.prefix,
-        nginx_conf.listen,
-        genlinks::DEFAULT_HOST,
-        Duration::from_secs(300),
-    )
-    .await
-    .context("starting nginx")?;
-    contenders.push(Contender {
-        name: "nginx",
-        addr: nginx_conf.listen,
-        startup,
-        proc,
-        runs: Vec::new(),
-    });
+    let mut contenders = vec![start_gateway(o, &rules, &dir).await?];
+    contenders.push(
+        start_nginx(
+            &nginx_bin,
+            &conf_path,
+            &nginx_conf.prefix,
+            nginx_conf.listen,
+            (&servers::hot_request(genlinks::DEFAULT_HOST), 302),
+        )
+        .await?,
+    );
     if let Some(engine) = o.responder {
         eprintln!("starting the responder ({})", engine.name());
         let addr = loopback(free_port()?);
         let t = Instant::now();
         let proc =
             servers::start_responder(&o.exe, addr, 1, engine, &dir.join("responder.log")).await?;
-        contenders.push(Contender {
-            name: "responder",
-            addr,
-            startup: t.elapsed(),
-            proc,
-            runs: Vec::new(),
-        });
+        contenders.push(Contender::new("responder", proc, addr, t.elapsed()));
     }
     same_answers(&contenders, o.links).await?;
+    alternate(&mut contenders, o).await?;
 
-    for c in contenders.iter_mut() {
-        if !o.warmup.is_zero() {
-            eprintln!("warming up {}", c.name);
-            measure(c, o, o.warmup, None).await;
-        }
-    }
-    let mut order: Vec<usize> = (0..contenders.len()).collect();
-    for pair in 0..o.pairs {
-        for &i in &order {
-            let c = &mut contenders[i];
-            if !c.proc.alive() {
-                return Err(c.proc.failed("exited during the comparison"));
-            }
-            eprintln!("run {}/{}: {}", pair + 1, o.pairs, c.name);
-            let label = format!("{}#{}", c.name, pair + 1);
-            measure(c, o, o.duration, Some(label)).await;
-        }
-        // Alternate who goes first, so drift on a shared machine does not
-        // always favour the same server.
-        order.reverse();
-    }
-
-    let servers: Vec<ServerResult> = contenders.iter().map(server_result).collect();
-    let rps = |name: &str| {
-        servers
-            .iter()
-            .find(|s| s.name == name)
-            .map_or(0.0, |s| s.median_rps)
-    };
-    let mut runs: Vec<Summary> = contenders.iter().flat_map(|c| c.runs.clone()).collect();
-    runs.sort_by_key(|s| {
-        let n: usize = s
-            .label
-            .rsplit('#')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        n
+    let mut report = report(o, &contenders, generate_s);
+    report.responder_engine = o.responder.map(|e| e.name());
+    report.rps_ratio_gateway_responder = o.responder.map(|_| {
+        ratio(
+            rps_of(&report.servers, "gateway"),
+            rps_of(&report.servers, "responder"),
+        )
     });
-    let gateway = rps("gateway");
-    let report = CompareReport {
-        machine: procfs::machine(),
-        scenario: o.scenario.name().into(),
-        links: o.links,
-        pairs: o.pairs,
-        duration_s: o.duration.as_secs_f64(),
-        connections: o.connections,
-        rate: o.rate,
-        generate_s,
-        runs,
-        rps_ratio_gateway_nginx: gateway / rps("nginx").max(f64::MIN_POSITIVE),
-        responder_engine: o.responder.map(|e| e.name()),
-        rps_ratio_gateway_responder: o
-            .responder
-            .map(|_| gateway / rps("responder").max(f64::MIN_POSITIVE)),
-        servers,
-    };
     for mut c in contenders {
         c.proc.stop();
     }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod bare_proxy;
 pub mod client;
 pub mod compare;
+pub mod compare_proxy;
 pub mod genlinks;
 pub mod load;
 pub mod nginx;

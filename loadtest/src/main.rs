@@ -182,14 +182,17 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
-    /// The gateway against nginx on the same generated links.
+    /// The gateway against nginx on the same generated links, or (with
+    /// `--scenario proxy`) against nginx proxy_pass and the bare Pingora
+    /// proxy in front of one upstream, with the upstream itself measured too.
     Compare {
-        /// redirect-hot, redirect-spread or redirect-zipf.
+        /// redirect-hot, redirect-spread, redirect-zipf or proxy.
         #[arg(long, value_enum, default_value = "redirect-spread")]
         scenario: Scenario,
-        /// Number of links.
-        #[arg(long, default_value_t = 1_000_000)]
-        links: u64,
+        /// Number of links (default: 1,000,000; 1,000 for proxy, where the
+        /// links are only in the gateway's rules file).
+        #[arg(long)]
+        links: Option<u64>,
         /// Runs per server, alternating.
         #[arg(long, default_value_t = 3)]
         pairs: usize,
@@ -413,6 +416,11 @@ fn real_main() -> Result<()> {
             json,
             plot,
         } => {
+            let links = links.unwrap_or(if scenario == Scenario::Proxy {
+                1000
+            } else {
+                1_000_000
+            });
             let o = CompareOptions {
                 scenario,
                 links,

@@ -301,13 +301,15 @@ pub async fn start_gateway(spec: &GatewaySpec, timeout: Duration) -> Result<Runn
 }
 
 /// Starts nginx in the foreground with `conf` and `prefix`; returns once it
-/// answers the hot link with 302.
+/// answers `probe` with `want` (the hot link with 302, a proxied request
+/// with 200).
 pub async fn start_nginx(
     bin: &Path,
     conf: &Path,
     prefix: &Path,
     addr: SocketAddr,
-    host: &str,
+    probe: &[u8],
+    want: u16,
     timeout: Duration,
 ) -> Result<(Proc, Duration)> {
     let mut cmd = Command::new(bin);
@@ -319,8 +321,7 @@ pub async fn start_nginx(
         Some(&prefix.join("stderr.log")),
         libc::SIGTERM,
     )?;
-    let probe = hot_request(host);
-    wait_answer(&mut proc, addr, &probe, 302, timeout)
+    wait_answer(&mut proc, addr, probe, want, timeout)
         .await
         .map_err(|e| {
             let errors = std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default();
@@ -353,17 +354,19 @@ pub async fn start_responder(
     Ok(proc)
 }
 
-/// Starts `loadtest bare-proxy` on `addr` forwarding to `upstream`, and
-/// waits until a request goes through it.
+/// Starts `loadtest bare-proxy` on `addr` with `threads` worker threads,
+/// forwarding to `upstream`, and waits until a request goes through it.
 pub async fn start_bare_proxy(
     exe: &Path,
     addr: SocketAddr,
     upstream: SocketAddr,
+    threads: usize,
     log: &Path,
 ) -> Result<Proc> {
     let mut cmd = Command::new(exe);
     cmd.args(["bare-proxy", "--listen", &addr.to_string()])
-        .args(["--upstream", &upstream.to_string()]);
+        .args(["--upstream", &upstream.to_string()])
+        .args(["--threads", &threads.to_string()]);
     let mut proc = Proc::spawn(cmd, "bare-proxy", Some(log), libc::SIGKILL)?;
     wait_answer(
         &mut proc,
@@ -376,10 +379,17 @@ pub async fn start_bare_proxy(
     Ok(proc)
 }
 
-/// Starts `loadtest upstream` (the binary `exe`) on `addr`.
-pub async fn start_upstream(exe: &Path, addr: SocketAddr, log: &Path) -> Result<Proc> {
+/// Starts `loadtest upstream` (the binary `exe`) on `addr` with `threads`
+/// runtime threads.
+pub async fn start_upstream(
+    exe: &Path,
+    addr: SocketAddr,
+    threads: usize,
+    log: &Path,
+) -> Result<Proc> {
     let mut cmd = Command::new(exe);
-    cmd.args(["upstream", "--listen", &addr.to_string()]);
+    cmd.args(["upstream", "--listen", &addr.to_string()])
+        .args(["--threads", &threads.to_string()]);
     let mut proc = Proc::spawn(cmd, "upstream", Some(log), libc::SIGKILL)?;
     let probe = build_request("GET", "/healthz", "probe", &[("Connection", "close")], b"");
     wait_answer(&mut proc, addr, &probe, 200, Duration::from_secs(20)).await?;

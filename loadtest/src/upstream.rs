@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The body of every answer.
+pub const BODY: &[u8] = b"ok\n";
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
 const CLOSE_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
@@ -120,6 +122,15 @@ pub fn run(listen: SocketAddr, threads: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_carry_the_body() {
+        for r in [RESPONSE, CLOSE_RESPONSE] {
+            assert!(r.ends_with(BODY));
+            let head = std::str::from_utf8(&r[..r.len() - BODY.len()]).unwrap();
+            assert!(head.contains(&format!("Content-Length: {}\r\n", BODY.len())));
+        }
+    }
 
     #[test]
     fn requests() {

@@ -1,7 +1,10 @@
 //! The nginx configuration generator.
 
 use loadtest::genlinks::{code, destination};
-use loadtest::nginx::{hash_sizes, render, write_map, NginxConfig};
+use loadtest::nginx::{
+    find_binary, hash_sizes, prepare_proxy, render, render_proxy, write_map, NginxConfig,
+    NginxProxyConfig,
+};
 use std::path::PathBuf;
 
 fn config(links: u64) -> NginxConfig {
@@ -59,4 +62,65 @@ fn hash_sizes_follow_the_key_count() {
     assert_eq!(hash_sizes(10), (32_768, 256));
     assert_eq!(hash_sizes(1_000_000), (1_001_000, 256));
     assert_eq!(hash_sizes(10_000_000), (10_001_000, 256));
+}
+
+fn proxy_config(prefix: PathBuf) -> NginxProxyConfig {
+    NginxProxyConfig {
+        listen: "127.0.0.1:18082".parse().unwrap(),
+        prefix,
+        upstream: "127.0.0.1:19001".parse().unwrap(),
+        workers: 1,
+        keepalive: 64,
+    }
+}
+
+#[test]
+fn proxy_pass_keeps_upstream_connections_alive() {
+    let text = render_proxy(&proxy_config(PathBuf::from("/tmp/lt-nginx")));
+    for needle in [
+        "worker_processes 1;",
+        "access_log off;",
+        "keepalive_requests 1000000;",
+        "upstream bench {",
+        "server 127.0.0.1:19001;",
+        "keepalive 64;",
+        "server_name api.example.com;",
+        "location /api/ {",
+        "proxy_pass http://bench;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Connection \"\";",
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "listen 127.0.0.1:18082",
+        "return 404;",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    assert_eq!(text.matches('{').count(), text.matches('}').count());
+}
+
+/// nginx itself accepts the generated `proxy_pass` configuration (where
+/// nginx is installed).
+#[test]
+fn nginx_accepts_the_proxy_config() {
+    let Ok(nginx) = find_binary(None) else {
+        eprintln!("nginx is not installed: nginx -t of the proxy config skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let c = proxy_config(dir.path().join("nginx"));
+    let conf = prepare_proxy(&c).unwrap();
+    let out = std::process::Command::new(nginx)
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&c.prefix)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -189,6 +189,7 @@ fn bare_proxy_forwards_to_its_upstream() {
         .block_on(servers::start_upstream(
             &common::loadtest_binary(),
             upstream,
+            1,
             &dir.path().join("upstream.log"),
         ))
         .unwrap();
@@ -198,6 +199,7 @@ fn bare_proxy_forwards_to_its_upstream() {
             &common::loadtest_binary(),
             addr,
             upstream,
+            1,
             &dir.path().join("bare-proxy.log"),
         ))
         .unwrap();
@@ -277,4 +279,98 @@ fn compare_smoke_with_nginx() {
         assert!(s["rss_kib"].as_u64().unwrap() > 0, "{report}");
     }
     assert!(report["rps_ratio_gateway_nginx"].as_f64().unwrap() > 0.0);
+}
+
+/// `compare --scenario proxy`: the gateway, nginx `proxy_pass`, the bare
+/// Pingora proxy and the upstream itself, one short run each. Runs only
+/// where nginx is installed (it is not part of CI).
+#[test]
+fn compare_proxy_smoke_with_nginx() {
+    if loadtest::nginx::find_binary(None).is_err() {
+        eprintln!("nginx is not installed: compare --scenario proxy smoke test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::loadtest_binary())
+        .args([
+            "compare",
+            "--scenario",
+            "proxy",
+            "--links",
+            "100",
+            "--pairs",
+            "1",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--connections",
+            "2",
+            "--max-requests",
+            "200",
+            "--json",
+            "--gateway",
+        ])
+        .arg(common::gateway_binary())
+        .arg("--workdir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = report["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["gateway", "nginx", "bare-proxy", "direct"],
+        "{report}"
+    );
+    for run in report["runs"].as_array().unwrap() {
+        assert!(run["ok"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(run["errors"]["connect"], 0, "{report}");
+        assert_eq!(run["statuses"].as_object().unwrap().len(), 1, "{report}");
+        assert!(run["statuses"]["200"].as_u64().unwrap() > 0, "{report}");
+    }
+    for s in report["servers"].as_array().unwrap() {
+        assert_eq!(s["failed"], 0, "{report}");
+        // Every proxy is compared with the direct run; direct is not.
+        assert_eq!(
+            s["added_p50_us"].is_number(),
+            s["name"] != "direct",
+            "{report}"
+        );
+        assert_eq!(s["added_p99_us"].is_number(), s["name"] != "direct");
+    }
+    assert!(report["rps_ratio_gateway_nginx"].as_f64().unwrap() > 0.0);
+    assert!(
+        report["proxy"]["rps_ratio_gateway_bare_proxy"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    // The redirect-only fields stay out of a proxy report.
+    assert!(report.get("rps_ratio_gateway_responder").is_none());
+}
+
+#[test]
+fn compare_proxy_refuses_the_responder() {
+    if loadtest::nginx::find_binary(None).is_err() {
+        eprintln!("nginx is not installed: compare check skipped");
+        return;
+    }
+    let out = std::process::Command::new(common::loadtest_binary())
+        .args(["compare", "--scenario", "proxy", "--responder"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--responder is for the redirect scenarios"),
+        "{err}"
+    );
 }

@@ -94,6 +94,7 @@ impl Bench {
             .block_on(servers::start_upstream(
                 &loadtest_binary(),
                 upstream_addr,
+                1,
                 &dir.path().join("upstream.log"),
             ))
             .unwrap();
