@@ -65,7 +65,11 @@ impl HeaderChanges {
         let Some(c) = self.0.as_deref() else {
             return false;
         };
-        c.remove.iter().any(|n| n.as_str().eq_ignore_ascii_case(name))
-            || c.set.iter().any(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+        c.remove
+            .iter()
+            .any(|n| n.as_str().eq_ignore_ascii_case(name))
+            || c.set
+                .iter()
+                .any(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
     }
 }

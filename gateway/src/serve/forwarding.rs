@@ -24,6 +24,89 @@ use std::net::IpAddr;
 
 const FORWARDED_FOR: &str = "x-forwarded-for";
 
+/// What the forwarding headers of one request become, worked out once for
+/// either way of writing the request upstream: Pingora's header map
+/// ([`apply`]) or the fast path's bytes (`serve::forward`).
+pub struct Forwarding {
+    /// `X-Forwarded-For`: every line sent, in order, and the TCP peer;
+    /// empty means none is sent.
+    pub chain: Vec<u8>,
+    /// `X-Real-IP`: the client as the gateway decided it.
+    pub real_ip: Option<IpAddr>,
+    /// Whether a `Forwarded` header sent may pass (from a trusted proxy).
+    pub keep_forwarded: bool,
+    /// `X-Forwarded-Proto`.
+    pub proto: &'static str,
+    /// The request id, and whether it is new (to be sent) rather than the
+    /// client's own (already in the request).
+    pub request_id: String,
+    /// See [`Forwarding::request_id`].
+    pub new_id: bool,
+}
+
+impl Forwarding {
+    /// The forwarding of a request whose `X-Forwarded-For` lines are
+    /// `lines` and whose first `X-Request-Id` is `sent_id`; `client` is
+    /// who the gateway decided the client is (see `TrustedProxies`).
+    pub fn new<'a>(
+        lines: impl Iterator<Item = &'a [u8]>,
+        sent_id: Option<&str>,
+        peer: Option<IpAddr>,
+        client: Option<IpAddr>,
+        trusted: &TrustedProxies,
+        tls: bool,
+    ) -> Forwarding {
+        // Join the lines as bytes: a line that is not visible ASCII still
+        // reaches the upstream as sent rather than being dropped.
+        let mut chain = Vec::new();
+        for line in lines {
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            if !chain.is_empty() {
+                chain.extend_from_slice(b", ");
+            }
+            chain.extend_from_slice(line);
+        }
+        if let Some(ip) = peer {
+            use std::io::Write;
+            if !chain.is_empty() {
+                chain.extend_from_slice(b", ");
+            }
+            // Writing into a Vec cannot fail.
+            let _ = write!(chain, "{ip}");
+        }
+        let (request_id, new_id) = match sent_id {
+            Some(id) if valid_request_id(id) => (id.to_string(), false),
+            _ => (uuid::Uuid::now_v7().to_string(), true),
+        };
+        Forwarding {
+            chain,
+            real_ip: client,
+            keep_forwarded: peer.is_some_and(|ip| trusted.trusts(ip)),
+            proto: if tls { "https" } else { "http" },
+            request_id,
+            new_id,
+        }
+    }
+
+    /// Whether a header the client sent is replaced or dropped here (so a
+    /// writer passing the client's headers on leaves it out).
+    pub fn replaces(&self, name: &str) -> bool {
+        [
+            "x-forwarded-for",
+            "x-real-ip",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+            || (!self.keep_forwarded && name.eq_ignore_ascii_case("forwarded"))
+            || (self.new_id && name.eq_ignore_ascii_case(REQUEST_ID))
+    }
+}
+
 /// Sets the forwarding headers on the upstream request; `peer` is the TCP
 /// peer and `trusted` says whose forwarding headers are believed. Returns
 /// the request id, so the response can carry it back to the client.
@@ -34,66 +117,43 @@ pub fn apply(
     tls: bool,
     original_host: Option<&str>,
 ) -> Result<String> {
-    let peer_trusted = peer.is_some_and(|ip| trusted.trusts(ip));
     // Read before the chain below is rewritten; the same walk over the
     // same lines as the decision step, so it is the same address.
     let client = trusted.client(peer, || req.headers.get_all(FORWARDED_FOR));
-
-    // Join the lines as bytes: a line that is not visible ASCII still
-    // reaches the upstream as sent rather than being dropped.
-    let mut chain = Vec::new();
-    for line in req.headers.get_all(FORWARDED_FOR) {
-        let line = line.as_bytes().trim_ascii();
-        if line.is_empty() {
-            continue;
-        }
-        if !chain.is_empty() {
-            chain.extend_from_slice(b", ");
-        }
-        chain.extend_from_slice(line);
-    }
-    if let Some(ip) = peer {
-        use std::io::Write;
-        if !chain.is_empty() {
-            chain.extend_from_slice(b", ");
-        }
-        // Writing into a Vec cannot fail.
-        let _ = write!(chain, "{ip}");
-    }
-    if chain.is_empty() {
+    let sent_id = req.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
+    let lines = req
+        .headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .map(|v| v.as_bytes());
+    let f = Forwarding::new(lines, sent_id, peer, client, trusted, tls);
+    if f.chain.is_empty() {
         req.remove_header(FORWARDED_FOR);
     } else {
         // One line replacing all: every value came from a valid header
         // value or an address, so this cannot fail in practice.
-        req.insert_header("X-Forwarded-For", chain)?;
+        req.insert_header("X-Forwarded-For", f.chain)?;
     }
-
     // Removing costs a lookup in two maps: only when there is something
     // to remove (the usual request has neither header).
-    if !peer_trusted && req.headers.contains_key("forwarded") {
+    if !f.keep_forwarded && req.headers.contains_key("forwarded") {
         req.remove_header("forwarded");
     }
-    match client {
+    match f.real_ip {
         Some(ip) => req.insert_header("X-Real-IP", ip.to_string())?,
         None if req.headers.contains_key("x-real-ip") => {
             req.remove_header("x-real-ip");
         }
         None => {}
     }
-
-    req.insert_header("X-Forwarded-Proto", if tls { "https" } else { "http" })?;
+    req.insert_header("X-Forwarded-Proto", f.proto)?;
     if let Some(host) = original_host {
         req.insert_header("X-Forwarded-Host", host)?;
     }
-    let id = match req.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
-        Some(id) if valid_request_id(id) => id.to_string(),
-        _ => {
-            let id = uuid::Uuid::now_v7().to_string();
-            req.insert_header(REQUEST_ID, &id)?;
-            id
-        }
-    };
-    Ok(id)
+    if f.new_id {
+        req.insert_header(REQUEST_ID, &f.request_id)?;
+    }
+    Ok(f.request_id)
 }
 
 /// A client-supplied id is kept only when it is short and plain, so it

@@ -16,8 +16,6 @@
 
 mod response;
 
-use http::{header, HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
 use pingora::lb::Backend;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,10 +28,11 @@ use super::access_log::{self, Line};
 use super::admission::Admission;
 use super::client_ip::TrustedProxies;
 use super::decide::RequestView;
+use super::forwarding::Forwarding;
 use super::front::H1Request;
+use super::headers::REQUEST_ID;
 use super::read_limit::ReadLimit;
 use super::respond::Answer;
-use super::{forwarding, route_headers};
 use crate::metrics::{Kind, Metrics, UpstreamFailure};
 use crate::upstream::Pool;
 use rules::{Balance, HeaderChanges, Proxy};
@@ -105,48 +104,80 @@ impl Job {
     /// request cannot be built (the pipeline then takes it).
     pub fn new(req: &H1Request<'_>, route: &Proxy<'_>, cx: Context<'_>) -> Option<Job> {
         let method: &'static str = if req.method == "HEAD" { "HEAD" } else { "GET" };
-        let mut up = RequestHeader::build_no_case(method, route.path_and_query.as_bytes(), None)
-            .ok()?;
-        let mut listed: Vec<&str> = Vec::new();
+        let forwarding = Forwarding::new(
+            req.header_values("x-forwarded-for"),
+            req.header(REQUEST_ID),
+            req.peer_ip(),
+            cx.client_ip,
+            cx.trusted,
+            cx.tls,
+        );
+        let mut listed: [&str; 8] = [""; 8];
+        let mut n_listed = 0;
         for h in req.headers() {
             if h.name.eq_ignore_ascii_case("connection") {
-                listed.extend(std::str::from_utf8(h.value).ok()?.split(',').map(str::trim));
+                for token in std::str::from_utf8(h.value).ok()?.split(',') {
+                    // More options than that: the pipeline's to forward.
+                    *listed.get_mut(n_listed)? = token.trim();
+                    n_listed += 1;
+                }
             }
         }
-        for h in req.headers() {
-            let name = h.name;
-            // Hop-by-hop (RFC 9110 §7.6.1) and what the connection header
-            // lists: this connection's, not the upstream's.
-            let hop = ["connection", "keep-alive", "proxy-connection", "te", "trailer"]
-                .iter()
-                .chain(listed.iter())
-                .any(|n| name.eq_ignore_ascii_case(n));
-            if hop || (route.host_header.is_some() && name.eq_ignore_ascii_case("host")) {
-                continue;
-            }
-            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-            let value = HeaderValue::from_bytes(h.value).ok()?;
-            up.append_header(name, value).ok()?;
-        }
-        if let Some(host) = route.host_header {
-            up.insert_header(header::HOST, host).ok()?;
-        }
-        let host = (!req.host.is_empty()).then_some(req.host);
-        let request_id =
-            forwarding::apply(&mut up, req.peer_ip(), cx.trusted, cx.tls, host).ok()?;
-        route_headers::request(&mut up, route.request_headers).ok()?;
-        let mut request = Vec::with_capacity(256 + route.path_and_query.len());
+        let mut request = Vec::with_capacity(512 + route.path_and_query.len());
         request.extend_from_slice(method.as_bytes());
         request.push(b' ');
         request.extend_from_slice(route.path_and_query.as_bytes());
         request.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in up.headers.iter() {
-            request.extend_from_slice(name.as_str().as_bytes());
+        let mut line = |name: &[u8], value: &[u8]| {
+            request.extend_from_slice(name);
             request.extend_from_slice(b": ");
-            request.extend_from_slice(value.as_bytes());
+            request.extend_from_slice(value);
             request.extend_from_slice(b"\r\n");
+        };
+        for h in req.headers() {
+            let name = h.name;
+            // Hop-by-hop (RFC 9110 §7.6.1) and what `Connection` lists:
+            // this connection's, not the upstream's.
+            let dropped = [
+                "connection",
+                "keep-alive",
+                "proxy-connection",
+                "te",
+                "trailer",
+            ]
+            .iter()
+            .chain(listed[..n_listed].iter())
+            .any(|n| name.eq_ignore_ascii_case(n))
+                || (route.host_header.is_some() && name.eq_ignore_ascii_case("host"))
+                || forwarding.replaces(name)
+                || route.request_headers.touches(name);
+            if !dropped {
+                line(name.as_bytes(), h.value);
+            }
+        }
+        if let Some(host) = route.host_header {
+            line(b"host", host.as_bytes());
+        }
+        if !forwarding.chain.is_empty() {
+            line(b"x-forwarded-for", &forwarding.chain);
+        }
+        if let Some(ip) = forwarding.real_ip {
+            line(b"x-real-ip", ip.to_string().as_bytes());
+        }
+        line(b"x-forwarded-proto", forwarding.proto.as_bytes());
+        if !req.host.is_empty() {
+            line(b"x-forwarded-host", req.host.as_bytes());
+        }
+        if forwarding.new_id {
+            line(REQUEST_ID.as_bytes(), forwarding.request_id.as_bytes());
+        }
+        // After the forwarding headers, which the rules do not let a route
+        // touch: a route can drop what the client sent, not what we add.
+        for (name, value) in route.request_headers.set() {
+            line(name.as_str().as_bytes(), value.as_bytes());
         }
         request.extend_from_slice(b"\r\n");
+        let request_id = forwarding.request_id;
         let key = match (&cx.pool.def.balance, &cx.pool.def.hash_header) {
             (Balance::RoundRobin, _) => Vec::new(),
             (Balance::Consistent, Some(h)) => req.header(h).unwrap_or("").as_bytes().to_vec(),
@@ -243,7 +274,11 @@ pub async fn run(job: Box<Job>, client: &mut ReadLimit, out: &mut Vec<u8>) -> bo
                     } else {
                         UpstreamFailure::Connect
                     };
-                    let status = if failure == UpstreamFailure::Timeout { 504 } else { 502 };
+                    let status = if failure == UpstreamFailure::Timeout {
+                        504
+                    } else {
+                        502
+                    };
                     return fail(&job, client, out, failure, status, why).await;
                 }
             },
@@ -354,7 +389,9 @@ async fn exchange(
         head_request: job.head_request,
     };
     loop {
-        if let Some(head) = response::read(buf, &rw, out).map_err(|Malformed(m)| Failed::Malformed(m))? {
+        if let Some(head) =
+            response::read(buf, &rw, out).map_err(|Malformed(m)| Failed::Malformed(m))?
+        {
             if (100..200).contains(&head.status) {
                 // Informational answers are not passed on.
                 buf.drain(..head.len);
@@ -372,7 +409,11 @@ async fn exchange(
 }
 
 /// Reads what is there (up to [`READ_CHUNK`]) onto the end of `buf`.
-async fn read_some(conn: &mut TcpStream, buf: &mut Vec<u8>, within: Duration) -> Result<usize, Failed> {
+async fn read_some(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    within: Duration,
+) -> Result<usize, Failed> {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }

@@ -62,9 +62,16 @@ pub struct Rewrite<'a> {
 /// Headers of one connection, never passed on (RFC 9110 §7.6.1); `Date`
 /// and `Connection` are written anew, as Pingora does.
 fn hop_by_hop(name: &str) -> bool {
-    ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "date"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "date",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Reads the response head at the start of `buf`: `Ok(None)` while it is
@@ -164,7 +171,9 @@ pub fn read(buf: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) -> Result<Option<He
     let ours = |name: &str| {
         name.eq_ignore_ascii_case(REQUEST_ID)
             || (rw.rules_version.is_some() && name.eq_ignore_ascii_case(RULES_VERSION))
-            || rw.rate.is_some_and(|r| r.iter().any(|(n, _)| n.as_str().eq_ignore_ascii_case(name)))
+            || rw
+                .rate
+                .is_some_and(|r| r.iter().any(|(n, _)| n.as_str().eq_ignore_ascii_case(name)))
     };
     for h in resp.headers.iter() {
         let name = h.name;
@@ -200,7 +209,11 @@ pub fn read(buf: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) -> Result<Option<He
     );
     line(
         b"connection",
-        if rw.keep_alive { b"keep-alive" } else { b"close" },
+        if rw.keep_alive {
+            b"keep-alive"
+        } else {
+            b"close"
+        },
     );
     out.extend_from_slice(b"\r\n");
     Ok(Some(Head {
@@ -266,7 +279,8 @@ impl Chunks {
                     _ => return Err(bad),
                 },
                 State::Data => {
-                    let take = (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                    let take =
+                        (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
                     self.size -= take as u64;
                     i += take;
                     if self.size == 0 {
@@ -340,16 +354,25 @@ mod tests {
         let (head, text) = read_text(
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: old\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Request-Id: theirs\r\nServer: up\r\n\r\nok",
         );
-        assert_eq!((head.status, head.body, head.reusable), (200, Body::Length(2), true));
+        assert_eq!(
+            (head.status, head.body, head.reusable),
+            (200, Body::Length(2), true)
+        );
         assert_eq!(head.len, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDate: old\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Request-Id: theirs\r\nServer: up\r\n\r\n".len());
         assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: up\r\nx-request-id: id-1\r\nx-rules-version: 7\r\ndate: "), "{text}");
-        assert!(text.ends_with("\r\nconnection: keep-alive\r\n\r\n"), "{text}");
+        assert!(
+            text.ends_with("\r\nconnection: keep-alive\r\n\r\n"),
+            "{text}"
+        );
         assert!(!text.contains("old") && !text.contains("X-Hop") && !text.contains("theirs"));
 
         // HTTP/1.0 until close: chunked for the client, not reusable.
         let (head, text) = read_text("HTTP/1.0 200 OK\r\nServer: up\r\n\r\n");
         assert_eq!((head.body, head.reusable), (Body::UntilClose, false));
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.contains("\r\ntransfer-encoding: chunked\r\n"));
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\n")
+                && text.contains("\r\ntransfer-encoding: chunked\r\n")
+        );
         // Chunked wins over a length, which is not passed on.
         let (head, text) =
             read_text("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n");
@@ -357,7 +380,8 @@ mod tests {
         assert!(!text.to_ascii_lowercase().contains("content-length"));
         let (head, _) = read_text("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n");
         assert_eq!(head.body, Body::Empty);
-        let (head, _) = read_text("HTTP/1.1 500 Oops\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        let (head, _) =
+            read_text("HTTP/1.1 500 Oops\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         assert_eq!((head.status, head.reusable), (500, false));
         let (head, _) = read_text("HTTP/1.1 100 Continue\r\n\r\n");
         assert_eq!(head.status, 100);
@@ -375,7 +399,10 @@ mod tests {
         ] {
             assert!(read(raw.as_bytes(), &rw(&none), &mut out).is_err(), "{raw}");
         }
-        assert!(matches!(read(b"HTTP/1.1 200 OK\r\nX: y", &rw(&none), &mut out), Ok(None)));
+        assert!(matches!(
+            read(b"HTTP/1.1 200 OK\r\nX: y", &rw(&none), &mut out),
+            Ok(None)
+        ));
     }
 
     #[test]
@@ -387,7 +414,11 @@ mod tests {
         for split in 1..end {
             let mut c = Chunks::default();
             assert_eq!(c.feed(&body[..split]), Ok(None), "split at {split}");
-            assert_eq!(c.feed(&body[split..]), Ok(Some(end - split)), "split at {split}");
+            assert_eq!(
+                c.feed(&body[split..]),
+                Ok(Some(end - split)),
+                "split at {split}"
+            );
         }
         let mut c = Chunks::default();
         assert_eq!(c.feed(b"0\r\n\r\n"), Ok(Some(5)));

@@ -6,10 +6,10 @@ use crate::serve::headers::REQUEST_ID;
 use std::time::Instant;
 
 use super::{FastAnswer, H1Request, Outcome};
-use crate::serve::access_log::{self, Line};
-use crate::serve::decide::{self, Decider, RequestView};
 use crate::metrics::Kind;
+use crate::serve::access_log::{self, Line};
 use crate::serve::admission;
+use crate::serve::decide::{self, Decider, RequestView};
 use crate::serve::forward;
 use crate::serve::respond::Answer;
 use rules::Decision;
@@ -49,7 +49,12 @@ impl FastAnswer for Decider {
                     Err(refusal) => {
                         let answer = refusal.answer(version);
                         let head = req.method == "HEAD";
-                        answer.encode_h1_changed(head, keep_alive, Some(route.response_headers), out);
+                        answer.encode_h1_changed(
+                            head,
+                            keep_alive,
+                            Some(route.response_headers),
+                            out,
+                        );
                         self.finish(req, &answer, refusal.kind, client_ip, rule, started, logged);
                         return Outcome::Answered;
                     }
