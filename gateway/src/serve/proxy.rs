@@ -444,6 +444,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         let status = upstream_response.status;
         ctx.upstream_status = Some(status.as_u16());
+        drop_connection_options(upstream_response);
         if let (Some(route), Some(backend)) = (&ctx.route, &ctx.backend) {
             if !status.is_informational() {
                 route.pool.outcome(backend, !status.is_server_error());
@@ -593,6 +594,28 @@ impl Gateway {
         let _ = pingora::time::timeout(std::time::Duration::from_secs(2), drain).await;
         Ok(true)
     }
+}
+
+/// Removes what the upstream's `Connection` header names (RFC 9110
+/// §7.6.1): options of its connection to the gateway, not of the client's.
+/// Pingora writes `Connection` itself; the fast path drops the same names.
+fn drop_connection_options(resp: &mut ResponseHeader) {
+    let Some(listed) = resp
+        .headers
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let names: Vec<http::HeaderName> = listed
+        .split(',')
+        .filter_map(|t| http::HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !matches!(n.as_str(), "close" | "keep-alive" | "upgrade"))
+        .collect();
+    for name in names {
+        resp.remove_header(&name);
+    }
+    resp.remove_header(&http::HeaderName::from_static("keep-alive"));
 }
 
 /// The body length a request declares, when it is framed by one.

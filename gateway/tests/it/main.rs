@@ -11,6 +11,7 @@ mod clicks;
 mod client_ip;
 mod container;
 mod fast_path;
+mod forward;
 mod observability;
 mod observability_docs;
 mod proxy;

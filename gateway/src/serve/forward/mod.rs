@@ -246,6 +246,10 @@ pub async fn run(job: Box<Job>, client: &mut ReadLimit, out: &mut Vec<u8>) -> bo
             return fail(&job, client, out, failure, status, "no backend left").await;
         };
         upstream_started.get_or_insert_with(Instant::now);
+        if !failed.is_empty() {
+            // A real retry: another backend after a failed connect.
+            pool.metrics.retries.inc();
+        }
         let Some(addr) = backend.addr.as_inet().copied() else {
             failed.push(backend);
             continue;
@@ -259,7 +263,6 @@ pub async fn run(job: Box<Job>, client: &mut ReadLimit, out: &mut Vec<u8>) -> bo
                     failed.push(backend);
                     if retries < def.retries {
                         retries += 1;
-                        pool.metrics.retries.inc();
                         tracing::warn!(
                             upstream = %def.name,
                             backend = %addr,
