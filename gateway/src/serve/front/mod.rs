@@ -183,7 +183,6 @@ impl<A, P> Front<A, P> {
 }
 
 /// What to do with the bytes read so far on a connection.
-
 enum Step {
     /// A request was answered into the output buffer, using `used` input
     /// bytes; `close` when the connection ends after it.
