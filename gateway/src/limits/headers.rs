@@ -8,7 +8,8 @@
 use http::HeaderValue;
 use std::fmt::Write as _;
 
-fn named(name: &str) -> String {
+/// `name` as a structured-field string: quoted, `"` and `\\` escaped.
+pub fn quoted(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 24);
     out.push('"');
     for c in name
@@ -26,16 +27,27 @@ fn named(name: &str) -> String {
 
 /// `RateLimit-Policy: "<name>";q=<quota>;w=<window>`.
 pub fn policy_header(name: &str, quota: u64, window_s: u64) -> Option<HeaderValue> {
-    let mut v = named(name);
+    let mut v = quoted(name);
     let _ = write!(v, ";q={quota};w={}", window_s.max(1));
     HeaderValue::from_str(&v).ok()
 }
 
 /// `RateLimit: "<name>";r=<remaining>;t=<reset>`.
 pub fn state_header(name: &str, remaining: u64, reset_s: u64) -> Option<HeaderValue> {
-    let mut v = named(name);
-    let _ = write!(v, ";r={remaining};t={reset_s}");
-    HeaderValue::from_str(&v).ok()
+    let mut v = Vec::with_capacity(name.len() + 24);
+    write_state(&mut v, &quoted(name), remaining, reset_s);
+    HeaderValue::from_bytes(&v).ok()
+}
+
+/// Appends the `RateLimit` value for the policy `quoted` (see [`quoted`])
+/// to `out`: how the fast path writes it, with no allocation.
+pub fn write_state(out: &mut Vec<u8>, quoted: &str, remaining: u64, reset_s: u64) {
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(b";r=");
+    out.extend_from_slice(digits.format(remaining).as_bytes());
+    out.extend_from_slice(b";t=");
+    out.extend_from_slice(digits.format(reset_s).as_bytes());
 }
 
 #[cfg(test)]

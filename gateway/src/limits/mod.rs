@@ -5,5 +5,5 @@
 mod headers;
 mod route;
 
-pub use headers::{policy_header, state_header};
-pub use route::{build, Limiters, Verdict};
+pub use headers::{policy_header, state_header, write_state};
+pub use route::{build, Limiters, RouteLimiter, Verdict};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::metrics::Metrics;
 use rules::{RateLimit, RuleSet};
 
-use super::headers::policy_header;
+use super::headers::{policy_header, quoted};
 
 /// Columns of each row of the sketch; four rows, two windows: 512 KiB a
 /// limited route.
@@ -51,6 +51,8 @@ pub struct RouteLimiter {
     window_s: f64,
     /// `RateLimit-Policy`, the same on every answer.
     pub policy: Option<HeaderValue>,
+    /// The id as the policy's name in the headers.
+    pub quoted: Box<str>,
     limited: IntCounter,
 }
 
@@ -65,6 +67,7 @@ impl RouteLimiter {
             rate: Rate::new_with_estimator_config(window, HASHES, SLOTS),
             window_s,
             policy: policy_header(id, limit.burst, window_s.ceil() as u64),
+            quoted: quoted(id).into(),
             limited: metrics.routing.rate_limited.with_label_values(&[id]),
         }
     }
@@ -121,8 +124,8 @@ pub struct Limiters(HashMap<usize, Arc<RouteLimiter>>);
 
 impl Limiters {
     /// The limiter of the route in `slot`.
-    pub fn get(&self, slot: usize) -> Option<&RouteLimiter> {
-        self.0.get(&slot).map(|l| &**l)
+    pub fn get(&self, slot: usize) -> Option<&Arc<RouteLimiter>> {
+        self.0.get(&slot)
     }
 
     fn by_id(&self, id: &str) -> Option<&Arc<RouteLimiter>> {

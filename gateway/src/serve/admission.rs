@@ -13,27 +13,65 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::respond::{self, Answer};
-use crate::limits::{state_header, Limiters, Verdict};
+use crate::limits::{state_header, write_state, Limiters, RouteLimiter, Verdict};
 use crate::metrics::{Kind, UpstreamFailure};
 use crate::upstream::{Admitted, Pool};
 
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-/// A request let through: its place in the pool, and the `RateLimit`
-/// headers for the answer when the route is limited.
+/// A request let through: its place in the pool, and where it stands
+/// against the route's rate limit.
 pub struct Admission {
     /// Held until the request ends (see [`Pool::admit`]).
     _place: Admitted,
-    /// `RateLimit-Policy` and `RateLimit`.
-    pub rate_headers: Option<[(HeaderName, HeaderValue); 2]>,
+    /// For the `RateLimit` headers, when the route is limited.
+    pub rate: Option<RateState>,
+}
+
+/// Where a request stands against its route's rate limit: what the
+/// `RateLimit-Policy` and `RateLimit` headers of its answer say.
+pub struct RateState {
+    limiter: Arc<RouteLimiter>,
+    remaining: u64,
+    reset_s: u64,
+}
+
+impl RateState {
+    /// The two header names, for a writer leaving an upstream's out.
+    pub fn names() -> [&'static HeaderName; 2] {
+        [&RATELIMIT_POLICY, &RATELIMIT]
+    }
+
+    /// Appends both headers as HTTP/1 lines to `out`, except those `skip`
+    /// names (a route's `response_headers` may remove them).
+    pub fn write_h1(&self, out: &mut Vec<u8>, skip: impl Fn(&str) -> bool) {
+        if let Some(policy) = &self.limiter.policy {
+            if !skip(RATELIMIT_POLICY.as_str()) {
+                out.extend_from_slice(b"ratelimit-policy: ");
+                out.extend_from_slice(policy.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        if !skip(RATELIMIT.as_str()) {
+            out.extend_from_slice(b"ratelimit: ");
+            write_state(out, &self.limiter.quoted, self.remaining, self.reset_s);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 impl Admission {
     /// Adds the `RateLimit` headers to an answer for the route.
     pub fn add_headers(&self, resp: &mut pingora::http::ResponseHeader) -> Result<()> {
-        for (name, value) in self.rate_headers.iter().flatten() {
-            resp.insert_header(name.clone(), value.clone())?;
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        if let Some(policy) = &rate.limiter.policy {
+            resp.insert_header(RATELIMIT_POLICY.clone(), policy.clone())?;
+        }
+        if let Some(state) = state_header(&rate.limiter.id, rate.remaining, rate.reset_s) {
+            resp.insert_header(RATELIMIT.clone(), state)?;
         }
         Ok(())
     }
@@ -69,25 +107,23 @@ pub fn check<'h>(
     client_ip: Option<IpAddr>,
     header: impl FnOnce(&HeaderName) -> Option<&'h [u8]>,
 ) -> std::result::Result<Admission, Refusal> {
-    let mut rate_headers = None;
+    let mut rate = None;
     if let Some(limiter) = route.rate_limit.and_then(|_| limiters.get(route.slot)) {
         let verdict = match &limiter.limit.key {
             LimitKey::Ip => limiter.check(&client_ip),
             // Without the header: one allowance shared by all who omit it.
             LimitKey::Header(name) => limiter.check(&header(name)),
         };
-        let policy = limiter.policy.clone();
         match verdict {
             Verdict::Allowed { remaining, reset_s } => {
-                let state = state_header(&limiter.id, remaining, reset_s);
-                if let (Some(policy), Some(state)) = (policy, state) {
-                    rate_headers = Some([
-                        (RATELIMIT_POLICY.clone(), policy),
-                        (RATELIMIT.clone(), state),
-                    ]);
-                }
+                rate = Some(RateState {
+                    limiter: limiter.clone(),
+                    remaining,
+                    reset_s,
+                });
             }
             Verdict::Limited { retry_after_s } => {
+                let policy = limiter.policy.clone();
                 let mut extra = vec![(header::RETRY_AFTER, HeaderValue::from(retry_after_s))];
                 extra.extend(policy.map(|p| (RATELIMIT_POLICY.clone(), p)));
                 extra.extend(
@@ -113,7 +149,7 @@ pub fn check<'h>(
     };
     Ok(Admission {
         _place: place,
-        rate_headers,
+        rate,
     })
 }
 

@@ -385,7 +385,7 @@ async fn exchange(
     }
     let rw = Rewrite {
         changes: &job.response_headers,
-        rate: job.admission.rate_headers.as_ref(),
+        rate: job.admission.rate.as_ref(),
         request_id: &job.request_id,
         rules_version: job.rules_version,
         keep_alive: job.keep_alive,

@@ -2,9 +2,10 @@
 //! read and written again for the client as the Pingora pipeline writes it
 //! (`response_filter`), and how its body is framed.
 
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::StatusCode;
 use rules::HeaderChanges;
 
+use crate::serve::admission::RateState;
 use crate::serve::headers::{REQUEST_ID, RULES_VERSION};
 
 /// A response head longer than this is the upstream's fault: 502.
@@ -47,8 +48,8 @@ pub struct Malformed(pub &'static str);
 pub struct Rewrite<'a> {
     /// The route's `response_headers`.
     pub changes: &'a HeaderChanges,
-    /// `RateLimit-Policy` and `RateLimit`, when the route is limited.
-    pub rate: Option<&'a [(HeaderName, HeaderValue); 2]>,
+    /// For `RateLimit-Policy` and `RateLimit`, when the route is limited.
+    pub rate: Option<&'a RateState>,
     /// `X-Request-Id`.
     pub request_id: &'a str,
     /// `X-Rules-Version`, when announced.
@@ -171,9 +172,10 @@ pub fn read(buf: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) -> Result<Option<He
     let ours = |name: &str| {
         name.eq_ignore_ascii_case(REQUEST_ID)
             || (rw.rules_version.is_some() && name.eq_ignore_ascii_case(RULES_VERSION))
-            || rw
-                .rate
-                .is_some_and(|r| r.iter().any(|(n, _)| n.as_str().eq_ignore_ascii_case(name)))
+            || (rw.rate.is_some()
+                && RateState::names()
+                    .iter()
+                    .any(|n| n.as_str().eq_ignore_ascii_case(name)))
     };
     for h in resp.headers.iter() {
         let name = h.name;
@@ -191,11 +193,15 @@ pub fn read(buf: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) -> Result<Option<He
     if body == Body::UntilClose {
         line(b"transfer-encoding", b"chunked");
     }
-    for (name, value) in rw.rate.into_iter().flatten() {
-        if !rw.changes.touches(name.as_str()) {
-            line(name.as_str().as_bytes(), value.as_bytes());
-        }
+    if let Some(rate) = rw.rate {
+        rate.write_h1(out, |name| rw.changes.touches(name));
     }
+    let mut line = |name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
     for (name, value) in rw.changes.set() {
         line(name.as_str().as_bytes(), value.as_bytes());
     }
