@@ -30,6 +30,8 @@ pub trait RequestView {
     /// Every value of a header, in the order sent (several lines of one
     /// name are one list: `X-Forwarded-For`).
     fn header_values(&self, name: &str) -> impl DoubleEndedIterator<Item = &[u8]>;
+    /// Every header line, name and value, in the order sent.
+    fn header_lines(&self) -> impl Iterator<Item = (&str, &[u8])>;
     /// The `Host` header, or the authority of an absolute-form target.
     fn host(&self) -> &str;
     /// The TCP peer's address.

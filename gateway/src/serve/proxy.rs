@@ -76,6 +76,13 @@ impl RequestView for SessionView<'_> {
             .iter()
             .map(|v| v.as_bytes())
     }
+    fn header_lines(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.0
+            .req_header()
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+    }
     fn host(&self) -> &str {
         request_host(self.0)
     }

@@ -5,7 +5,7 @@
 //! session and context per request, and a connection pool that wraps every
 //! idle upstream connection in a lock and spawns a task with a timer to
 //! watch it between two requests. So a plain `GET` or `HEAD` (no body, no
-//! upgrade: what `H1Request::plain` takes) on a route to a pool without
+//! upgrade: what the front's `H1Request::plain` takes) on a route to a pool without
 //! TLS is forwarded here: the upstream request is built with the same code
 //! as the pipeline's (`forwarding`, `route_headers`), sent on a kept-alive
 //! connection from the pool's own list ([`crate::upstream::Pool::idle`]),
@@ -29,7 +29,6 @@ use super::admission::Admission;
 use super::client_ip::TrustedProxies;
 use super::decide::RequestView;
 use super::forwarding::Forwarding;
-use super::front::H1Request;
 use super::headers::REQUEST_ID;
 use super::read_limit::ReadLimit;
 use super::respond::Answer;
@@ -102,8 +101,13 @@ pub fn forwards_to(pool: &Pool) -> bool {
 impl Job {
     /// The job for `req`, routed by `route`; `None` when the upstream
     /// request cannot be built (the pipeline then takes it).
-    pub fn new(req: &H1Request<'_>, route: &Proxy<'_>, cx: Context<'_>) -> Option<Job> {
-        let method: &'static str = if req.method == "HEAD" { "HEAD" } else { "GET" };
+    pub fn new(req: &impl RequestView, route: &Proxy<'_>, cx: Context<'_>) -> Option<Job> {
+        let method: &'static str = match req.method() {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            // Only plain requests come here; anything else is the pipeline's.
+            _ => return None,
+        };
         let forwarding = Forwarding::new(
             req.header_values("x-forwarded-for"),
             req.header(REQUEST_ID),
@@ -114,9 +118,9 @@ impl Job {
         );
         let mut listed: [&str; 8] = [""; 8];
         let mut n_listed = 0;
-        for h in req.headers() {
-            if h.name.eq_ignore_ascii_case("connection") {
-                for token in std::str::from_utf8(h.value).ok()?.split(',') {
+        for (name, value) in req.header_lines() {
+            if name.eq_ignore_ascii_case("connection") {
+                for token in std::str::from_utf8(value).ok()?.split(',') {
                     // More options than that: the pipeline's to forward.
                     *listed.get_mut(n_listed)? = token.trim();
                     n_listed += 1;
@@ -134,8 +138,7 @@ impl Job {
             request.extend_from_slice(value);
             request.extend_from_slice(b"\r\n");
         };
-        for h in req.headers() {
-            let name = h.name;
+        for (name, value) in req.header_lines() {
             // Hop-by-hop (RFC 9110 §7.6.1) and what `Connection` lists:
             // this connection's, not the upstream's.
             let dropped = [
@@ -152,7 +155,7 @@ impl Job {
                 || forwarding.replaces(name)
                 || route.request_headers.touches(name);
             if !dropped {
-                line(name.as_bytes(), h.value);
+                line(name.as_bytes(), value);
             }
         }
         if let Some(host) = route.host_header {
@@ -165,8 +168,8 @@ impl Job {
             line(b"x-real-ip", ip.to_string().as_bytes());
         }
         line(b"x-forwarded-proto", forwarding.proto.as_bytes());
-        if !req.host.is_empty() {
-            line(b"x-forwarded-host", req.host.as_bytes());
+        if !req.host().is_empty() {
+            line(b"x-forwarded-host", req.host().as_bytes());
         }
         if forwarding.new_id {
             line(REQUEST_ID.as_bytes(), forwarding.request_id.as_bytes());
@@ -190,8 +193,8 @@ impl Job {
             Box::new(LogFields {
                 client_ip: cx.client_ip,
                 method,
-                host: req.host.to_string(),
-                path: req.path.to_string(),
+                host: req.host().to_string(),
+                path: req.path().to_string(),
                 rule: route.rule.to_string(),
             })
         });

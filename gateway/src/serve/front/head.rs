@@ -143,11 +143,6 @@ impl<'b> H1Request<'b> {
             tls,
         })
     }
-
-    /// Every header line, as sent.
-    pub(crate) fn headers(&self) -> &'b [httparse::Header<'b>] {
-        self.headers
-    }
 }
 
 impl RequestView for H1Request<'_> {
@@ -171,6 +166,9 @@ impl RequestView for H1Request<'_> {
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
+    }
+    fn header_lines(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|h| (h.name, h.value))
     }
     fn host(&self) -> &str {
         self.host
