@@ -234,7 +234,7 @@ pub async fn run(job: Box<Job>, client: &mut ReadLimit, out: &mut Vec<u8>) -> bo
     let mut retries = 0;
     let mut upstream_started = None;
     let mut buf = Vec::with_capacity(READ_CHUNK);
-    let (mut conn, backend, head) = loop {
+    let (conn, backend, head) = loop {
         let mut backend = pool.select(&job.key, &failed);
         if backend.is_none() && failed.is_empty() {
             pool.recheck_when_down().await;
@@ -321,16 +321,10 @@ pub async fn run(job: Box<Job>, client: &mut ReadLimit, out: &mut Vec<u8>) -> bo
     let status = head.status;
     pool.metrics.response(status);
     pool.outcome(&backend, status < 500);
-    let relayed = relay(&mut conn, client, &job, &head, &mut buf, out).await;
+    let addr = backend.addr.as_inet().copied();
+    let relayed = relay(conn, addr, client, &job, &head, &mut buf, out).await;
     let (keep, bytes) = match relayed {
-        Relayed::Done { reusable, bytes } => {
-            if reusable {
-                if let Some(addr) = backend.addr.as_inet() {
-                    pool.idle.put(*addr, conn);
-                }
-            }
-            (job.keep_alive, bytes)
-        }
+        Relayed::Done(bytes) => (job.keep_alive, bytes),
         Relayed::UpstreamBroke(bytes) => {
             pool.metrics.error(UpstreamFailure::Reset);
             tracing::warn!(
@@ -431,9 +425,8 @@ async fn read_some(
 }
 
 enum Relayed {
-    /// The whole body went to the client; `reusable` when nothing followed
-    /// it and the upstream keeps the connection open.
-    Done { reusable: bool, bytes: u64 },
+    /// The whole body went to the client.
+    Done(u64),
     /// The upstream closed or stalled mid-body: the client's connection
     /// must close too, as its answer is cut short.
     UpstreamBroke(u64),
@@ -443,7 +436,8 @@ enum Relayed {
 
 /// Sends the head in `out` and the body after it, by its framing.
 async fn relay(
-    conn: &mut TcpStream,
+    mut conn: TcpStream,
+    addr: Option<std::net::SocketAddr>,
     client: &mut ReadLimit,
     job: &Job,
     head: &Head,
@@ -484,25 +478,28 @@ async fn relay(
         }
         sent += take as u64;
         buf.clear();
+        if ended {
+            // Back in the pool before the client has the answer, so the
+            // client's next request (on any connection) finds it there.
+            if let (true, false, Some(addr)) = (head.reusable, extra, addr) {
+                job.pool.idle.put(addr, conn);
+            }
+            return if write(client, out).await {
+                Relayed::Done(sent)
+            } else {
+                Relayed::ClientGone(sent)
+            };
+        }
         if !write(client, out).await {
             return Relayed::ClientGone(sent);
         }
-        if ended {
-            return Relayed::Done {
-                reusable: head.reusable && !extra,
-                bytes: sent,
-            };
-        }
-        match read_some(conn, buf, read_timeout).await {
+        match read_some(&mut conn, buf, read_timeout).await {
             Ok(0) if head.body == Body::UntilClose => {
                 out.extend_from_slice(b"0\r\n\r\n");
                 if !write(client, out).await {
                     return Relayed::ClientGone(sent);
                 }
-                return Relayed::Done {
-                    reusable: false,
-                    bytes: sent,
-                };
+                return Relayed::Done(sent);
             }
             Ok(0) | Err(_) => return Relayed::UpstreamBroke(sent),
             Ok(_) => {}
