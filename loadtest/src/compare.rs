@@ -286,6 +286,7 @@ async fn measure(c: &mut Contender, o: &CompareOptions, duration: Duration, labe
         host: genlinks::DEFAULT_HOST.into(),
         zipf_s: 1.0,
         seed: o.seed,
+        distinct_visitors: false,
     };
     let spec = LoadSpec {
         addr: c.addr,

@@ -89,6 +89,12 @@ enum Command {
         /// Seed of the request streams.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Links: every request from a different client address (a random
+        /// `X-Forwarded-For`; the gateway must trust 127.0.0.1 in
+        /// `trusted_proxies`), so each one is a new click, the worst case
+        /// for click events.
+        #[arg(long)]
+        distinct_visitors: bool,
         /// proxy: the upstream the gateway forwards to, loaded directly too.
         #[arg(long)]
         upstream: Option<String>,
@@ -310,6 +316,7 @@ fn real_main() -> Result<()> {
             client_threads,
             zipf_s,
             seed,
+            distinct_visitors,
             upstream,
             admin,
             token,
@@ -317,6 +324,7 @@ fn real_main() -> Result<()> {
             flip_every,
         } => {
             let o = RunOptions {
+                distinct_visitors,
                 target,
                 scenario,
                 duration,

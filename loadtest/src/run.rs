@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub zipf_s: f64,
     /// Seed of the request streams.
     pub seed: u64,
+    /// Every link request from a different client address.
+    pub distinct_visitors: bool,
     /// Time one request may take.
     pub timeout: Duration,
     /// Stop each run after this many requests.
@@ -68,6 +70,7 @@ impl Default for RunOptions {
             host: crate::genlinks::DEFAULT_HOST.into(),
             zipf_s: 1.0,
             seed: 1,
+            distinct_visitors: false,
             timeout: Duration::from_secs(2),
             max_requests: 100_000_000,
             upstream: None,
@@ -231,6 +234,7 @@ async fn one(o: &RunOptions, label: &str, addr: std::net::SocketAddr) -> Summary
         host: o.host.clone(),
         zipf_s: o.zipf_s,
         seed: o.seed,
+        distinct_visitors: o.distinct_visitors,
     };
     let spec = LoadSpec {
         addr,

@@ -94,6 +94,8 @@ pub struct Params {
     pub zipf_s: f64,
     /// Run seed.
     pub seed: u64,
+    /// Every link request from a different `X-Forwarded-For` address.
+    pub distinct_visitors: bool,
 }
 
 impl Default for Params {
@@ -103,6 +105,7 @@ impl Default for Params {
             host: genlinks::DEFAULT_HOST.into(),
             zipf_s: 1.0,
             seed: 1,
+            distinct_visitors: false,
         }
     }
 }
@@ -219,6 +222,13 @@ impl Generator {
         let pick = self.pick();
         out.clear();
         write_request(pick, &self.params.host, out);
+        if self.params.distinct_visitors && matches!(pick, Pick::Link(_)) {
+            // Before the blank line that ends the head.
+            out.truncate(out.len() - 2);
+            let ip = self.rng.below(1 << 32) as u32;
+            let [a, b, c, d] = ip.to_be_bytes();
+            let _ = write!(out, "X-Forwarded-For: {a}.{b}.{c}.{d}\r\n\r\n");
+        }
         pick.expected_status()
     }
 

@@ -1,40 +1,136 @@
 //! De-duplication: the same visitor opening the same link within the window
 //! keeps their click id and produces no second event.
+//!
+//! A fixed-size table, set up once, rather than a cache: with every click a
+//! new visitor (the worst case, and the common one for a link shared
+//! widely) a general-purpose cache (moka: a concurrent map, a frequency
+//! sketch, write buffers and their upkeep) cost about 11 % of the redirect
+//! path's CPU. Here a lookup reads one bucket of four slots (a few cache
+//! lines) and an insert writes one slot, with no lock and no allocation.
+//! Each slot is a seqlock: a reader that races a writer sees a miss, never
+//! a torn id; two writers racing for one slot leave one of them out. So
+//! de-duplication is best effort at the edges — a visitor may, rarely, get
+//! a second id within the window (a second event, which the click id in
+//! the event lets a consumer fold) — and never gives one visitor another's
+//! id. When a bucket is full the oldest entry in it makes room.
 
-use moka::sync::Cache;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
+
+/// Slots per bucket.
+const WAYS: usize = 4;
+
+#[derive(Default)]
+struct Slot {
+    /// Even while stable, odd while being written.
+    seq: AtomicU32,
+    /// When written, in milliseconds since the table was made, plus one
+    /// (0: empty).
+    at: AtomicU64,
+    key: AtomicU64,
+    id_hi: AtomicU64,
+    id_lo: AtomicU64,
+}
 
 /// Remembered click ids, bounded in count and time.
 pub struct Dedup {
-    cache: Cache<u64, u128, foldhash::fast::RandomState>,
+    slots: Box<[Slot]>,
+    /// Buckets minus one (their number is a power of two).
+    mask: usize,
+    window_ms: u64,
+    start: Instant,
 }
 
 impl Dedup {
-    /// Entries live `window` and at most `capacity` are kept.
+    /// Entries live `window`; room for `capacity` (rounded up to a power
+    /// of two).
     pub fn new(window: Duration, capacity: u64) -> Self {
+        let slots = usize::try_from(capacity)
+            .unwrap_or(usize::MAX)
+            .clamp(WAYS, 1 << 30)
+            .next_power_of_two();
         Dedup {
-            // Keys are already xxh3 hashes: a cheap hasher is enough.
-            // Sized up front: growing a million-entry table while clicks
-            // arrive means rehashing and zeroing fresh pages on the
-            // request path.
-            cache: Cache::builder()
-                .initial_capacity(capacity.min(1 << 21) as usize)
-                .max_capacity(capacity)
-                .time_to_live(window)
-                .build_with_hasher(foldhash::fast::RandomState::default()),
+            slots: (0..slots).map(|_| Slot::default()).collect(),
+            mask: slots / WAYS - 1,
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+            start: Instant::now(),
         }
+    }
+
+    fn bucket(&self, key: u64) -> &[Slot] {
+        // Keys are xxh3 hashes: their low bits are as good as any.
+        let b = (key as usize) & self.mask;
+        &self.slots[b * WAYS..(b + 1) * WAYS]
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn live(&self, at: u64, now: u64) -> bool {
+        at != 0 && now.saturating_sub(at - 1) < self.window_ms
     }
 
     /// The click id remembered for `key`.
     pub fn get(&self, key: u64) -> Option<u128> {
-        self.cache.get(&key)
+        let now = self.now_ms();
+        for slot in self.bucket(key) {
+            let before = slot.seq.load(Ordering::Acquire);
+            if before % 2 == 1 || slot.key.load(Ordering::Relaxed) != key {
+                continue;
+            }
+            let at = slot.at.load(Ordering::Relaxed);
+            let id = (u128::from(slot.id_hi.load(Ordering::Relaxed)) << 64)
+                | u128::from(slot.id_lo.load(Ordering::Relaxed));
+            fence(Ordering::Acquire);
+            if slot.seq.load(Ordering::Relaxed) != before {
+                return None;
+            }
+            return self.live(at, now).then_some(id);
+        }
+        None
     }
 
     /// Remembers `click_id` for `key`.
     pub fn insert(&self, key: u64, click_id: u128) {
-        self.cache.insert(key, click_id);
+        let now = self.now_ms();
+        let bucket = self.bucket(key);
+        // The slot holding this key, else a free or stale one, else the
+        // oldest.
+        let slot = bucket
+            .iter()
+            .find(|s| s.key.load(Ordering::Relaxed) == key)
+            .or_else(|| {
+                bucket
+                    .iter()
+                    .find(|s| !self.live(s.at.load(Ordering::Relaxed), now))
+            })
+            .or_else(|| bucket.iter().min_by_key(|s| s.at.load(Ordering::Relaxed)));
+        let Some(slot) = slot else {
+            return;
+        };
+        let seq = slot.seq.load(Ordering::Relaxed);
+        if seq % 2 == 1
+            || slot
+                .seq
+                .compare_exchange(
+                    seq,
+                    seq.wrapping_add(1),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            // Another writer has it: best effort.
+            return;
+        }
+        slot.key.store(key, Ordering::Relaxed);
+        slot.id_hi.store((click_id >> 64) as u64, Ordering::Relaxed);
+        slot.id_lo.store(click_id as u64, Ordering::Relaxed);
+        slot.at.store(now.saturating_add(1), Ordering::Relaxed);
+        slot.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 }
 
@@ -65,7 +161,44 @@ mod tests {
         assert!(d.get(k).is_none());
         d.insert(k, 7);
         assert_eq!(d.get(k), Some(7));
+        d.insert(k, 7 << 70);
+        assert_eq!(d.get(k), Some(7 << 70), "the whole 128 bits, replaced");
         std::thread::sleep(Duration::from_millis(300));
         assert!(d.get(k).is_none());
+    }
+
+    #[test]
+    fn a_full_bucket_forgets_its_oldest_and_keys_never_share_an_id() {
+        let d = Dedup::new(Duration::from_secs(60), 4);
+        // One bucket of four: a fifth key pushes the first out.
+        for k in 1..=5u64 {
+            d.insert(k, u128::from(k) * 10);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(d.get(1), None);
+        for k in 2..=5u64 {
+            assert_eq!(d.get(k), Some(u128::from(k) * 10));
+        }
+        assert_eq!(d.get(6), None);
+    }
+
+    #[test]
+    fn readers_racing_writers_see_whole_ids_or_none() {
+        let d = std::sync::Arc::new(Dedup::new(Duration::from_secs(60), 4));
+        let writer = {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                for i in 0..200_000u64 {
+                    // Both halves equal: a torn read would show it.
+                    d.insert(1, (u128::from(i) << 64) | u128::from(i));
+                }
+            })
+        };
+        for _ in 0..200_000 {
+            if let Some(id) = d.get(1) {
+                assert_eq!((id >> 64) as u64, id as u64, "torn id {id:x}");
+            }
+        }
+        writer.join().unwrap();
     }
 }

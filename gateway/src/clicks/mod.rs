@@ -242,7 +242,7 @@ impl Clicks {
         self.remember(click.key, click.uuid);
         let code = v.normalized.as_ref().and_then(|(_, path)| r.code(path));
         let client_ip =
-            v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip }.to_string());
+            v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip });
         self.send(&Event {
             ts: std::time::SystemTime::now(),
             click_id: click.as_str(),
