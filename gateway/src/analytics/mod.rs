@@ -26,7 +26,8 @@ use crate::config::AnalyticsSection;
 use crate::metrics::Metrics;
 use crate::store::{StatKey, Store, Subject, SubjectKind};
 pub use report::{
-    bad as invalid_parameter, report, Counts, GroupRow, Report, SeriesPoint, StatsQuery, PARAMS,
+    bad as invalid_parameter, report, Counts, GroupBy, GroupRow, Interval, Report, SeriesPoint,
+    StatsQuery, PARAMS,
 };
 
 /// The longest referrer host kept (a DNS name's limit).

@@ -24,6 +24,38 @@ const MAX_GROUPS: usize = 1000;
 /// The query parameters both stats endpoints take.
 pub const PARAMS: [&str; 4] = ["from", "to", "interval", "group_by"];
 
+/// A report's buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    /// UTC hours (at most 31 days).
+    Hour,
+    /// UTC days (at most 366).
+    Day,
+}
+
+/// The split a report's `groups` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// `ios`, `android`, `desktop`.
+    Device,
+    /// Upper-case ISO 3166-1 alpha-2 codes.
+    Country,
+    /// Referrer hosts.
+    Referrer,
+}
+
+impl GroupBy {
+    fn split(self) -> Split {
+        match self {
+            GroupBy::Device => Split::Device,
+            GroupBy::Country => Split::Country,
+            GroupBy::Referrer => Split::Referrer,
+        }
+    }
+}
+
 /// What a report covers, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsQuery {
@@ -34,7 +66,7 @@ pub struct StatsQuery {
     /// Bucket length in seconds: an hour or a day.
     pub step: i64,
     /// The split `groups` lists.
-    pub group_by: Option<Split>,
+    pub group_by: Option<GroupBy>,
 }
 
 /// `400 invalid-parameter` about `field`.
@@ -85,9 +117,9 @@ impl StatsQuery {
         };
         let group_by = match get("group_by") {
             None => None,
-            Some("device") => Some(Split::Device),
-            Some("country") => Some(Split::Country),
-            Some("referrer") => Some(Split::Referrer),
+            Some("device") => Some(GroupBy::Device),
+            Some("country") => Some(GroupBy::Country),
+            Some("referrer") => Some(GroupBy::Referrer),
             Some(other) => {
                 return Err(bad(
                     "group_by",
@@ -188,15 +220,15 @@ pub struct Report {
     pub from: String,
     /// End of the last bucket, exclusive.
     pub to: String,
-    /// `hour` or `day`.
-    pub interval: String,
+    /// The buckets of `series`.
+    pub interval: Interval,
     /// The whole range.
     pub totals: Counts,
     /// Every bucket from `from` to `to`, oldest first, empty ones too.
     pub series: Vec<SeriesPoint>,
     /// The split `groups` lists, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_by: Option<String>,
+    pub group_by: Option<GroupBy>,
     /// With `group_by`: each value's counts, most clicks first (at most
     /// 1000).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,14 +238,6 @@ pub struct Report {
 fn rfc3339(unix: i64) -> String {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-fn split_name(s: Split) -> &'static str {
-    match s {
-        Split::Device => "device",
-        Split::Country => "country",
-        Split::Referrer => "referrer",
-    }
 }
 
 /// `subject`'s report for `q`, read from `store`.
@@ -250,7 +274,7 @@ pub async fn report(store: &Store, subject: Subject, q: &StatsQuery) -> Result<R
             let s = subject.clone();
             let sums = store
                 .query(StoreOp::StatsRead, move |b| async move {
-                    b.stat_sums(&s, from, to, Some(split)).await
+                    b.stat_sums(&s, from, to, Some(split.split())).await
                 })
                 .await?;
             let mut groups: Vec<GroupRow> = sums
@@ -284,10 +308,14 @@ pub async fn report(store: &Store, subject: Subject, q: &StatsQuery) -> Result<R
         rule,
         from: rfc3339(from),
         to: rfc3339(to),
-        interval: if q.step == HOUR { "hour" } else { "day" }.into(),
+        interval: if q.step == HOUR {
+            Interval::Hour
+        } else {
+            Interval::Day
+        },
         totals,
         series,
-        group_by: q.group_by.map(|s| split_name(s).to_string()),
+        group_by: q.group_by,
         groups,
     })
 }

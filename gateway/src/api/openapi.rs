@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use super::model::{
     BulkInput, BulkOutput, BulkResult, Link, LinkInput, LinkPage, LinkPatch, QueryMode,
 };
-use crate::analytics::{Counts, GroupRow, Report, SeriesPoint};
+use crate::analytics::{Counts, GroupBy, GroupRow, Interval, Report, SeriesPoint};
 use crate::web::{FieldError, Problem};
 
 struct BearerKey;
@@ -50,7 +50,7 @@ impl Modify for BearerKey {
     ),
     components(schemas(
         Link, LinkInput, LinkPatch, LinkPage, QueryMode, BulkInput, BulkOutput, BulkResult, Problem, FieldError,
-        Report, Counts, SeriesPoint, GroupRow
+        Report, Counts, SeriesPoint, GroupRow, Interval, GroupBy
     )),
     modifiers(&BearerKey),
     tags((name = "links", description = "Short links on the gateway's link domains"))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::auth::{store_problem, Caller};
 use super::links::{link_id, owned};
 use super::{ApiResult, ApiState, Reply};
-use crate::analytics::{self, Report, StatsQuery};
+use crate::analytics::{self, GroupBy, Interval, Report, StatsQuery};
 use crate::store::{Subject, SubjectKind};
 use crate::web::Problem;
 
@@ -22,8 +22,8 @@ use crate::web::Problem;
         ("id" = i64, Path, description = "The link's id"),
         ("from" = Option<String>, Query, description = "Start: RFC 3339 time, a date or Unix seconds, rounded down to its hour or day (to minus a day by hour, 30 days by day)"),
         ("to" = Option<String>, Query, description = "End, exclusive, rounded up to its hour or day (now)"),
-        ("interval" = Option<String>, Query, description = "`hour` (at most 31 days) or `day` (at most 366 days); `hour`"),
-        ("group_by" = Option<String>, Query, description = "Also list the counts by `device`, `country` or `referrer`"),
+        ("interval" = Option<Interval>, Query, description = "`hour` (at most 31 days) or `day` (at most 366 days); `hour`"),
+        ("group_by" = Option<GroupBy>, Query, description = "Also list the counts by `device`, `country` or `referrer`"),
     ),
     responses(
         (status = 200, description = "The counts over the range", body = Report),
