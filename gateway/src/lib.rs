@@ -12,6 +12,7 @@
 //!   reload, file watch, SIGHUP, remote source.
 //! - [`upstream`]: pools, load balancing, health checks, failure reasons.
 //! - [`clicks`]: click events, their queue and their sinks.
+//! - [`analytics`]: per-link click counters in the store, and reports.
 //! - [`admin`], [`metrics`], [`config`], [`logging`], [`commands`]: the
 //!   operator's side; [`server`] puts it all together.
 //!
@@ -23,6 +24,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod admin;
+mod analytics;
 mod api;
 mod clicks;
 pub mod commands;

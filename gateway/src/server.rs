@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::admin::{self, AdminState};
+use crate::analytics;
 use crate::api::{self, ApiState};
 use crate::clicks::Pipeline;
 use crate::config::Config;
@@ -182,6 +183,16 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     } else {
         None
     };
+    // Config validation saw to `[clicks]` and `[store]` being there.
+    let analytics = match (&store, config.analytics.enabled) {
+        (Some(store), true) => {
+            let p = analytics::Pipeline::start(&config.analytics, store.clone(), metrics.clone())
+                .context("cannot start the analytics flusher")?;
+            tracing::info!(flush_every = ?config.analytics.flush_every, "link analytics on");
+            Some(p)
+        }
+        _ => None,
+    };
     let trusted = Arc::new(TrustedProxies::parse(&config.server.trusted_proxies)?);
     let decider = Arc::new(Decider::new(
         live.clone(),
@@ -190,6 +201,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
             version_header: config.rules.version_header,
             access,
             clicks: clicks.as_ref().map(|p| p.clicks.clone()),
+            analytics: analytics.as_ref().map(|p| p.analytics.clone()),
             trusted_proxies: trusted,
             store: store.clone(),
         },
@@ -371,6 +383,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     }
     let finish = Arc::new(Finish {
         clicks: Mutex::new(clicks),
+        analytics: Mutex::new(analytics),
         pid_file,
     });
     let phases = server.watch_execution_phase();
@@ -392,19 +405,21 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
 /// What the process does last, whichever way the graceful stop ends.
 struct Finish {
     clicks: Mutex<Option<Pipeline>>,
+    analytics: Mutex<Option<analytics::Pipeline>>,
     pid_file: PathBuf,
 }
 
 impl Finish {
     /// Runs once; a second call finds nothing left to do.
     fn run(&self) {
-        let clicks = match self.clicks.lock() {
-            Ok(mut c) => c.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
+        let clicks = taken(&self.clicks);
         // Every listener is closed and every request finished: write out
         // what is still queued before the process ends.
         if let Some(p) = clicks {
+            p.shutdown();
+        }
+        // And add the counters still in memory to the store.
+        if let Some(p) = taken(&self.analytics) {
             p.shutdown();
         }
         // Only our own: after an upgrade the new process has rewritten it.
@@ -413,6 +428,15 @@ impl Finish {
         if ours {
             let _ = std::fs::remove_file(&self.pid_file);
         }
+    }
+}
+
+/// What `slot` held, leaving it empty (a panic elsewhere does not keep
+/// the last flush from running).
+fn taken<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    match slot.lock() {
+        Ok(mut s) => s.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
     }
 }
 

@@ -37,17 +37,17 @@ struct CreateKey {
     monthly_quota: Option<i64>,
 }
 
-fn store(state: &AdminState) -> Result<&Store, Problem> {
+pub(super) fn store(state: &AdminState) -> Result<&Store, Problem> {
     state.store.as_deref().ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
             "no-store",
-            "API keys live in the link store, and this gateway has no [store]",
+            "API keys and link stats live in the link store, and this gateway has no [store]",
         )
     })
 }
 
-fn failed(e: &crate::store::StoreError) -> Problem {
+pub(super) fn failed(e: &crate::store::StoreError) -> Problem {
     let status = match e {
         crate::store::StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         crate::store::StoreError::Conflict(_) => StatusCode::CONFLICT,

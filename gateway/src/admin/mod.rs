@@ -16,6 +16,7 @@ mod explain;
 mod health;
 mod keys;
 mod rules;
+mod stats;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -59,6 +60,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(rules::routes())
         .merge(explain::routes())
         .merge(keys::routes())
+        .merge(stats::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // Layered after every route and the fallback, so it covers them

@@ -41,7 +41,7 @@ fn not_found(id: &str) -> Problem {
 }
 
 /// The link id in a path; anything else names no link.
-fn link_id(raw: &str) -> Result<i64, Problem> {
+pub(super) fn link_id(raw: &str) -> Result<i64, Problem> {
     raw.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
@@ -227,7 +227,11 @@ pub async fn create(
 }
 
 /// The link `id` of `caller`.
-async fn owned(state: &ApiState, caller: &Caller, id: i64) -> Result<LinkRecord, Problem> {
+pub(super) async fn owned(
+    state: &ApiState,
+    caller: &Caller,
+    id: i64,
+) -> Result<LinkRecord, Problem> {
     let owner = caller.id().to_string();
     state
         .store

@@ -11,7 +11,8 @@
 //!
 //! [`auth`] finds the key and limits its rate, [`validate`] checks a
 //! link, [`links`] and [`bulk`] are the handlers, [`idempotency`] replays
-//! retried creates, [`quota`] is a key's monthly quota, [`openapi`] is the
+//! retried creates, [`quota`] is a key's monthly quota, [`stats`] is a
+//! link's clicks, [`openapi`] is the
 //! contract generated from them.
 
 mod auth;
@@ -21,6 +22,7 @@ mod links;
 mod model;
 mod openapi;
 mod quota;
+mod stats;
 mod validate;
 
 use axum::extract::{MatchedPath, Request};
@@ -210,6 +212,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/v1/links/{id}",
             get(links::read).patch(links::update).delete(links::remove),
         )
+        .route("/api/v1/links/{id}/stats", get(stats::read))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))

@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
 use super::model::{
     BulkInput, BulkOutput, BulkResult, Link, LinkInput, LinkPage, LinkPatch, QueryMode,
 };
+use crate::analytics::{Counts, GroupBy, GroupRow, Interval, Report, SeriesPoint};
 use crate::web::{FieldError, Problem};
 
 struct BearerKey;
@@ -45,9 +46,11 @@ impl Modify for BearerKey {
         super::links::remove,
         super::links::upsert,
         super::bulk::create,
+        super::stats::read,
     ),
     components(schemas(
-        Link, LinkInput, LinkPatch, LinkPage, QueryMode, BulkInput, BulkOutput, BulkResult, Problem, FieldError
+        Link, LinkInput, LinkPatch, LinkPage, QueryMode, BulkInput, BulkOutput, BulkResult, Problem, FieldError,
+        Report, Counts, SeriesPoint, GroupRow, Interval, GroupBy
     )),
     modifiers(&BearerKey),
     tags((name = "links", description = "Short links on the gateway's link domains"))

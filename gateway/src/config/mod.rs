@@ -2,12 +2,14 @@
 //! overridable by a `GATEWAY_<SECTION>_<KEY>` environment variable so a
 //! container can be configured without a file.
 
+mod analytics;
 mod api;
 mod clicks;
 mod duration;
 mod size;
 mod store;
 
+pub use analytics::AnalyticsSection;
 pub use api::ApiSection;
 pub use clicks::{ClicksSection, SinkKind};
 pub use store::StoreSection;
@@ -39,6 +41,8 @@ pub struct Config {
     pub store: Option<StoreSection>,
     /// The Links API; none without the section.
     pub api: Option<ApiSection>,
+    /// Per-link click counters in the store.
+    pub analytics: AnalyticsSection,
     /// The file this configuration was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -254,8 +258,17 @@ impl Default for LogSection {
     }
 }
 
-const SECTIONS: [&str; 9] = [
-    "server", "tls", "admin", "rules", "log", "metrics", "clicks", "store", "api",
+const SECTIONS: [&str; 10] = [
+    "server",
+    "tls",
+    "admin",
+    "rules",
+    "log",
+    "metrics",
+    "clicks",
+    "store",
+    "api",
+    "analytics",
 ];
 
 impl Config {
@@ -316,6 +329,8 @@ impl Config {
             bail!("config: server.listen is empty and no [tls] listener is set: nothing to serve");
         }
         self.clicks.validate()?;
+        self.analytics
+            .validate(self.clicks.enabled, self.store.is_some())?;
         if let Some(api) = &self.api {
             api.validate(self.store.is_some())?;
         }
@@ -403,7 +418,9 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("api", "max_bulk")
         | ("api", "code_length")
         | ("api", "threads")
-        | ("api", "nice") => value
+        | ("api", "nice")
+        | ("analytics", "queue_capacity")
+        | ("analytics", "max_pending_rows") => value
             .parse::<i64>()
             .map(toml::Value::Integer)
             .unwrap_or_else(|_| toml::Value::String(value.to_string())),
@@ -417,7 +434,8 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("rules", "allow_empty")
         | ("log", "access")
         | ("clicks", "enabled")
-        | ("clicks", "anonymize_ip") => match value {
+        | ("clicks", "anonymize_ip")
+        | ("analytics", "enabled") => match value {
             "true" | "1" => toml::Value::Boolean(true),
             "false" | "0" => toml::Value::Boolean(false),
             _ => toml::Value::String(value.to_string()),

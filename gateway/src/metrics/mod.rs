@@ -11,6 +11,7 @@ use prometheus::{
 };
 use std::sync::{Arc, OnceLock};
 
+mod analytics;
 mod api;
 mod labels;
 mod register;
@@ -19,6 +20,7 @@ mod store;
 
 use register::register;
 
+pub use analytics::AnalyticsMetrics;
 pub use api::ApiMetrics;
 use labels::KINDS;
 pub use labels::{Kind, ReloadResult, UpstreamFailure};
@@ -120,6 +122,8 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The Links API's.
     pub api: ApiMetrics,
+    /// The per-link analytics'.
+    pub analytics: AnalyticsMetrics,
     /// Rate limits and outlier ejection of API routes.
     pub routing: RoutingMetrics,
 }
@@ -327,6 +331,7 @@ impl Metrics {
             )?,
             store: StoreMetrics::new(&r)?,
             api: ApiMetrics::new(&r)?,
+            analytics: AnalyticsMetrics::new(&r)?,
             routing: RoutingMetrics::new(&r)?,
             registry: r,
         };

@@ -68,6 +68,10 @@ pub enum Op {
     Bulk,
     /// An `Idempotency-Key` claimed, answered or released.
     Idempotency,
+    /// Per-link counters added (a flush of the analytics).
+    Stats,
+    /// Per-link counters read for a report.
+    StatsRead,
 }
 
 impl Op {
@@ -76,10 +80,13 @@ impl Op {
     /// (1 ms, 2 ms, 5 ms ... up to 100 ms), so the store sends its writes
     /// to a pool of one connection instead.
     pub fn writes(self) -> bool {
-        matches!(self, Op::Write | Op::Bulk | Op::Idempotency | Op::Prune)
+        matches!(
+            self,
+            Op::Write | Op::Bulk | Op::Idempotency | Op::Prune | Op::Stats
+        )
     }
 
-    const ALL: [Op; 10] = [
+    const ALL: [Op; 12] = [
         Op::Get,
         Op::Head,
         Op::Changes,
@@ -90,6 +97,8 @@ impl Op {
         Op::Write,
         Op::Bulk,
         Op::Idempotency,
+        Op::Stats,
+        Op::StatsRead,
     ];
 
     /// Label value.
@@ -105,6 +114,8 @@ impl Op {
             Op::Write => "write",
             Op::Bulk => "bulk",
             Op::Idempotency => "idempotency",
+            Op::Stats => "stats",
+            Op::StatsRead => "stats_read",
         }
     }
 }
@@ -154,7 +165,7 @@ pub struct StoreMetrics {
     lookups: [IntCounter; 5],
     /// Entries evicted for room.
     pub evictions: IntCounter,
-    queries: [Histogram; 10],
+    queries: [Histogram; 12],
     errors: [IntCounter; 6],
     /// Changes written that this gateway has not applied.
     pub changes_behind: IntGauge,
@@ -190,7 +201,7 @@ impl StoreMetrics {
             HistogramVec::new(
                 HistogramOpts::new(
                     "gateway_store_query_duration_seconds",
-                    "Store queries by operation (get, head, changes, prune, keys, key, read, write, bulk, idempotency).",
+                    "Store queries by operation (get, head, changes, prune, keys, key, read, write, bulk, idempotency, stats, stats_read).",
                 )
                 .buckets(vec![
                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::access_log::AccessLog;
 use super::client_ip::TrustedProxies;
+use crate::analytics::Analytics;
 use crate::clicks::{ClickId, Clicks, Visit};
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Kind, Metrics};
@@ -46,6 +47,8 @@ pub struct Options {
     pub access: AccessLog,
     /// Click events, when enabled.
     pub clicks: Option<Arc<Clicks>>,
+    /// Per-link counters, when enabled (only with `clicks`).
+    pub analytics: Option<Arc<Analytics>>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Links in a database, when `[store]` is set.
@@ -62,6 +65,7 @@ pub struct Decider {
     pub access: AccessLog,
     version_header: bool,
     clicks: Option<Arc<Clicks>>,
+    analytics: Option<Arc<Analytics>>,
     trusted: Arc<TrustedProxies>,
     store: Option<Arc<Store>>,
 }
@@ -85,6 +89,7 @@ impl Decider {
             access: opts.access,
             version_header: opts.version_header,
             clicks: opts.clicks,
+            analytics: opts.analytics,
             trusted: opts.trusted_proxies,
             store: opts.store,
         }
@@ -157,6 +162,9 @@ impl Decider {
         let decision = snap.rules.decide_with(&request, store);
         if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision) {
             c.record(&visit, click, r, &snap.rules);
+            if let Some(a) = &self.analytics {
+                a.count(&visit, click, r, &snap.rules);
+            }
         }
         Decided {
             kind: kind_of(&decision),

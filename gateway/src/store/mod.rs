@@ -20,7 +20,7 @@
 //! [`record`] is a link as stored, [`view`] is what the rules see of the
 //! store for one request. For the Links API: [`links`] writes and lists
 //! links, [`keys`] keeps API keys, [`idempotency`] keeps answers to
-//! retried creates.
+//! retried creates; [`stats`] keeps the per-link click counters.
 
 mod backend;
 mod batch;
@@ -33,6 +33,7 @@ mod links;
 mod record;
 mod resolve;
 mod shadow;
+mod stats;
 mod view;
 
 pub use backend::Backend;
@@ -43,4 +44,5 @@ pub use keys::{random_text, secret_hash, sha256_hex, ApiKey, NewKey};
 pub use links::{LinkFilter, Updated};
 pub use record::{LinkRecord, NewLink};
 pub use resolve::{Resolved, Store};
+pub use stats::{Split, StatKey, StatSum, Subject, SubjectKind, Tally};
 pub use view::StoreView;

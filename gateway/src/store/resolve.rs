@@ -217,6 +217,12 @@ impl Store {
         result
     }
 
+    /// Runs `f` to its end on the store's runtime, from a thread of its
+    /// own (the analytics flusher): PostgreSQL's sockets live there.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
     /// A write of this gateway made change-log entry `seq` for `host` and
     /// `code`: the cache forgets the key now (an "unknown" it held would
     /// otherwise answer until the follower reads the entry), so the write

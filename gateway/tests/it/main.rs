@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod analytics;
 mod api;
 mod cli;
 mod clicks;

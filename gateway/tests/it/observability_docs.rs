@@ -672,8 +672,17 @@ fn toml_blocks() -> Vec<TomlBlock> {
 }
 
 /// Top-level tables of the server configuration (`gateway::Config`).
-const CONFIG_SECTIONS: [&str; 9] = [
-    "server", "tls", "admin", "rules", "log", "metrics", "clicks", "store", "api",
+const CONFIG_SECTIONS: [&str; 10] = [
+    "server",
+    "tls",
+    "admin",
+    "rules",
+    "log",
+    "metrics",
+    "clicks",
+    "store",
+    "api",
+    "analytics",
 ];
 /// Top-level tables of a rule set (`rules::RuleSet`).
 const RULES_SECTIONS: [&str; 8] = [

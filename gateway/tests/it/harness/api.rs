@@ -49,16 +49,30 @@ impl ApiGateway {
 
     /// As [`ApiGateway::start`], with more `[api]` settings (TOML lines).
     pub fn start_with(rules: &str, store_url: &str, api_settings: &str) -> ApiGateway {
+        Self::start_opts(
+            rules,
+            store_url,
+            Options {
+                extra_config: api_settings,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// As [`ApiGateway::start`] with `opts`: its `extra_config` follows
+    /// the `[api]` lines (more of them, or further sections).
+    pub fn start_opts(rules: &str, store_url: &str, opts: Options<'_>) -> ApiGateway {
         let port = free_port();
         let extra = format!(
             "[store]\nurl = \"{store_url}\"\npoll_interval = \"100ms\"\nnegative_ttl = \"60s\"\n\
-             [api]\nlisten = \"127.0.0.1:{port}\"\n{api_settings}\n"
+             [api]\nlisten = \"127.0.0.1:{port}\"\n{}\n",
+            opts.extra_config
         );
         let gw = Gateway::start_with(
             rules,
             Options {
                 extra_config: &extra,
-                ..Options::default()
+                ..opts
             },
         );
         let api = SocketAddr::from(([127, 0, 0, 1], port));

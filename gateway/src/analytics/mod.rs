@@ -1,0 +1,221 @@
+//! Per-link analytics: clicks and visitors per link (or rule) and hour,
+//! split by device, country, referrer host and bot, added up in the link
+//! store by every gateway of a fleet (docs/store.md, "Link analytics").
+//!
+//! ```text
+//! redirect ─▶ Analytics::count: a Hit (key + first visit?) pushed onto a
+//!   lock-free queue; full: dropped and counted
+//! flusher thread, every flush_every: queue ─▶ pending rows (bounded) ─▶
+//!   one transaction of upserts (clicks = clicks + excluded.clicks);
+//!   store down: rows stay pending, tried again next time
+//! shutdown ─▶ drain, one last flush
+//! ```
+//!
+//! [`flush`] is the flusher, [`report`] reads the counters back for the
+//! stats endpoints.
+
+mod flush;
+mod report;
+
+use crossbeam_queue::ArrayQueue;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use crate::clicks::{ClickId, Visit};
+use crate::config::AnalyticsSection;
+use crate::metrics::Metrics;
+use crate::store::{StatKey, Store, Subject, SubjectKind};
+pub use report::{
+    bad as invalid_parameter, report, Counts, GroupBy, GroupRow, Interval, Report, SeriesPoint,
+    StatsQuery, PARAMS,
+};
+
+/// The longest referrer host kept (a DNS name's limit).
+const MAX_HOST: usize = 253;
+
+/// One counted redirect, as the request hands it to the flusher.
+pub struct Hit {
+    /// The counter row it adds to.
+    key: StatKey,
+    /// The visitor's first click on the link within the de-duplication
+    /// window.
+    visitor: bool,
+}
+
+/// The request side: a queue the flusher empties.
+pub struct Analytics {
+    queue: Arc<ArrayQueue<Hit>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Owns the flusher thread; [`Pipeline::shutdown`] flushes what is left.
+pub struct Pipeline {
+    /// Shared with the decision step.
+    pub analytics: Arc<Analytics>,
+    stop: mpsc::Sender<()>,
+    flusher: std::thread::JoinHandle<()>,
+}
+
+impl Pipeline {
+    /// Starts the flusher for `cfg`, writing into `store`.
+    pub fn start(
+        cfg: &AnalyticsSection,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Pipeline> {
+        let queue = Arc::new(ArrayQueue::new(cfg.queue_capacity));
+        let (stop, stopped) = mpsc::channel();
+        let flusher = flush::spawn(cfg, queue.clone(), store, metrics.clone(), stopped)?;
+        Ok(Pipeline {
+            analytics: Arc::new(Analytics { queue, metrics }),
+            stop,
+            flusher,
+        })
+    }
+
+    /// Flushes what is pending and stops the flusher. Called once the
+    /// server stopped serving, so no click comes after.
+    pub fn shutdown(self) {
+        // A flusher that already ended has dropped its receiver: nothing
+        // to tell it.
+        let _ = self.stop.send(());
+        if self.flusher.join().is_err() {
+            tracing::error!("analytics flusher panicked during shutdown");
+        }
+    }
+}
+
+impl Analytics {
+    /// Counts the redirect of `v`: bots and repeat visits too (a repeat
+    /// is a click but no new visitor); HEAD requests are no clicks.
+    pub fn count(
+        &self,
+        v: &Visit<'_>,
+        click: &ClickId,
+        r: &rules::Redirect<'_>,
+        rules: &rules::RuleSet,
+    ) {
+        if v.head {
+            return;
+        }
+        let Some((host, path)) = &v.normalized else {
+            return;
+        };
+        // The click pipeline classified this User-Agent too, but only for
+        // first visits of people; one more automaton pass over a short
+        // string is cheaper than widening its interface.
+        let class = r.device.unwrap_or_else(|| rules.classify(v.user_agent));
+        let subject = match r.code_at {
+            // A link is its path: the code of a stored link, the prefix
+            // and code of a bulk link (two sets with different prefixes
+            // stay apart).
+            Some(_) => Subject {
+                kind: SubjectKind::Link,
+                host: host.to_string(),
+                name: link_name(path).to_string(),
+            },
+            None => Subject {
+                kind: SubjectKind::Rule,
+                host: String::new(),
+                name: r.rule.to_string(),
+            },
+        };
+        let now = rules::unix_now();
+        let hit = Hit {
+            key: StatKey {
+                subject,
+                hour: now - now.rem_euclid(3600),
+                device: class.device.as_str(),
+                country: country_code(v.country),
+                referrer: v.referer.map(referrer_host).unwrap_or_default(),
+                bot: class.bot,
+            },
+            visitor: !click.repeat,
+        };
+        if self.queue.push(hit).is_err() {
+            self.metrics.analytics.dropped.inc();
+        }
+    }
+}
+
+/// The name a link's counters go by: its normalized path without the
+/// leading and trailing `/`.
+pub fn link_name(path: &str) -> &str {
+    path.strip_prefix('/').unwrap_or(path).trim_end_matches('/')
+}
+
+/// An ISO 3166-1 alpha-2 code in upper case; anything else (a CDN's
+/// `XX`-style placeholders pass) is unknown, so a client cannot make up
+/// countries.
+fn country_code(header: Option<&str>) -> String {
+    match header.map(str::trim) {
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            c.to_ascii_uppercase()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The host of a `Referer` (`https://news.example.com/a?b` →
+/// `news.example.com`), lower-case, without user or port; empty when it
+/// has none or it is not a plain DNS name or address.
+fn referrer_host(referer: &str) -> String {
+    let Some((_, rest)) = referer.split_once("://") else {
+        return String::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let mut host = match host_port.strip_prefix('[') {
+        // An IPv6 literal keeps its brackets; only the port goes.
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, _)) if !addr.is_empty() => format!("[{addr}]"),
+            _ => return String::new(),
+        },
+        None => host_port.split(':').next().unwrap_or("").to_string(),
+    };
+    let plain = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    if host.is_empty() || host.len() > MAX_HOST || !plain {
+        return String::new();
+    }
+    host.make_ascii_lowercase();
+    host
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_hosts() {
+        assert_eq!(
+            referrer_host("https://News.Example.com/a?b#c"),
+            "news.example.com"
+        );
+        assert_eq!(referrer_host("http://u:p@example.org:8080/"), "example.org");
+        assert_eq!(
+            referrer_host("android-app://com.google.android.gm/"),
+            "com.google.android.gm"
+        );
+        assert_eq!(referrer_host("http://[2001:db8::1]:80/x"), "[2001:db8::1]");
+        assert_eq!(referrer_host("not a url"), "");
+        assert_eq!(referrer_host("https://bad host/"), "");
+        assert_eq!(referrer_host("https:///path"), "");
+    }
+
+    #[test]
+    fn countries() {
+        assert_eq!(country_code(Some("de")), "DE");
+        assert_eq!(country_code(Some(" US ")), "US");
+        assert_eq!(country_code(Some("USA")), "");
+        assert_eq!(country_code(Some("1A")), "");
+        assert_eq!(country_code(None), "");
+    }
+
+    #[test]
+    fn link_names() {
+        assert_eq!(link_name("/abc"), "abc");
+        assert_eq!(link_name("/p/abc/"), "p/abc");
+    }
+}
