@@ -8,9 +8,17 @@ use std::time::SystemTime;
 /// and no attacker gets to write megabytes into the warehouse.
 const MAX_USER_AGENT: usize = 512;
 
+/// The version of the event's fields, written into every line: consumers
+/// check it, and it changes when a field changes meaning or goes away
+/// (added fields keep it).
+pub const SCHEMA: u32 = 1;
+
 /// One click, borrowed from the request and its decision.
 #[derive(Debug, Serialize)]
 pub struct Event<'a> {
+    /// Always [`SCHEMA`]; first in the line.
+    #[serde(serialize_with = "schema")]
+    pub schema: (),
     /// RFC 3339 with microseconds, UTC.
     #[serde(serialize_with = "rfc3339_micros")]
     pub ts: SystemTime,
@@ -43,6 +51,10 @@ pub struct Event<'a> {
     pub client_ip: Option<IpAddr>,
     /// `X-Request-Id` sent by the client or an edge in front.
     pub request_id: Option<&'a str>,
+}
+
+fn schema<S: serde::Serializer>(_: &(), s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u32(SCHEMA)
 }
 
 fn rfc3339_micros<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -113,6 +125,7 @@ mod tests {
     fn line_is_one_json_object() {
         let ua = "é".repeat(400);
         let e = Event {
+            schema: (),
             ts: SystemTime::UNIX_EPOCH,
             click_id: "01abc",
             rule: "r",
@@ -131,6 +144,7 @@ mod tests {
         let mut line = String::new();
         e.write_line(&mut line);
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
+        assert!(line.starts_with("{\"schema\":1,\"ts\":"), "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["ts"], "1970-01-01T00:00:00.000000Z");
         assert_eq!(v["user_agent"].as_str().unwrap().len(), 512);

@@ -148,11 +148,11 @@ impl FileSink {
     /// changes. Written to the OS before returning. On failure, the error
     /// says how many lines (from the start) are in a file; the rest are
     /// not, and are not kept.
-    pub fn write_batch(&mut self, lines: &[String]) -> Result<(), WriteError> {
+    pub fn write_batch<S: AsRef<str>>(&mut self, lines: &[S]) -> Result<(), WriteError> {
         let hour = hour_of(SystemTime::now());
         let mut done = 0;
         while done < lines.len() {
-            if self.must_rotate(&hour, lines[done].len() as u64) {
+            if self.must_rotate(&hour, lines[done].as_ref().len() as u64) {
                 if let Some(o) = self.current.take() {
                     self.finish(o);
                 }
@@ -169,12 +169,13 @@ impl FileSink {
             self.buf.clear();
             let mut end = done;
             while end < lines.len() && self.buf.len() < CHUNK {
-                let len = lines[end].len() as u64;
+                let line = lines[end].as_ref();
+                let len = line.len() as u64;
                 let size = o.size + self.buf.len() as u64;
                 if end > done && size + len > self.max_bytes {
                     break;
                 }
-                self.buf.extend_from_slice(lines[end].as_bytes());
+                self.buf.extend_from_slice(line.as_bytes());
                 end += 1;
             }
             match write_some(&o.file, &self.buf) {
@@ -208,10 +209,11 @@ impl FileSink {
     /// again and returns how many lines are in the file whole. Keeps the
     /// file for the next batch (a full disk must not cost a file per
     /// batch), or removes it when it holds nothing.
-    fn keep_whole_lines(&mut self, mut o: Open, lines: &[String], bytes: usize) -> usize {
+    fn keep_whole_lines<S: AsRef<str>>(&mut self, mut o: Open, lines: &[S], bytes: usize) -> usize {
         let mut whole = 0;
         let mut kept = 0;
         for l in lines {
+            let l = l.as_ref();
             if kept + l.len() > bytes {
                 break;
             }

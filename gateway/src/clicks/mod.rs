@@ -3,14 +3,16 @@
 //!
 //! The request path does a cache lookup (de-duplication), builds one JSON
 //! line and pushes it onto a lock-free queue; a full queue drops the event and counts it. A
-//! writer thread batches lines to the sink (files, or an HTTP collector with
-//! spill to files), and on shutdown drains the queue before the process
-//! exits.
+//! writer thread batches lines to the sink (files, or an HTTP collector or
+//! NATS JetStream with spill to files), and on shutdown drains the queue
+//! before the process exits.
 
 mod dedup;
 mod event;
 mod file_sink;
 mod http_sink;
+mod nats_sink;
+mod spill;
 mod writer;
 
 use crossbeam_queue::ArrayQueue;
@@ -52,11 +54,12 @@ impl Pipeline {
     /// Starts the writer thread for `cfg`.
     pub fn start(cfg: &ClicksSection, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
         // Found now, not by losing every event later: a directory the
-        // writer cannot create files in stops the start. For `http` that is
-        // the spill directory, the only place events can wait in.
+        // writer cannot create files in stops the start. For `http` and
+        // `nats` that is the spill directory, the only place events can
+        // wait in.
         match cfg.sink {
             SinkKind::File => file_sink::check_dir(&cfg.dir)?,
-            SinkKind::Http => {
+            SinkKind::Http | SinkKind::Nats => {
                 file_sink::check_dir(&cfg.dir)?;
                 file_sink::check_dir(&cfg.dir.join("spill"))?;
             }
@@ -244,6 +247,7 @@ impl Clicks {
         let client_ip =
             v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip });
         self.send(&Event {
+            schema: (),
             ts: std::time::SystemTime::now(),
             click_id: click.as_str(),
             rule: r.rule,

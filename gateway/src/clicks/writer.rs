@@ -1,6 +1,7 @@
 //! The writer thread: takes lines off the queue in batches and hands them
-//! to the sink. A plain thread, because both sinks block (file writes,
-//! fsync, HTTP posts with backoff) and must never hold up a request thread.
+//! to the sink. A plain thread, because the sinks block (file writes,
+//! fsync, HTTP posts with backoff, waits for JetStream acks) and must never
+//! hold up a request thread.
 
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(10);
 
 use super::file_sink::FileSink;
-use super::http_sink::HttpSink;
+use super::spill::{Spilling, Transport};
+use super::{http_sink, nats_sink};
 use super::{ClicksSection, SinkKind};
 use crate::metrics::Metrics;
 
@@ -19,7 +21,31 @@ enum Sink {
     /// The files, and whether the last batch failed (so a disk that stays
     /// full logs once, not once per batch).
     File(FileSink, bool),
-    Http(HttpSink),
+    /// A remote (HTTP collector, NATS) with spill files.
+    Remote(Box<dyn Remote>),
+}
+
+/// A remote sink with spill files, whatever its transport.
+trait Remote: Send {
+    fn deliver(&mut self, lines: &[String]);
+    fn tick(&mut self);
+    fn drain(&mut self);
+    fn close(&mut self);
+}
+
+impl<T: Transport + Send> Remote for Spilling<T> {
+    fn deliver(&mut self, lines: &[String]) {
+        Spilling::deliver(self, lines);
+    }
+    fn tick(&mut self) {
+        Spilling::tick(self);
+    }
+    fn drain(&mut self) {
+        Spilling::drain(self);
+    }
+    fn close(&mut self) {
+        Spilling::close(self);
+    }
 }
 
 impl Sink {
@@ -49,21 +75,21 @@ impl Sink {
                     .inc_by(written as u64);
                 metrics.click_dropped.inc_by((lines.len() - written) as u64);
             }
-            Sink::Http(h) => h.deliver(lines),
+            Sink::Remote(r) => r.deliver(lines),
         }
     }
 
     /// Nothing to write this round.
     fn idle(&mut self) {
-        if let Sink::Http(h) = self {
-            h.tick();
+        if let Sink::Remote(r) = self {
+            r.tick();
         }
     }
 
     /// The process is stopping.
     fn drain(&mut self) {
-        if let Sink::Http(h) = self {
-            h.drain();
+        if let Sink::Remote(r) = self {
+            r.drain();
         }
     }
 
@@ -74,7 +100,7 @@ impl Sink {
                     tracing::error!(error = %e, "cannot sync the click file");
                 }
             }
-            Sink::Http(h) => h.close(),
+            Sink::Remote(r) => r.close(),
         }
     }
 }
@@ -90,13 +116,16 @@ pub fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let mut sink = match cfg.sink {
         SinkKind::File => Sink::File(FileSink::new(&cfg.dir, "clicks", cfg.max_file_bytes), false),
-        SinkKind::Http => Sink::Http(HttpSink::new(
+        SinkKind::Http => Sink::Remote(Box::new(http_sink::new(
             cfg.url.clone().unwrap_or_default(),
             &cfg.dir,
             cfg.http_timeout,
             cfg.max_file_bytes,
             cfg.batch_size,
             metrics.clone(),
+        ))),
+        SinkKind::Nats => Sink::Remote(Box::new(
+            nats_sink::new(&cfg, metrics.clone()).map_err(std::io::Error::other)?,
         )),
     };
     std::thread::Builder::new()

@@ -11,7 +11,7 @@ mod store;
 
 pub use analytics::AnalyticsSection;
 pub use api::ApiSection;
-pub use clicks::{ClicksSection, SinkKind};
+pub use clicks::{subject_parts, ClicksSection, SinkKind, SubjectPart};
 pub use store::StoreSection;
 
 use anyhow::{bail, Context, Result};
@@ -413,6 +413,7 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("clicks", "queue_capacity")
         | ("clicks", "dedup_capacity")
         | ("clicks", "batch_size")
+        | ("clicks", "max_in_flight")
         | ("store", "max_connections")
         | ("store", "cache_capacity")
         | ("api", "max_bulk")

@@ -112,9 +112,9 @@ pub struct Metrics {
     pub click_dropped: IntCounter,
     /// Click events waiting in the queue.
     pub click_queue_depth: IntGauge,
-    /// Click events written or posted, by sink.
+    /// Click events written, posted or acknowledged by JetStream, by sink.
     pub click_delivered: IntCounterVec,
-    /// Click events spilled to files while the collector was down.
+    /// Click events spilled to files while the collector or NATS was down.
     pub click_spilled: IntCounter,
     /// Client connections the gateway closed itself, by reason.
     pub connections_closed: IntCounterVec,
@@ -317,7 +317,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "gateway_click_events_delivered_total",
-                        "Click events written to files or posted, by sink.",
+                        "Click events written to files, posted, or acknowledged by JetStream, by sink.",
                     ),
                     &["sink"],
                 )?,
@@ -326,7 +326,7 @@ impl Metrics {
                 &r,
                 IntCounter::new(
                     "gateway_click_events_spilled_total",
-                    "Click events spilled to files while the collector was unreachable.",
+                    "Click events spilled to files while the collector or NATS was unreachable.",
                 )?,
             )?,
             store: StoreMetrics::new(&r)?,

@@ -25,7 +25,7 @@ const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.goo
 const GOOGLEBOT_SMARTPHONE: &str = "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 const FACEBOOK: &str = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)";
 
-const HOST: &str = "go.example.com";
+pub(crate) const HOST: &str = "go.example.com";
 const COUNTRY_HEADER: &str = "CloudFront-Viewer-Country";
 
 const RULES: &str = r#"
@@ -77,7 +77,8 @@ track,https://shop.example.com/account/orders,shopapp://orders,https://shop.exam
 ";
 
 /// The fields of a click event, exactly.
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 15] = [
+    "schema",
     "ts",
     "click_id",
     "rule",
@@ -98,7 +99,7 @@ const FIELDS: [&str; 14] = [
 // Harness helpers
 
 /// Starts the gateway with the test rules, the CSV file and `env`.
-fn start(env: &[(&str, String)]) -> Gateway {
+pub(crate) fn start(env: &[(&str, String)]) -> Gateway {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Gateway::start_with(
         RULES,
@@ -111,7 +112,7 @@ fn start(env: &[(&str, String)]) -> Gateway {
 }
 
 /// Environment for clicks on, into `dir`, plus `extra`.
-fn clicks_env(dir: &Path, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+pub(crate) fn clicks_env(dir: &Path, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("GATEWAY_CLICKS_ENABLED", "true".to_string()),
         ("GATEWAY_CLICKS_DIR", dir.display().to_string()),
@@ -124,7 +125,7 @@ fn clicks_env(dir: &Path, extra: &[(&str, &str)]) -> Vec<(&'static str, String)>
 }
 
 /// SIGTERM, then waits (bounded) for the process to exit.
-fn stop(gw: &mut Gateway) -> ExitStatus {
+pub(crate) fn stop(gw: &mut Gateway) -> ExitStatus {
     gw.signal("TERM");
     harness::exit_within(&mut gw.child, Duration::from_secs(60)).unwrap_or_else(|| {
         panic!(
@@ -135,13 +136,13 @@ fn stop(gw: &mut Gateway) -> ExitStatus {
 }
 
 /// A keep-alive HTTP/1.1 client connection to the gateway.
-struct Client {
+pub(crate) struct Client {
     addr: SocketAddr,
     conn: Option<(TcpStream, BufReader<TcpStream>)>,
 }
 
 impl Client {
-    fn new(addr: SocketAddr) -> Client {
+    pub(crate) fn new(addr: SocketAddr) -> Client {
         Client { addr, conn: None }
     }
 
@@ -175,14 +176,19 @@ impl Client {
         result
     }
 
-    fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    pub(crate) fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
         self.try_request(method, path, headers)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 }
 
 /// The `btn_ref` value of a `Location`, checked to be the last parameter.
-fn click_id_of(location: &str) -> String {
+pub(crate) fn click_id_of(location: &str) -> String {
     let (before, id) = location
         .rsplit_once("btn_ref=")
         .unwrap_or_else(|| panic!("no btn_ref in Location {location}"));
@@ -223,7 +229,7 @@ fn click_id_millis(id: &str) -> u64 {
 }
 
 /// The click files of `dir` (not the spill directory), sorted by name.
-fn click_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn click_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -284,7 +290,7 @@ fn read_events(dir: &Path) -> Vec<Value> {
 }
 
 /// Every event in `dir/spill`.
-fn read_spilled(dir: &Path) -> Vec<Value> {
+pub(crate) fn read_spilled(dir: &Path) -> Vec<Value> {
     let mut events = Vec::new();
     for f in click_files(&dir.join("spill")) {
         assert_file_name(&f, "spill");
@@ -293,7 +299,7 @@ fn read_spilled(dir: &Path) -> Vec<Value> {
     events
 }
 
-fn click_ids(events: &[Value]) -> Vec<String> {
+pub(crate) fn click_ids(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .map(|e| e["click_id"].as_str().expect("click_id").to_string())
@@ -301,7 +307,7 @@ fn click_ids(events: &[Value]) -> Vec<String> {
 }
 
 /// Asserts no id occurs twice and returns them as a set.
-fn unique(ids: &[String], what: &str) -> HashSet<String> {
+pub(crate) fn unique(ids: &[String], what: &str) -> HashSet<String> {
     let mut set = HashSet::new();
     let mut dups = Vec::new();
     for id in ids {
@@ -602,6 +608,7 @@ fn every_redirect_gets_a_click_id_and_exactly_one_complete_event() {
         let mut want = FIELDS.to_vec();
         want.sort_unstable();
         assert_eq!(keys, want, "event fields: {e}");
+        assert_eq!(e["schema"], 1, "schema version: {e}");
 
         let id = e["click_id"].as_str().unwrap();
         let s = &sent[id];
@@ -1582,7 +1589,7 @@ fn on_a_full_disk_spilled_plus_dropped_match_the_spill_files() {
 
 /// Runs `gateway run` with clicks on and `env`, expecting it to exit on its
 /// own (bounded); returns its status and stderr.
-fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
+pub(crate) fn run_to_exit(env: &[(&str, &str)]) -> (ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
     std::fs::create_dir_all(dir.path().join("links")).unwrap();

@@ -1,6 +1,7 @@
 //! The gateway's integration tests: one test binary (`cargo test -p
 //! gateway --test it`), one module per area, and the shared harness that
-//! starts the real `gateway` binary, test upstreams, and reads its metrics.
+//! starts the real `gateway` binary, test upstreams (and PostgreSQL and NATS
+//! servers), and reads its metrics.
 //! Run one area with `cargo test -p gateway --test it reload::`.
 
 mod harness;
@@ -9,6 +10,7 @@ mod analytics;
 mod api;
 mod cli;
 mod clicks;
+mod clicks_nats;
 mod client_ip;
 mod container;
 mod fast_path;

@@ -5,6 +5,7 @@
 mod api;
 mod gateway;
 mod http;
+mod nats;
 mod postgres;
 mod prometheus;
 mod upstream;
@@ -12,6 +13,7 @@ mod upstream;
 pub use api::{sqlite_url, ApiGateway, Key};
 pub use gateway::{Gateway, Options};
 pub use http::{read_response, read_rest_of_request, request, send, Response};
+pub use nats::{Nats, Stored};
 pub use postgres::Postgres;
 pub use prometheus::Scrape;
 pub use upstream::{accept_until, Behavior, RawUpstream, Seen, Upstream};
@@ -99,6 +101,29 @@ pub fn listen() -> TcpListener {
 /// still take it in between; nothing else on a test machine does).
 pub fn free_port() -> u16 {
     listen().local_addr().unwrap().port()
+}
+
+/// Whether the environment says a missing `what` (a server binary such as
+/// `postgres` or `nats`) is a failure: `TEST_REQUIRE` is a comma-separated
+/// list of them.
+pub fn required(what: &str) -> bool {
+    std::env::var("TEST_REQUIRE")
+        .map(|v| v.split(',').any(|w| w.trim() == what))
+        .unwrap_or(false)
+}
+
+/// `found` (a server binary a test needs), or `None` after saying loudly
+/// that `test` is skipped because `what` is `missing`; a failure instead
+/// when [`required`] says so.
+pub fn or_skip<T>(found: Option<T>, what: &str, test: &str, missing: &str) -> Option<T> {
+    if found.is_none() {
+        assert!(
+            !required(what),
+            "{test}: {missing}; TEST_REQUIRE={what} makes this a failure"
+        );
+        eprintln!("\n*** SKIPPED {test}: {missing} ***\n");
+    }
+    found
 }
 
 /// Path of a test fixture relative to the workspace.

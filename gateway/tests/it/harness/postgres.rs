@@ -6,7 +6,7 @@
 //! message, unless `TEST_REQUIRE` names `postgres` (CI sets it),
 //! which turns a missing server into a failure.
 
-use super::free_port;
+use super::{free_port, or_skip};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,13 +38,6 @@ fn bin_dir() -> Option<PathBuf> {
     dirs.pop()
 }
 
-/// Whether the environment says a missing `what` is a failure.
-pub fn required(what: &str) -> bool {
-    std::env::var("TEST_REQUIRE")
-        .map(|v| v.split(',').any(|w| w.trim() == what))
-        .unwrap_or(false)
-}
-
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -53,16 +46,12 @@ fn is_root() -> bool {
 impl Postgres {
     /// Starts a cluster, or says loudly why the calling test is skipped.
     pub fn start(test: &str) -> Option<Postgres> {
-        let Some(bin) = bin_dir() else {
-            assert!(
-                !required("postgres"),
-                "{test}: PostgreSQL server binaries not found (initdb); TEST_REQUIRE=postgres makes this a failure"
-            );
-            eprintln!(
-                "\n*** SKIPPED {test}: no PostgreSQL server binaries (apt-get install postgresql) ***\n"
-            );
-            return None;
-        };
+        let bin = or_skip(
+            bin_dir(),
+            "postgres",
+            test,
+            "no PostgreSQL server binaries (initdb; apt-get install postgresql)",
+        )?;
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
