@@ -392,7 +392,7 @@ mod tests {
                     destination: "https://shop.example.com/products/1?btn_ref=x",
                     referer: None,
                     user_agent: ua,
-                    client_ip: Some("203.0.113.0".into()),
+                    client_ip: Some(std::net::IpAddr::from([203, 0, 113, 0])),
                     request_id: None,
                 }
                 .write_line(&mut line);
