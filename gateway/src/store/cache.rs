@@ -120,9 +120,9 @@ impl<V: Clone> Mirror<V> {
         }
     }
 
-    fn retain(&self, keep: impl Fn(&Key) -> bool) {
+    fn retain(&self, keep: impl Fn(&Key, &Held<V>) -> bool) {
         for shard in self.shards.iter() {
-            write(shard).retain(|k, _| keep(k));
+            write(shard).retain(|k, h| keep(k, h));
         }
     }
 }
@@ -362,7 +362,7 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
         let now = Instant::now();
         if code == "*" {
             changed.hosts.insert(host.into(), (seq, now));
-            self.mirror.retain(|k| &*k.host != host);
+            self.mirror.retain(|k, _| &*k.host != host);
             let host: Box<str> = host.into();
             if self
                 .entries
@@ -395,13 +395,22 @@ impl<V: Clone + Send + Sync + 'static> LinkCache<V> {
         lock(&self.changed).prune();
     }
 
-    /// Drops everything and takes every key as changed at `seq`: the
-    /// follower starts, or lost its place in the log, at `seq`.
+    /// Takes every key as changed at `seq` and drops what was read before
+    /// it: the follower starts, or lost its place in the log, at `seq`.
+    /// An entry read as of `seq` or later already holds all the log had
+    /// then, so it stays: a gateway answering before its follower's first
+    /// poll keeps what it learnt (a negative entry among them).
     pub fn reset(&self, seq: i64) {
         let mut changed = lock(&self.changed);
         changed.floor = changed.floor.max(seq);
-        self.mirror.retain(|_| false);
-        self.entries.invalidate_all();
+        self.mirror.retain(|_, h| h.as_of >= seq);
+        if self
+            .entries
+            .invalidate_entries_if(move |_, h| h.as_of < seq)
+            .is_err()
+        {
+            self.entries.invalidate_all();
+        }
     }
 
     /// Entries and their weight in bytes.
@@ -506,8 +515,16 @@ mod tests {
             .load("h", "c", || async { Ok((Some(Arc::from("x")), 4)) })
             .await
             .unwrap();
+        cache
+            .load("h", "kept", || async { Ok((None, 7)) })
+            .await
+            .unwrap();
         cache.reset(7);
         assert!(matches!(cache.peek("h", "c"), Lookup::Missing));
+        assert!(
+            !matches!(cache.peek("h", "kept"), Lookup::Missing),
+            "read as of the reset: kept"
+        );
         cache
             .load("h", "c", || async { Ok((Some(Arc::from("x")), 6)) })
             .await
