@@ -1,13 +1,16 @@
 //! The flusher: a thread that empties the hand-over queue into pending
-//! counter rows every `flush_every` and adds them to the store in one
-//! transaction. A failed flush keeps its rows (bounded by
+//! counter rows every few milliseconds, and every `flush_every` adds them
+//! to the store in one transaction. Emptying the queue far more often than
+//! the store is written keeps it from filling between two flushes: with
+//! every click a new row, one second of clicks at 90,000 a second is more
+//! than the queue holds. A failed flush keeps its rows (bounded by
 //! `max_pending_rows`) for the next one.
 
 use crossbeam_queue::ArrayQueue;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Hit;
 use crate::config::AnalyticsSection;
@@ -72,13 +75,22 @@ fn run(
     mut pending: Pending,
 ) {
     let mut failing = false;
+    let drain_every = (every / 20).clamp(Duration::from_millis(5), Duration::from_millis(50));
+    let mut flushed = Instant::now();
     loop {
-        let stopping = !matches!(stop.recv_timeout(every), Err(RecvTimeoutError::Timeout));
+        let stopping = !matches!(
+            stop.recv_timeout(drain_every),
+            Err(RecvTimeoutError::Timeout)
+        );
         while let Some(hit) = queue.pop() {
             if !pending.add(hit) {
                 metrics.analytics.dropped.inc();
             }
         }
+        if !stopping && flushed.elapsed() < every {
+            continue;
+        }
+        flushed = Instant::now();
         if !pending.rows.is_empty() {
             match flush(store, std::mem::take(&mut pending.rows)) {
                 Ok(written) => {
