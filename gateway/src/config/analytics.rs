@@ -17,8 +17,8 @@ pub struct AnalyticsSection {
     /// How often the counters gathered in memory are added to the store.
     #[serde(with = "duration")]
     pub flush_every: Duration,
-    /// Clicks the hand-over queue holds between flushes; more are dropped
-    /// and counted.
+    /// Clicks the hand-over queue holds until the flusher, which empties
+    /// it every few milliseconds, counts them; more are dropped and counted.
     pub queue_capacity: usize,
     /// Counter rows kept in memory while they wait for the store (while it
     /// is down, too); clicks for a row beyond them are dropped and counted.
