@@ -12,6 +12,7 @@ use rules::{LimitKey, Proxy};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::h1;
 use super::respond::{self, Answer};
 use crate::limits::{state_header, write_state, Limiters, RouteLimiter, Verdict};
 use crate::metrics::{Kind, UpstreamFailure};
@@ -48,9 +49,7 @@ impl RateState {
     pub fn write_h1(&self, out: &mut Vec<u8>, skip: impl Fn(&str) -> bool) {
         if let Some(policy) = &self.limiter.policy {
             if !skip(RATELIMIT_POLICY.as_str()) {
-                out.extend_from_slice(b"ratelimit-policy: ");
-                out.extend_from_slice(policy.as_bytes());
-                out.extend_from_slice(b"\r\n");
+                h1::line(out, b"ratelimit-policy", policy.as_bytes());
             }
         }
         if !skip(RATELIMIT.as_str()) {

@@ -27,6 +27,7 @@ mod forward;
 mod forwarding;
 mod framing;
 mod front;
+mod h1;
 mod headers;
 mod proxy;
 mod read_limit;

@@ -5,6 +5,7 @@
 //! carries `Content-Length` so keep-alive connections stay usable, and HEAD
 //! gets the headers without the body.
 
+use super::h1;
 use super::headers::{RULES_VERSION, RULES_VERSION_NAME};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, StatusCode};
@@ -132,34 +133,21 @@ impl<'a> Answer<'a> {
         out.push(b' ');
         out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
         out.extend_from_slice(b"\r\n");
-        let mut line = |name: &[u8], value: &[u8]| {
-            out.extend_from_slice(name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        };
         for (name, value) in self.headers() {
             if changes.is_none_or(|c| !c.touches(name.as_str())) {
-                line(name.as_str().as_bytes(), value.as_bytes());
+                h1::line(out, name.as_str().as_bytes(), value.as_bytes());
             }
         }
-        for (name, value) in changes.map(HeaderChanges::set).unwrap_or_default() {
-            line(name.as_str().as_bytes(), value.as_bytes());
+        if let Some(changes) = changes {
+            h1::set_lines(out, changes);
         }
         let mut digits = itoa::Buffer::new();
-        line(b"content-length", digits.format(self.body.len()).as_bytes());
+        let length = digits.format(self.body.len()).as_bytes();
+        h1::line(out, b"content-length", length);
         if let Some(v) = self.rules_version {
-            line(RULES_VERSION.as_bytes(), digits.format(v).as_bytes());
+            h1::line(out, RULES_VERSION.as_bytes(), digits.format(v).as_bytes());
         }
-        line(
-            b"date",
-            pingora::protocols::http::date::get_cached_date().as_bytes(),
-        );
-        line(
-            b"connection",
-            if keep_alive { b"keep-alive" } else { b"close" },
-        );
-        out.extend_from_slice(b"\r\n");
+        h1::end_answer(out, keep_alive);
         // As Pingora: no body for HEAD, 204 or 304. The rules already
         // refuse bodies on 204, 205 and 304; this keeps a future bug from
         // desynchronising the connection.

@@ -29,6 +29,7 @@ use super::admission::Admission;
 use super::client_ip::TrustedProxies;
 use super::decide::RequestView;
 use super::forwarding::Forwarding;
+use super::h1;
 use super::headers::REQUEST_ID;
 use super::read_limit::ReadLimit;
 use super::respond::Answer;
@@ -132,12 +133,6 @@ impl Job {
         request.push(b' ');
         request.extend_from_slice(route.path_and_query.as_bytes());
         request.extend_from_slice(b" HTTP/1.1\r\n");
-        let mut line = |name: &[u8], value: &[u8]| {
-            request.extend_from_slice(name);
-            request.extend_from_slice(b": ");
-            request.extend_from_slice(value);
-            request.extend_from_slice(b"\r\n");
-        };
         for (name, value) in req.header_lines() {
             // Hop-by-hop (RFC 9110 §7.6.1) and what `Connection` lists:
             // this connection's, not the upstream's.
@@ -155,30 +150,36 @@ impl Job {
                 || forwarding.replaces(name)
                 || route.request_headers.touches(name);
             if !dropped {
-                line(name.as_bytes(), value);
+                h1::line(&mut request, name.as_bytes(), value);
             }
         }
         if let Some(host) = route.host_header {
-            line(b"host", host.as_bytes());
+            h1::line(&mut request, b"host", host.as_bytes());
         }
         if !forwarding.chain.is_empty() {
-            line(b"x-forwarded-for", &forwarding.chain);
+            h1::line(&mut request, b"x-forwarded-for", &forwarding.chain);
         }
         if let Some(ip) = forwarding.real_ip {
-            line(b"x-real-ip", ip.to_string().as_bytes());
+            h1::line(&mut request, b"x-real-ip", ip.to_string().as_bytes());
         }
-        line(b"x-forwarded-proto", forwarding.proto.as_bytes());
+        h1::line(
+            &mut request,
+            b"x-forwarded-proto",
+            forwarding.proto.as_bytes(),
+        );
         if !req.host().is_empty() {
-            line(b"x-forwarded-host", req.host().as_bytes());
+            h1::line(&mut request, b"x-forwarded-host", req.host().as_bytes());
         }
         if forwarding.new_id {
-            line(REQUEST_ID.as_bytes(), forwarding.request_id.as_bytes());
+            h1::line(
+                &mut request,
+                REQUEST_ID.as_bytes(),
+                forwarding.request_id.as_bytes(),
+            );
         }
         // After the forwarding headers, which the rules do not let a route
         // touch: a route can drop what the client sent, not what we add.
-        for (name, value) in route.request_headers.set() {
-            line(name.as_str().as_bytes(), value.as_bytes());
-        }
+        h1::set_lines(&mut request, route.request_headers);
         request.extend_from_slice(b"\r\n");
         let request_id = forwarding.request_id;
         let key = match (&cx.pool.def.balance, &cx.pool.def.hash_header) {

@@ -6,6 +6,7 @@ use http::StatusCode;
 use rules::HeaderChanges;
 
 use crate::serve::admission::RateState;
+use crate::serve::h1;
 use crate::serve::headers::{REQUEST_ID, RULES_VERSION};
 
 /// A response head longer than this is the upstream's fault: 502.
@@ -163,12 +164,6 @@ pub fn read(buf: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) -> Result<Option<He
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut line = |name: &[u8], value: &[u8]| {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    };
     let ours = |name: &str| {
         name.eq_ignore_ascii_case(REQUEST_ID)
             || (rw.rules_version.is_some() && name.eq_ignore_ascii_case(RULES_VERSION))
@@ -187,41 +182,21 @@ pub fn read(buf: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) -> Result<Option<He
             || ours(name)
             || rw.changes.touches(name);
         if !dropped {
-            line(name.as_bytes(), h.value);
+            h1::line(out, name.as_bytes(), h.value);
         }
     }
     if body == Body::UntilClose {
-        line(b"transfer-encoding", b"chunked");
+        h1::line(out, b"transfer-encoding", b"chunked");
     }
     if let Some(rate) = rw.rate {
         rate.write_h1(out, |name| rw.changes.touches(name));
     }
-    let mut line = |name: &[u8], value: &[u8]| {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    };
-    for (name, value) in rw.changes.set() {
-        line(name.as_str().as_bytes(), value.as_bytes());
-    }
-    line(REQUEST_ID.as_bytes(), rw.request_id.as_bytes());
+    h1::set_lines(out, rw.changes);
+    h1::line(out, REQUEST_ID.as_bytes(), rw.request_id.as_bytes());
     if let Some(v) = rw.rules_version {
-        line(RULES_VERSION.as_bytes(), digits.format(v).as_bytes());
+        h1::line(out, RULES_VERSION.as_bytes(), digits.format(v).as_bytes());
     }
-    line(
-        b"date",
-        pingora::protocols::http::date::get_cached_date().as_bytes(),
-    );
-    line(
-        b"connection",
-        if rw.keep_alive {
-            b"keep-alive"
-        } else {
-            b"close"
-        },
-    );
-    out.extend_from_slice(b"\r\n");
+    h1::end_answer(out, rw.keep_alive);
     Ok(Some(Head {
         status,
         len,
