@@ -29,6 +29,7 @@ mod api;
 mod clicks;
 pub mod commands;
 mod config;
+mod console;
 mod limits;
 mod live;
 mod logging;

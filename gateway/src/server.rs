@@ -16,6 +16,7 @@ use crate::analytics;
 use crate::api::{self, ApiState};
 use crate::clicks::Pipeline;
 use crate::config::Config;
+use crate::console::{self, Console, Gate};
 use crate::live::{self, Live, Meta, Policy, Reloader, Signals, Snapshot, Trigger};
 use crate::metrics::Metrics;
 use crate::serve::{self, AccessLog, Decider, Front, Gateway, Limits, Options, TrustedProxies};
@@ -90,6 +91,22 @@ impl BackgroundService for Sources {
 
 /// Writes this process's id to `path`, never through a symlink planted
 /// there (the default lives in /tmp).
+/// The admin token: `admin.token`, or one made for this run and printed,
+/// so the console and the admin API work on the bundled config without a
+/// secret in it (only whoever reads the log can use it).
+fn admin_token(admin: &crate::config::AdminSection) -> Arc<str> {
+    if let Some(token) = &admin.token {
+        return Arc::from(token.as_str());
+    }
+    let token = crate::store::random_text(32);
+    tracing::warn!(
+        console = %format!("http://{}/console/", admin.listen),
+        token = %token,
+        "admin.token is not set: made one for this run; log in to the console with it (set admin.token or GATEWAY_ADMIN_TOKEN to keep one)"
+    );
+    Arc::from(token)
+}
+
 fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -282,12 +299,24 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     // listeners: bound earlier, the new socket would share the port's
     // connections while nothing serves it yet. The old process serves its
     // own for 5 s after the handover, so there is no gap either.
+    // One state for the Links API on its listener and for the operator's
+    // link routes on the admin listener: one key cache, one set of limits.
+    let api_state = store.as_ref().map(|store| {
+        Arc::new(ApiState::new(
+            store.clone(),
+            live.clone(),
+            config.api.clone().unwrap_or_default(),
+            metrics.clone(),
+        ))
+    });
     let admin_router = admin::router(AdminState {
         reloader: reloader.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
-        token: config.admin.token.as_deref().map(Arc::from),
+        token: Some(admin_token(&config.admin)),
         max_body: config.admin.max_body_bytes,
+        sessions: Arc::new(web::Sessions::new("gateway_console_admin")),
+        links: api_state.clone(),
     });
     // A reload runs up to reload_timeout and may then wait for a new
     // pool's first health checks; `gateway reload` waits 30 s longer than
@@ -325,19 +354,18 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         "health checks",
         HealthChecks { live: live.clone() },
     ));
-    if let (Some(section), Some(store)) = (&config.api, &store) {
+    if let (Some(section), Some(state)) = (&config.api, &api_state) {
         let listener = web::bind("api.listen", &section.listen, upgrade)?;
         let observer = api::observer(metrics.clone());
-        let state = ApiState::new(
-            store.clone(),
-            live.clone(),
-            section.clone(),
-            metrics.clone(),
-        );
+        let console = console::router(Console {
+            sessions: state.sessions.clone(),
+            gate: Gate::Partners(state.clone()),
+            live: live.clone(),
+        });
         let app = WebService::new(
             "links api",
             listener,
-            api::router(Arc::new(state)),
+            api::router(state.clone(), console),
             usize::try_from(section.max_body_bytes).unwrap_or(usize::MAX),
             section.timeout,
         )

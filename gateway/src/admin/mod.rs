@@ -17,6 +17,7 @@ mod health;
 mod keys;
 mod rules;
 mod stats;
+mod status;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -27,10 +28,12 @@ use serde::Serialize;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+use crate::api::ApiState;
+use crate::console::{self, Console, Gate};
 use crate::live::{Live, Reloader};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::web::{FieldError, Problem};
+use crate::web::{FieldError, Problem, Sessions, Subject};
 
 use health::Health;
 
@@ -49,18 +52,37 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// The largest request body the admin API reads (`admin.max_body_bytes`).
     pub max_body: usize,
+    /// Operators' console sessions, which stand for the token.
+    pub sessions: Arc<Sessions>,
+    /// The Links API's state, when there is a store: the console's Links
+    /// page works through it, as the operator, on this listener.
+    pub links: Option<Arc<ApiState>>,
 }
 
 /// The admin listener: `/live`, `/ready` and `/metrics` without a token,
-/// the admin API under `/admin/` behind the token check.
+/// the admin API under `/admin/` behind the token check, the console at
+/// `/console/`, and (with a store) the link routes of the Links API as
+/// the operator, also behind the token check.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let console = console::router(Console {
+        sessions: state.sessions.clone(),
+        gate: Gate::Operator(state.token.clone()),
+        live: state.reloader.live().clone(),
+    });
+    let links = state.links.clone().map(|api| {
+        crate::api::operator_router(api).route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_operator,
+        ))
+    });
+    let admin = Router::new()
         .merge(health::routes())
         // The admin API: a new group of `/admin/` routes is merged here.
         .merge(rules::routes())
         .merge(explain::routes())
         .merge(keys::routes())
         .merge(stats::routes())
+        .merge(status::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         // Layered after every route and the fallback, so it covers them
@@ -71,6 +93,13 @@ pub fn router(state: AdminState) -> Router {
         .layer(DefaultBodyLimit::max(state.max_body))
         .layer(middleware::map_response(no_store))
         .with_state(state)
+        // Not under the token check by path: the console logs in here,
+        // and the operator's link routes have their own check.
+        .merge(console);
+    match links {
+        Some(links) => admin.merge(links),
+        None => admin,
+    }
 }
 
 /// The health and metrics listener: `/metrics`, `/live` and `/ready` and
@@ -102,16 +131,44 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
             "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
         );
     };
-    if !authorized(req.headers(), token) {
-        return error(
+    match operator(&state, token, &req) {
+        Ok(()) => next.run(req).await,
+        Err(resp) => resp,
+    }
+}
+
+/// The token check in front of the operator's link routes.
+async fn require_operator(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "admin-disabled",
+            "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
+        );
+    };
+    match operator(&state, token, &req) {
+        Ok(()) => next.run(req).await,
+        Err(resp) => resp,
+    }
+}
+
+/// Whether `req` is the operator's: the bearer token, or an operator's
+/// console session (a change with its CSRF token).
+fn operator(state: &AdminState, token: &str, req: &Request) -> Result<(), Response> {
+    if authorized(req.headers(), token) {
+        return Ok(());
+    }
+    match state.sessions.authorize(req.method(), req.headers()) {
+        Ok(Some(session)) if session.subject == Subject::Operator => Ok(()),
+        Err(p) => Err(p.into_response()),
+        Ok(_) => Err(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or wrong bearer token",
         )
         .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
-        .into_response();
+        .into_response()),
     }
-    next.run(req).await
 }
 
 /// Whether `Authorization: Bearer <token>` carries `token`, compared in

@@ -82,8 +82,22 @@ async fn put_rules(
 }
 
 /// `GET /admin/rules`: the live version.
+/// The live version, and the last reload that did not go live (so a
+/// refusal triggered by a file change can be seen after the fact).
 async fn live_rules(State(state): State<AdminState>) -> Response {
-    json(StatusCode::OK, &state.reloader.live().load().info())
+    #[derive(serde::Serialize)]
+    struct Live {
+        #[serde(flatten)]
+        info: crate::live::VersionInfo,
+        last_refused: Option<crate::live::Refusal>,
+    }
+    json(
+        StatusCode::OK,
+        &Live {
+            info: state.reloader.live().load().info(),
+            last_refused: state.reloader.last_refused(),
+        },
+    )
 }
 
 /// `GET /admin/versions`: the kept versions, newest first.
@@ -95,8 +109,22 @@ async fn versions(State(state): State<AdminState>) -> Response {
 }
 
 /// `POST /admin/rollback`: the previous version again.
-async fn rollback(State(state): State<AdminState>) -> Response {
-    outcome_response(state.reloader.rollback().await)
+/// Back to the previous version, or with `?to=V` to kept version `V`.
+async fn rollback(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Response {
+    let to = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "to")
+        .map(|(_, v)| v.into_owned());
+    match to {
+        None => outcome_response(state.reloader.rollback().await),
+        Some(v) => match kept_text(&state, &v) {
+            Err(m) => problem(StatusCode::NOT_FOUND, "unknown-version", &m),
+            Ok(_) => {
+                // kept_text found it, so it parses.
+                let version = v.parse::<u64>().unwrap_or_default();
+                outcome_response(state.reloader.rollback_to(version).await)
+            }
+        },
+    }
 }
 
 /// `GET /admin/versions/{v}/rules`: the rules text version `v` was built

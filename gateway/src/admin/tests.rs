@@ -40,6 +40,8 @@ fn state(token: Option<&str>, max_body: usize) -> (tempfile::TempDir, AdminState
         metrics,
         token: token.map(Arc::from),
         max_body,
+        sessions: Arc::new(crate::web::Sessions::new("test")),
+        links: None,
     };
     (dir, state)
 }

@@ -20,7 +20,7 @@ use super::ApiState;
 use crate::limits::{policy_header, state_header};
 use crate::metrics::StoreOp;
 use crate::store::{secret_hash, ApiKey, Store, StoreError};
-use crate::web::Problem;
+use crate::web::{Problem, Subject};
 
 /// One key's token bucket (GCRA): `rate_per_second` sustained, `burst`
 /// at once.
@@ -29,27 +29,80 @@ type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformatio
 /// Each key's bucket, with the rate and burst it was made for.
 type Buckets = HashMap<String, (u32, u32, Arc<Bucket>)>;
 
-/// The key a request came with, put in the request's extensions.
+/// Who a request comes from, put in the request's extensions: a
+/// partner's key, or the operator (the console on the admin listener),
+/// who sees and changes every link.
 #[derive(Clone)]
-pub struct Caller(pub Arc<ApiKey>);
+pub struct Caller {
+    key: Arc<ApiKey>,
+    operator: bool,
+}
+
+/// The id the operator's requests go under (idempotency keys, logs); no
+/// key can have it, as key ids are 12 characters.
+const OPERATOR: &str = "operator";
 
 impl Caller {
+    /// A request with `key`.
+    pub fn key_of(key: Arc<ApiKey>) -> Caller {
+        Caller {
+            key,
+            operator: false,
+        }
+    }
+
+    /// A request of the operator: no host, quota or rate limit, every link.
+    pub fn operator() -> Caller {
+        Caller {
+            key: Arc::new(ApiKey {
+                id: OPERATOR.into(),
+                name: OPERATOR.into(),
+                hosts: vec!["*".into()],
+                can_write: true,
+                rate_per_second: 0,
+                burst: 0,
+                monthly_quota: None,
+                created_at: 0,
+                revoked_at: None,
+            }),
+            operator: true,
+        }
+    }
+
+    /// The key (for the operator, one that stands for it).
+    pub fn key(&self) -> &ApiKey {
+        &self.key
+    }
+
     /// `403` unless the key may write.
     pub fn may_write(&self) -> Result<(), Problem> {
-        if self.0.can_write {
+        if self.key.can_write {
             Ok(())
         } else {
             Err(Problem::new(
                 StatusCode::FORBIDDEN,
                 "read-only-key",
-                format!("API key `{}` is read-only", self.0.id),
+                format!("API key `{}` is read-only", self.key.id),
             ))
         }
     }
 
-    /// The key's id: the owner of the links it makes.
+    /// The key's id (`operator` for the operator): what its idempotency
+    /// keys and quota count under.
     pub fn id(&self) -> &str {
-        &self.0.id
+        &self.key.id
+    }
+
+    /// Whose links the caller sees and makes: its key's; `None` for the
+    /// operator, who sees every link and whose links have no owner.
+    pub fn owner(&self) -> Option<&str> {
+        (!self.operator).then_some(self.key.id.as_str())
+    }
+
+    /// Whether the caller may put links on `host` (any store domain, for
+    /// the operator).
+    pub fn covers(&self, host: &str) -> bool {
+        self.operator || self.key.covers(host)
     }
 }
 
@@ -73,9 +126,12 @@ impl Keys {
         }
     }
 
-    /// The key whose secret is `secret`, revoked or not.
-    async fn find(&self, store: &Store, secret: &str) -> Result<Option<Arc<ApiKey>>, StoreError> {
-        let hash = secret_hash(secret);
+    /// The key whose secret hashes to `hash`, revoked or not.
+    pub async fn find_hash(
+        &self,
+        store: &Store,
+        hash: String,
+    ) -> Result<Option<Arc<ApiKey>>, StoreError> {
         if let Some(found) = self.found.get(&hash) {
             return Ok(found);
         }
@@ -171,19 +227,49 @@ fn rate_headers(headers: &mut HeaderMap, key: &ApiKey, remaining: u32, reset: u6
     }
 }
 
+/// The hash of the key a request comes with: `Authorization: Bearer`, or
+/// else the console session it belongs to (a change checked for its CSRF
+/// token).
+fn key_hash(state: &ApiState, req: &Request) -> Result<String, Response> {
+    Ok(match bearer(req.headers()) {
+        Some(secret) => secret_hash(secret),
+        None => match state.sessions.authorize(req.method(), req.headers()) {
+            Ok(Some(session)) => match &session.subject {
+                Subject::Key(hash) => hash.clone(),
+                Subject::Operator => return Err(unauthorized("not a partner's session")),
+            },
+            Ok(None) => {
+                return Err(unauthorized(
+                    "send the API key as `Authorization: Bearer <key>`",
+                ))
+            }
+            Err(p) => return Err(p.into_response()),
+        },
+    })
+}
+
+/// The key whose secret hashes to `hash`.
+async fn key_of(state: &ApiState, hash: String) -> Result<Arc<ApiKey>, Response> {
+    match state.keys.find_hash(&state.store, hash).await {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(unauthorized("unknown API key")),
+        Err(e) => Err(store_problem(&e).into_response()),
+    }
+}
+
 /// Middleware in front of every `/api/v1/links` route.
 pub async fn authenticate(
     State(state): State<Arc<ApiState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(secret) = bearer(req.headers()) else {
-        return unauthorized("send the API key as `Authorization: Bearer <key>`");
+    let hash = match key_hash(&state, &req) {
+        Ok(hash) => hash,
+        Err(resp) => return resp,
     };
-    let key = match state.keys.find(&state.store, secret).await {
-        Ok(Some(key)) => key,
-        Ok(None) => return unauthorized("unknown API key"),
-        Err(e) => return store_problem(&e).into_response(),
+    let key = match key_of(&state, hash).await {
+        Ok(key) => key,
+        Err(resp) => return resp,
     };
     if key.revoked_at.is_some() {
         return unauthorized(&format!("API key `{}` is revoked", key.id));
@@ -224,7 +310,7 @@ pub async fn authenticate(
             return resp;
         }
     };
-    req.extensions_mut().insert(Caller(key.clone()));
+    req.extensions_mut().insert(Caller::key_of(key.clone()));
     let mut resp = next.run(req).await;
     rate_headers(resp.headers_mut(), &key, remaining, reset);
     resp

@@ -124,7 +124,7 @@ async fn create_all(state: &ApiState, caller: &Caller, input: BulkInput) -> ApiR
                 continue;
             }
         };
-        match prepare(&item, &caller.0, &rules, length) {
+        match prepare(&item, caller, &rules, length) {
             Ok(link) => pending.push(Pending {
                 index,
                 link,

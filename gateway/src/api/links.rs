@@ -166,7 +166,7 @@ pub async fn create_link(
     input: &LinkInput,
 ) -> Result<LinkRecord, Failed> {
     let rules = state.live.load().rules.clone();
-    let link = prepare(input, &caller.0, &rules, state.config.code_length)?;
+    let link = prepare(input, caller, &rules, state.config.code_length)?;
     if quota_left(state, caller).await? == Some(0) {
         return Err(quota_spent(caller).into());
     }
@@ -232,11 +232,11 @@ pub(super) async fn owned(
     caller: &Caller,
     id: i64,
 ) -> Result<LinkRecord, Problem> {
-    let owner = caller.id().to_string();
+    let owner = caller.owner().map(str::to_string);
     state
         .store
         .query(StoreOp::Read, move |b| async move {
-            b.link_by_id(id, Some(&owner)).await
+            b.link_by_id(id, owner.as_deref()).await
         })
         .await
         .map_err(|e| store_problem(&e))?
@@ -310,13 +310,19 @@ async fn replace(
     input: &LinkInput,
 ) -> Result<Result<LinkRecord, i64>, Problem> {
     let rules = state.live.load().rules.clone();
-    let link = prepare(input, &caller.0, &rules, state.config.code_length)?;
-    let (id, owner, expected) = (record.id, caller.id().to_string(), record.version);
+    let mut link = prepare(input, caller, &rules, state.config.code_length)?;
+    // The link keeps its owner, also when the operator changes it.
+    link.owner = record.link.owner.clone();
+    let (id, owner, expected) = (
+        record.id,
+        caller.owner().map(str::to_string),
+        record.version,
+    );
     let writing = link.clone();
     let result = state
         .store
         .query(StoreOp::Write, move |b| async move {
-            b.update_link(id, &owner, expected, &writing, rules::unix_now())
+            b.update_link(id, owner.as_deref(), expected, &writing, rules::unix_now())
                 .await
         })
         .await;
@@ -421,11 +427,11 @@ pub async fn remove(
 ) -> ApiResult {
     caller.may_write()?;
     let id = link_id(&id)?;
-    let owner = caller.id().to_string();
+    let owner = caller.owner().map(str::to_string);
     let gone = state
         .store
         .query(StoreOp::Write, move |b| async move {
-            b.delete_link(id, &owner).await
+            b.delete_link(id, owner.as_deref()).await
         })
         .await
         .map_err(|e| store_problem(&e))?;
@@ -493,7 +499,7 @@ pub async fn list(
         })?,
     };
     let filter = LinkFilter {
-        owner: Some(caller.id().to_string()),
+        owner: caller.owner().map(str::to_string),
         host: get("host").map(|h| h.trim().to_ascii_lowercase()),
         tag: get("tag"),
         q: get("q"),

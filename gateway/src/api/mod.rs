@@ -21,6 +21,7 @@ mod idempotency;
 mod links;
 mod model;
 mod openapi;
+mod qr;
 mod quota;
 mod stats;
 mod validate;
@@ -37,9 +38,9 @@ use crate::config::ApiSection;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::web::{Observer, Problem, Route};
+use crate::web::{Observer, Problem, Route, Sessions};
 
-pub use auth::Keys;
+pub use auth::{store_problem, Keys};
 
 /// What every handler reads.
 pub struct ApiState {
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub keys: Keys,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Partners' console sessions on this listener.
+    pub sessions: Arc<Sessions>,
 }
 
 impl ApiState {
@@ -65,6 +68,7 @@ impl ApiState {
             config,
             keys,
             metrics,
+            sessions: Arc::new(Sessions::new("gateway_console_api")),
         }
     }
 }
@@ -199,26 +203,51 @@ async fn not_allowed() -> Problem {
     )
 }
 
-/// The Links API's routes.
-pub fn router(state: Arc<ApiState>) -> Router {
-    let links = Router::new()
+/// The link routes partners and the operator share.
+fn link_routes() -> Router<Arc<ApiState>> {
+    Router::new()
         .route("/api/v1/links", get(links::list).post(links::create))
         .route("/api/v1/links/bulk", post(bulk::create))
-        .route(
-            "/api/v1/links/by-external-id/{external_id}",
-            put(links::upsert),
-        )
         .route(
             "/api/v1/links/{id}",
             get(links::read).patch(links::update).delete(links::remove),
         )
         .route("/api/v1/links/{id}/stats", get(stats::read))
+        .route("/api/v1/links/{id}/qr.svg", get(qr::svg))
+}
+
+/// The Links API's routes, and `extra` (the partners' console) on the
+/// same listener, counted in the same metrics.
+pub fn router(state: Arc<ApiState>, extra: Router) -> Router {
+    let links = link_routes()
+        // Partners' own ids: the operator's links have no owner to key
+        // them by.
+        .route(
+            "/api/v1/links/by-external-id/{external_id}",
+            put(links::upsert),
+        )
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(links)
+        .with_state(state)
+        .merge(extra)
         .route_layer(axum::middleware::from_fn(mark_route))
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
+}
+
+/// The link routes as the operator's console uses them on the admin
+/// listener: every link, any store domain, no rate limit or quota. It
+/// trusts every request it gets: mount it only behind the admin check.
+pub fn operator_router(state: Arc<ApiState>) -> Router {
+    link_routes()
+        .route_layer(axum::middleware::from_fn(as_operator))
         .with_state(state)
+}
+
+/// Marks a request as the operator's (see [`operator_router`]).
+async fn as_operator(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(auth::Caller::operator());
+    next.run(req).await
 }

@@ -47,6 +47,7 @@ impl Modify for BearerKey {
         super::links::upsert,
         super::bulk::create,
         super::stats::read,
+        super::qr::svg,
     ),
     components(schemas(
         Link, LinkInput, LinkPatch, LinkPage, QueryMode, BulkInput, BulkOutput, BulkResult, Problem, FieldError,

@@ -35,7 +35,7 @@ pub fn month_bounds(now: i64) -> (i64, i64) {
 
 /// How many more links `caller` may create this month (`None`: no quota).
 pub async fn quota_left(state: &ApiState, caller: &Caller) -> Result<Option<i64>, Problem> {
-    let Some(quota) = caller.0.monthly_quota else {
+    let Some(quota) = caller.key().monthly_quota else {
         return Ok(None);
     };
     let (start, _) = month_bounds(rules::unix_now());
@@ -60,7 +60,7 @@ pub fn quota_spent(caller: &Caller) -> Problem {
         format!(
             "API key `{}` has created its {} links of this month; the quota renews at {}",
             caller.id(),
-            caller.0.monthly_quota.unwrap_or(0),
+            caller.key().monthly_quota.unwrap_or(0),
             super::model::rfc3339(next)
         ),
     )
@@ -73,7 +73,7 @@ pub fn quota_spent(caller: &Caller) -> Problem {
 /// `caller`'s monthly quota as the store checks it in a write: the key,
 /// its quota, and the start of this month.
 pub fn quota_of(caller: &Caller) -> Option<(String, i64, i64)> {
-    let quota = caller.0.monthly_quota?;
+    let quota = caller.key().monthly_quota?;
     let (start, _) = month_bounds(rules::unix_now());
     Some((caller.id().to_string(), quota, start))
 }

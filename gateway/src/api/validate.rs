@@ -5,8 +5,9 @@
 use http::StatusCode;
 use rules::{RuleSet, StoreLink};
 
+use super::auth::Caller;
 use super::model::{rfc3339, LinkInput, LinkPatch, QueryMode};
-use crate::store::{random_text, ApiKey, LinkRecord, NewLink};
+use crate::store::{random_text, LinkRecord, NewLink};
 use crate::web::{FieldError, Problem};
 
 /// Most tags on one link, and the longest tag.
@@ -67,12 +68,13 @@ fn path_encoded(code: &str) -> String {
     out
 }
 
-/// Checks `input` for `key` under `rules`. A missing code is generated
+/// Checks `input` for `caller` under `rules`. A missing code is generated
 /// (`code_length` characters). The link comes back with its host and code
-/// as the store keeps them, owned by `key`.
+/// as the store keeps them, owned by `caller`'s key (by no key when the
+/// operator makes it).
 pub fn prepare(
     input: &LinkInput,
-    key: &ApiKey,
+    caller: &Caller,
     rules: &RuleSet,
     code_length: usize,
 ) -> Result<NewLink, Problem> {
@@ -153,7 +155,7 @@ pub fn prepare(
         query_mode: input.query.map(|q| q.as_str().to_string()),
         cache_control: input.cache_control.clone(),
         tags,
-        owner: Some(key.id.clone()),
+        owner: caller.owner().map(str::to_string),
         external_id: input.external_id.clone(),
     };
     if let Err(e) = StoreLink::compile(&link.spec(0, 0), rules) {
@@ -173,7 +175,7 @@ pub fn prepare(
         )
         .errors(errors));
     }
-    if !key.covers(&link.host) {
+    if !caller.covers(&link.host) {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "host-not-allowed",
@@ -181,7 +183,7 @@ pub fn prepare(
         )
         .field(
             "host",
-            format!("the key's hosts are {}", key.hosts.join(", ")),
+            format!("the key's hosts are {}", caller.key().hosts.join(", ")),
         ));
     }
     if let Some(rule) = rules.answered_by(&link.host, &link.code) {

@@ -20,14 +20,16 @@
 //! admin API is in `crate::admin`). A refused change leaves the live
 //! snapshot untouched.
 
+mod refusal;
 mod reload;
 mod remote;
 mod signals;
 mod snapshot;
 mod watch;
 
+pub use refusal::Refusal;
 pub use reload::{answering, Outcome, Policy, Reloader};
 pub use remote::run as poll_remote;
 pub use signals::Signals;
-pub use snapshot::{share, Live, Meta, Snapshot, Trigger};
+pub use snapshot::{share, Live, Meta, Snapshot, Trigger, VersionInfo};
 pub use watch::run as watch;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+use super::refusal::Refusal;
 use super::snapshot::{Live, Meta, Snapshot, Trigger, VersionInfo};
 use crate::config::Config;
 use crate::metrics::{Metrics, ReloadResult};
@@ -143,6 +144,8 @@ pub struct Reloader {
     history: std::sync::Mutex<VecDeque<Kept>>,
     policy: Policy,
     metrics: Arc<Metrics>,
+    /// The last reload that did not go live.
+    refused: std::sync::Mutex<Option<Refusal>>,
 }
 
 /// A version in the history. Only its text is kept, not its snapshot:
@@ -254,6 +257,7 @@ impl Reloader {
             path,
             policy,
             metrics,
+            refused: std::sync::Mutex::new(None),
         })
     }
 
@@ -388,6 +392,36 @@ impl Reloader {
         self.finish(trigger, started, outcome).await
     }
 
+    /// The last reload that did not go live, if any since the start.
+    pub fn last_refused(&self) -> Option<Refusal> {
+        match self.refused.lock() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Makes kept version `version` live again as a new version, and
+    /// writes its rules over the rules file so a restart agrees. The
+    /// version just before the live one comes back whole (its pools and
+    /// their health); an older one is built again from its text.
+    pub async fn rollback_to(&self, version: u64) -> Outcome {
+        let previous = self.inner.lock().await.previous.as_ref().map(|p| p.version);
+        if previous == Some(version) {
+            return self.rollback().await;
+        }
+        let Some(text) = self.text_of(version) else {
+            return Outcome::Failed(format!("version {version} is unknown or no longer kept"));
+        };
+        self.apply(
+            Some(text.to_string()),
+            Trigger::Rollback,
+            format!("rollback to version {version}"),
+            true,
+            true,
+        )
+        .await
+    }
+
     /// Makes the version before the live one live again, and writes its
     /// rules text back over the rules file so a restart agrees.
     pub async fn rollback(&self) -> Outcome {
@@ -457,6 +491,12 @@ impl Reloader {
     }
 
     async fn finish(&self, trigger: Trigger, started: Instant, outcome: Outcome) -> Outcome {
+        if let Some(refusal) = Refusal::of(trigger, &outcome) {
+            match self.refused.lock() {
+                Ok(mut r) => *r = Some(refusal),
+                Err(poisoned) => *poisoned.into_inner() = Some(refusal),
+            }
+        }
         let elapsed = started.elapsed();
         let trigger = trigger.as_str();
         self.metrics.reload(outcome.result(), elapsed.as_secs_f64());

@@ -175,10 +175,16 @@ impl Snapshot {
 
     /// The metrics text, with the pool gauges read now.
     pub fn render_metrics(&self, metrics: &Metrics) -> Vec<u8> {
+        self.refresh_gauges(metrics);
+        metrics.render()
+    }
+
+    /// Sets the gauges read off this snapshot's pools (healthy and total
+    /// backends) before the metrics are read.
+    pub fn refresh_gauges(&self, metrics: &Metrics) {
         for (name, pool) in &self.pools {
             metrics.upstream_backends(name, pool.healthy_backends(), pool.total_backends());
         }
-        metrics.render()
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 mod analytics;
 mod api;
+mod json;
 mod labels;
 mod register;
 mod routing;

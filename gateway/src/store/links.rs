@@ -138,7 +138,8 @@ impl Backend {
         records(rows)
     }
 
-    /// Replaces the fields of `owner`'s link `id` with `link`'s if it is
+    /// Replaces the fields of `owner`'s link `id` (any owner's when `owner`
+    /// is `None`) with `link`'s if it is
     /// still at version `expected`; its version goes up by one. The write
     /// comes first (the version check is in it): SQLite cannot turn a
     /// read transaction into a write once another writer committed, so a
@@ -147,7 +148,7 @@ impl Backend {
     pub async fn update_link(
         &self,
         id: i64,
-        owner: &str,
+        owner: Option<&str>,
         expected: i64,
         link: &NewLink,
         now: i64,
@@ -157,7 +158,7 @@ impl Backend {
              android = $6, desktop = $7, countries = $8, expires_at = $9, expired_to = $10, \
              query_mode = $11, cache_control = $12, tags = $13, owner = $14, external_id = $15, \
              updated_at = $16, version = version + 1 \
-             WHERE id = $17 AND owner = $18 AND version = $19 \
+             WHERE id = $17 AND (CAST($18 AS TEXT) IS NULL OR owner = $18) AND version = $19 \
              RETURNING CAST(NULL AS BIGINT) AS as_of, ",
             link_columns!()
         );
@@ -172,7 +173,9 @@ impl Backend {
         });
         let Some(row) = row else {
             let version: Option<i64> = on_pool!(self, pool => {
-                sqlx::query_scalar("SELECT version FROM links WHERE id = $1 AND owner = $2")
+                sqlx::query_scalar(
+                    "SELECT version FROM links WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR owner = $2)",
+                )
                     .bind(id)
                     .bind(owner)
                     .fetch_optional(pool)
@@ -187,15 +190,19 @@ impl Backend {
         Ok(Updated::Done(Box::new(record), seq))
     }
 
-    /// Deletes `owner`'s link `id`: its host and code and the change-log
-    /// entry, or `None` when there is no such link.
+    /// Deletes `owner`'s link `id` (any owner's when `owner` is `None`):
+    /// its host and code and the change-log entry, or `None` when there is
+    /// no such link.
     pub async fn delete_link(
         &self,
         id: i64,
-        owner: &str,
+        owner: Option<&str>,
     ) -> Result<Option<(String, String, i64)>, StoreError> {
         let gone: Option<(String, String)> = on_pool!(self, pool => {
-            sqlx::query_as("DELETE FROM links WHERE id = $1 AND owner = $2 RETURNING host, code")
+            sqlx::query_as(
+                "DELETE FROM links WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR owner = $2) \
+                 RETURNING host, code",
+            )
                 .bind(id)
                 .bind(owner)
                 .fetch_optional(pool)

@@ -10,4 +10,4 @@ mod outlier;
 mod pool;
 
 pub use failure::{classify, ALL_FAILED, NO_HEALTHY};
-pub use pool::{build, spawn_health_checks, Admitted, Pool, Pools};
+pub use pool::{build, spawn_health_checks, Admitted, BackendState, Pool, Pools};

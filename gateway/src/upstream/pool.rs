@@ -29,6 +29,17 @@ enum Selector {
     Consistent(LoadBalancer<Consistent>),
 }
 
+/// A backend as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackendState {
+    /// `ip:port`.
+    pub address: String,
+    /// Whether health checks find it up (presumed up before the first).
+    pub healthy: bool,
+    /// Whether outlier ejection keeps it out of the pool now.
+    pub ejected: bool,
+}
+
 /// One upstream pool and its health.
 pub struct Pool {
     /// The definition it was built from; an unchanged definition on reload
@@ -215,6 +226,26 @@ impl Pool {
             .iter()
             .filter(|b| backends.ready(b))
             .count()
+    }
+
+    /// Each backend's address, whether health checks find it up, and
+    /// whether outlier ejection has it out now; in address order.
+    pub fn backend_states(&self) -> Vec<BackendState> {
+        let backends = self.backends();
+        let mut out: Vec<BackendState> = backends
+            .get_backend()
+            .iter()
+            .map(|b| BackendState {
+                address: b.addr.to_string(),
+                healthy: backends.ready(b),
+                ejected: self
+                    .outliers
+                    .as_ref()
+                    .is_some_and(|o| o.is_ejected(b, &self.metrics)),
+            })
+            .collect();
+        out.sort_by(|a, b| a.address.cmp(&b.address));
+        out
     }
 
     /// Number of backends in the pool.
