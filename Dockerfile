@@ -41,6 +41,7 @@ ENV GATEWAY_SERVER_LISTEN=0.0.0.0:8080 \
     GATEWAY_SERVER_UPGRADE_SOCK=/tmp/gateway_upgrade.sock \
     GATEWAY_LOG_FORMAT=json \
     GATEWAY_STORE_URL=sqlite:///var/lib/gateway/data/gateway.db \
+    GATEWAY_CLICKS_DIR=/var/lib/gateway/clicks \
     GATEWAY_API_LISTEN=0.0.0.0:8081
 USER 10001:10001
 EXPOSE 8080 8081

@@ -91,20 +91,24 @@ impl BackgroundService for Sources {
 
 /// Writes this process's id to `path`, never through a symlink planted
 /// there (the default lives in /tmp).
-/// The admin token: `admin.token`, or one made for this run and printed,
-/// so the console and the admin API work on the bundled config without a
-/// secret in it (only whoever reads the log can use it).
-fn admin_token(admin: &crate::config::AdminSection) -> Arc<str> {
+/// The admin token: `admin.token`, or with `admin.generate_token` one
+/// made for this run and printed, so the console works on the bundled
+/// config without a secret in it (only whoever reads the log can use it);
+/// `None`: the admin API and the console are off.
+fn admin_token(admin: &crate::config::AdminSection) -> Option<Arc<str>> {
     if let Some(token) = &admin.token {
-        return Arc::from(token.as_str());
+        return Some(Arc::from(token.as_str()));
+    }
+    if !admin.generate_token {
+        return None;
     }
     let token = crate::store::random_text(32);
     tracing::warn!(
         console = %format!("http://{}/console/", admin.listen),
         token = %token,
-        "admin.token is not set: made one for this run; log in to the console with it (set admin.token or GATEWAY_ADMIN_TOKEN to keep one)"
+        "admin.token is not set: made one for this run (admin.generate_token); log in to the console with it, or set admin.token (GATEWAY_ADMIN_TOKEN) to keep one"
     );
-    Arc::from(token)
+    Some(Arc::from(token))
 }
 
 fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
@@ -313,7 +317,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         reloader: reloader.clone(),
         store: store.clone(),
         metrics: metrics.clone(),
-        token: Some(admin_token(&config.admin)),
+        token: admin_token(&config.admin),
         max_body: config.admin.max_body_bytes,
         sessions: Arc::new(web::Sessions::new("gateway_console_admin")),
         links: api_state.clone(),

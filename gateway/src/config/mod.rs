@@ -137,6 +137,10 @@ pub struct AdminSection {
     pub listen: String,
     /// Bearer token for the admin API (also `GATEWAY_ADMIN_TOKEN`).
     pub token: Option<String>,
+    /// Without `token`, make one at each start and print it in the log
+    /// (the bundled config: the console works with nothing to set);
+    /// otherwise, without `token`, the admin API and console are off.
+    pub generate_token: bool,
     /// Largest request body the admin API accepts (`PUT /admin/rules`).
     pub max_body_bytes: usize,
 }
@@ -146,6 +150,7 @@ impl Default for AdminSection {
         AdminSection {
             listen: "127.0.0.1:9901".into(),
             token: None,
+            generate_token: false,
             max_body_bytes: 64 << 20,
         }
     }
@@ -434,6 +439,7 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("rules", "version_header")
         | ("rules", "allow_empty")
         | ("log", "access")
+        | ("admin", "generate_token")
         | ("clicks", "enabled")
         | ("clicks", "anonymize_ip")
         | ("analytics", "enabled") => match value {

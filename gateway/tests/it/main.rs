@@ -12,6 +12,7 @@ mod cli;
 mod clicks;
 mod clicks_nats;
 mod client_ip;
+mod console;
 mod container;
 mod fast_path;
 mod forward;

@@ -12,7 +12,7 @@ mod upstream;
 
 pub use api::{sqlite_url, ApiGateway, Key};
 pub use gateway::{Gateway, Options};
-pub use http::{read_response, read_rest_of_request, request, send, Response};
+pub use http::{read_response, read_rest_of_request, request, request_with_body, send, Response};
 pub use nats::{Nats, Stored};
 pub use postgres::Postgres;
 pub use prometheus::Scrape;
