@@ -37,6 +37,7 @@ mod metrics;
 mod serve;
 mod server;
 mod store;
+mod tls;
 mod upstream;
 mod web;
 

@@ -21,6 +21,7 @@ use crate::live::{self, Live, Meta, Policy, Reloader, Signals, Snapshot, Trigger
 use crate::metrics::Metrics;
 use crate::serve::{self, AccessLog, Decider, Front, Gateway, Limits, Options, TrustedProxies};
 use crate::store::{self, Store};
+use crate::tls::{CertWatch, Tls};
 use crate::upstream;
 use crate::web::{self, WebService};
 use rules::RuleSet;
@@ -111,6 +112,25 @@ fn admin_token(admin: &crate::config::AdminSection) -> Option<Arc<str>> {
     Some(Arc::from(token))
 }
 
+/// Makes `crypto` rustls's provider for this process. Pingora installs
+/// `ring` when it builds a TLS acceptor or connector, unless a provider is
+/// already installed, so installing ours first decides which one
+/// handshakes.
+fn install_crypto(crypto: crate::config::TlsCrypto) {
+    let provider = match crypto {
+        crate::config::TlsCrypto::AwsLcRs => rustls::crypto::aws_lc_rs::default_provider(),
+        crate::config::TlsCrypto::Ring => rustls::crypto::ring::default_provider(),
+    };
+    if provider.install_default().is_err() {
+        tracing::warn!(
+            crypto = crypto.as_str(),
+            "a TLS crypto provider was already installed; tls.crypto has no effect"
+        );
+    } else {
+        tracing::info!(crypto = crypto.as_str(), "TLS crypto provider");
+    }
+}
+
 fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -126,6 +146,9 @@ fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
 
 /// Loads the rules, builds every service and runs until a shutdown signal.
 pub fn run(config: Config, upgrade: bool) -> Result<()> {
+    // Before anything makes a TLS connector (pools do), which would
+    // install Pingora's default.
+    install_crypto(config.tls.as_ref().map(|t| t.crypto).unwrap_or_default());
     let policy = Policy::of(&config);
     let rules = match RuleSet::load_with(&config.rules.path, &policy.load) {
         Ok(r) => r,
@@ -280,11 +303,13 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     }
     if let Some(tls) = &config.tls {
         let mut service = Service::new("gateway tls".to_string(), front(true));
-        let cert = tls.cert.to_str().context("tls.cert is not valid UTF-8")?;
-        let key = tls.key.to_str().context("tls.key is not valid UTF-8")?;
-        let mut settings = pingora::listeners::tls::TlsSettings::intermediate(cert, key)
-            .map_err(|e| anyhow::anyhow!("tls: cannot load {cert} / {key}: {e}"))?;
+        let certs = Arc::new(Tls::start(tls, metrics.clone())?);
+        // No files: the resolver picks a certificate per handshake.
+        let mut settings = pingora::listeners::tls::TlsSettings::intermediate("", "")
+            .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+        settings.set_cert_resolver(certs.certificates.clone());
         settings.enable_h2();
+        server.add_service(background_service("certificate watch", CertWatch(certs)));
         // TLS reads whole records (up to 16 KiB); a buffer of one record
         // keeps those reads to one syscall without Pingora's 64 KiB default.
         service.add_listener(

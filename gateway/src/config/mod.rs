@@ -123,10 +123,72 @@ impl Default for ServerSection {
 pub struct TlsSection {
     /// Address of the TLS listener (HTTP/1.1 and HTTP/2 via ALPN).
     pub listen: String,
-    /// PEM certificate chain.
+    /// PEM certificate chain of the default certificate: the one a client
+    /// gets whose server name no `[[tls.certificate]]` covers.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// More certificates, chosen by the server name (SNI) a client asks
+    /// for; without `cert`, the first is the default.
+    #[serde(default)]
+    pub certificate: Vec<CertificateEntry>,
+    /// The cryptography under rustls: `aws-lc-rs` (the default: about
+    /// twice `ring`'s full handshakes per second with an RSA key, see
+    /// docs/performance.md) or `ring`.
+    #[serde(default)]
+    pub crypto: TlsCrypto,
+}
+
+/// `[[tls.certificate]]`: one certificate and the names it serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateEntry {
+    /// PEM certificate chain, the end-entity certificate first.
     pub cert: PathBuf,
-    /// PEM private key.
+    /// PEM private key (RSA, ECDSA or Ed25519).
     pub key: PathBuf,
+    /// Server names it is chosen for (`*.example.com`: one label below
+    /// example.com); none: the DNS names of the certificate itself.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+impl TlsSection {
+    /// Every certificate, the default first (`cert`/`key`, or else the
+    /// first `[[tls.certificate]]`).
+    pub fn certificates(&self) -> Vec<CertificateEntry> {
+        let mut all = Vec::with_capacity(self.certificate.len() + 1);
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            all.push(CertificateEntry {
+                cert: cert.clone(),
+                key: key.clone(),
+                hosts: Vec::new(),
+            });
+        }
+        all.extend(self.certificate.iter().cloned());
+        all
+    }
+}
+
+/// The rustls crypto provider of the TLS listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsCrypto {
+    /// AWS-LC (BoringSSL's descendant), through `aws-lc-rs`.
+    #[default]
+    AwsLcRs,
+    /// `ring`.
+    Ring,
+}
+
+impl TlsCrypto {
+    /// The name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsCrypto::AwsLcRs => "aws-lc-rs",
+            TlsCrypto::Ring => "ring",
+        }
+    }
 }
 
 /// `[admin]`.
@@ -190,7 +252,7 @@ pub struct RulesSection {
 
 impl Config {
     /// How the files the rules name are read: never this configuration or
-    /// the TLS key, which often sit next to them.
+    /// the TLS keys and certificates, which often sit next to them.
     pub fn load_options(&self) -> rules::LoadOptions {
         let deny_files = self
             .source
@@ -199,7 +261,8 @@ impl Config {
             .chain(
                 self.tls
                     .iter()
-                    .flat_map(|t| [t.key.clone(), t.cert.clone()]),
+                    .flat_map(|t| t.certificates())
+                    .flat_map(|c| [c.key, c.cert]),
             )
             .collect();
         rules::LoadOptions {
@@ -385,6 +448,14 @@ impl Config {
         if let Some(url) = &self.rules.url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("config: rules.url must start with http:// or https://");
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert.is_some() != tls.key.is_some() {
+                bail!("config: tls.cert and tls.key go together");
+            }
+            if tls.certificates().is_empty() {
+                bail!("config: [tls] needs a certificate: cert and key, or [[tls.certificate]]");
             }
         }
         if let Some(t) = &self.admin.token {

@@ -32,4 +32,4 @@ pub use reload::{answering, Outcome, Policy, Reloader};
 pub use remote::run as poll_remote;
 pub use signals::Signals;
 pub use snapshot::{share, Live, Meta, Snapshot, Trigger, VersionInfo};
-pub use watch::run as watch;
+pub use watch::{on_changes as watch_files, run as watch};

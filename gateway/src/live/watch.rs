@@ -1,5 +1,6 @@
 //! Reload on file changes: the rules file and every CSV and body file it
-//! names.
+//! names ([`run`]); and the same watching for any set of files
+//! ([`on_changes`]: the TLS certificates).
 //!
 //! Directories are watched, not files: editors write a temporary file and
 //! rename it over the original, and Kubernetes swaps a `..data` symlink in
@@ -80,8 +81,35 @@ async fn settle(files: &[PathBuf], quiet: Duration) -> bool {
 pub async fn run(
     reloader: Arc<Reloader>,
     debounce: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let files = {
+        let reloader = reloader.clone();
+        move || reloader.live().load().rules.files().to_vec()
+    };
+    on_changes(files, debounce, shutdown, move || {
+        let reloader = reloader.clone();
+        async move {
+            reloader.reload(Trigger::File, false).await;
+        }
+    })
+    .await;
+}
+
+/// Runs until `shutdown` fires: watches the directories of the files
+/// `files` names (asked again after each change), and after a burst of
+/// changes to them has been quiet for `debounce` and the files stopped
+/// growing, calls `changed`.
+pub async fn on_changes<F, C, Fut>(
+    files: F,
+    debounce: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut changed: C,
+) where
+    F: Fn() -> Vec<PathBuf>,
+    C: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let handler = move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {
@@ -99,7 +127,7 @@ pub async fn run(
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!(error = %e, "cannot watch the rules files; reload with SIGHUP or the admin API");
+            tracing::error!(error = %e, "cannot watch files; reload with SIGHUP or the admin API");
             return;
         }
     };
@@ -107,7 +135,7 @@ pub async fn run(
     let mut names: BTreeSet<OsString>;
     loop {
         // (Re)aim the watches at what the live rules reference now.
-        let (dirs, wanted) = targets(reloader.live().load().rules.files());
+        let (dirs, wanted) = targets(&files());
         for d in watched.difference(&dirs) {
             let _ = watcher.unwatch(d);
         }
@@ -142,15 +170,14 @@ pub async fn run(
                 },
             }
         }
-        tracing::debug!(path = %first.display(), "rules files changed");
-        let files: Vec<PathBuf> = reloader.live().load().rules.files().to_vec();
-        if !settle(&files, debounce).await {
+        tracing::debug!(path = %first.display(), "watched files changed");
+        if !settle(&files(), debounce).await {
             tracing::warn!(
-                "rules files still changing after {} checks; reloading what is there now",
+                "files still changing after {} checks; reading what is there now",
                 SETTLE_CHECKS
             );
         }
-        reloader.reload(Trigger::File, false).await;
+        changed().await;
     }
 }
 

@@ -18,6 +18,7 @@ mod labels;
 mod register;
 mod routing;
 mod store;
+mod tls;
 
 use register::register;
 
@@ -27,6 +28,7 @@ use labels::KINDS;
 pub use labels::{Kind, ReloadResult, UpstreamFailure};
 pub use routing::RoutingMetrics;
 pub use store::{Failure as StoreFailure, Lookup as StoreLookup, Op as StoreOp, StoreMetrics};
+pub use tls::TlsMetrics;
 
 /// Status codes 0..600 get a counter each, made on first use.
 const CODES: usize = 600;
@@ -127,6 +129,8 @@ pub struct Metrics {
     pub analytics: AnalyticsMetrics,
     /// Rate limits and outlier ejection of API routes.
     pub routing: RoutingMetrics,
+    /// The TLS certificates.
+    pub tls: TlsMetrics,
 }
 
 /// Request latency buckets: 50 µs to 10 s.
@@ -334,6 +338,7 @@ impl Metrics {
             api: ApiMetrics::new(&r)?,
             analytics: AnalyticsMetrics::new(&r)?,
             routing: RoutingMetrics::new(&r)?,
+            tls: TlsMetrics::new(&r)?,
             registry: r,
         };
         let build = register(

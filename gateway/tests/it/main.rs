@@ -24,3 +24,4 @@ mod reload;
 mod route_limits;
 mod store;
 mod tls;
+mod tls_certificates;

@@ -1,0 +1,43 @@
+//! Metrics of the TLS listener's certificates: when each expires, and
+//! how their reloads went.
+
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+
+use super::register::register;
+
+/// Certificates.
+pub struct TlsMetrics {
+    /// `gateway_tls_certificate_expiry_timestamp_seconds{certificate}`:
+    /// the `notAfter` of each served certificate (its file).
+    pub expiry: GaugeVec,
+    /// `gateway_tls_certificate_reloads_total{result}`: `success` or
+    /// `failure` (the old certificates kept serving).
+    pub reloads: IntCounterVec,
+}
+
+impl TlsMetrics {
+    pub(super) fn new(r: &Registry) -> prometheus::Result<TlsMetrics> {
+        Ok(TlsMetrics {
+            expiry: register(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "gateway_tls_certificate_expiry_timestamp_seconds",
+                        "When each served TLS certificate expires (notAfter, Unix seconds), by certificate file.",
+                    ),
+                    &["certificate"],
+                )?,
+            )?,
+            reloads: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gateway_tls_certificate_reloads_total",
+                        "Reloads of the TLS certificates after their files changed, by result.",
+                    ),
+                    &["result"],
+                )?,
+            )?,
+        })
+    }
+}

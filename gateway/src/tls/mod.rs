@@ -1,0 +1,140 @@
+//! The TLS listener's certificates (docs/operations.md, "TLS"): several,
+//! chosen per handshake by the server name the client asks for
+//! ([`resolver`]), read from PEM files ([`certificate`]) and read again
+//! when those files change — a rename over them, a Kubernetes Secret's
+//! symlink swap — with a set that does not load refused whole while the
+//! old one keeps serving. Each certificate's expiry is a metric.
+
+mod certificate;
+mod resolver;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{CertificateEntry, TlsSection};
+use crate::metrics::Metrics;
+
+pub use certificate::{CertError, Loaded};
+pub use resolver::Certificates;
+
+/// How long certificate files must be quiet before they are read again.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// The configured certificates and what serves them.
+pub struct Tls {
+    entries: Vec<CertificateEntry>,
+    /// Given to the listener as its certificate resolver.
+    pub certificates: Arc<Certificates>,
+    metrics: Arc<Metrics>,
+}
+
+/// Reads every certificate of `entries`: all of them, or every error.
+fn load_all(entries: &[CertificateEntry]) -> Result<Vec<Loaded>, Vec<CertError>> {
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let (mut loaded, mut errors) = (Vec::new(), Vec::new());
+    for entry in entries {
+        match certificate::load(entry, &provider) {
+            Ok(c) => loaded.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(errors)
+    }
+}
+
+impl Tls {
+    /// Reads `section`'s certificates; any that cannot be served stops the
+    /// start, naming each.
+    pub fn start(section: &TlsSection, metrics: Arc<Metrics>) -> anyhow::Result<Tls> {
+        let entries = section.certificates();
+        let loaded = load_all(&entries).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("tls: {e}")).collect();
+            anyhow::anyhow!(lines.join("\n"))
+        })?;
+        let tls = Tls {
+            certificates: Arc::new(Certificates::new(&loaded)),
+            entries,
+            metrics,
+        };
+        tls.publish(&loaded);
+        Ok(tls)
+    }
+
+    /// Sets each certificate's expiry, and warns of one that has expired
+    /// or expires within two weeks.
+    fn publish(&self, loaded: &[Loaded]) {
+        let expiry = &self.metrics.tls.expiry;
+        expiry.reset();
+        let now = rules::unix_now();
+        for c in loaded {
+            expiry
+                .with_label_values(&[c.name.as_str()])
+                .set(c.not_after as f64);
+            if c.not_after < now + 14 * 86_400 {
+                tracing::warn!(certificate = %c.name, hosts = ?c.hosts, not_after = c.not_after, "TLS certificate expires within two weeks or has expired");
+            }
+        }
+    }
+
+    /// Reads the certificates again: all of them go live, or none (each
+    /// error logged, the old set kept).
+    pub fn reload(&self) -> Result<usize, Vec<CertError>> {
+        let reloads = &self.metrics.tls.reloads;
+        match load_all(&self.entries) {
+            Ok(loaded) => {
+                self.certificates.replace(&loaded);
+                self.publish(&loaded);
+                reloads.with_label_values(&["success"]).inc();
+                tracing::info!(certificates = loaded.len(), "TLS certificates reloaded");
+                Ok(loaded.len())
+            }
+            Err(errors) => {
+                reloads.with_label_values(&["failure"]).inc();
+                for e in &errors {
+                    tracing::error!(error = %e, "TLS certificate refused; the previous certificates keep serving");
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    /// Every file the certificates are read from.
+    fn files(&self) -> Vec<PathBuf> {
+        self.entries
+            .iter()
+            .flat_map(|e| [e.cert.clone(), e.key.clone()])
+            .collect()
+    }
+}
+
+/// Reloads the certificates when their files change.
+pub struct CertWatch(pub Arc<Tls>);
+
+#[async_trait]
+impl BackgroundService for CertWatch {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let files = self.0.files();
+        let tls = self.0.clone();
+        crate::live::watch_files(
+            move || files.clone(),
+            DEBOUNCE,
+            shutdown,
+            move || {
+                let tls = tls.clone();
+                async move {
+                    let _ = tls.reload();
+                }
+            },
+        )
+        .await;
+    }
+}
