@@ -66,6 +66,10 @@ impl Tls {
             metrics,
         };
         tls.publish(&loaded);
+        // Both series from the start, so an alert on failures has one.
+        for result in ["success", "failure"] {
+            tls.metrics.tls.reloads.with_label_values(&[result]);
+        }
         Ok(tls)
     }
 

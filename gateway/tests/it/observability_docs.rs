@@ -440,11 +440,15 @@ fn alerts_dashboard_and_docs_match_the_exported_metrics() {
         "[clicks]\nenabled = true\nsink = \"file\"\ndir = \"{}\"\nflush_interval = \"50ms\"\n",
         clicks.path().display()
     );
+    // A TLS listener, so the certificate metrics have series too.
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["go.example.com".to_string()]).unwrap();
     let gw = Gateway::start_with(
         &rules(&up),
         Options {
             files: &[("links.csv", LINKS)],
             extra_config: &clicks_config,
+            tls: Some((cert.pem(), key_pair.serialize_pem())),
             ..Options::default()
         },
     );
