@@ -339,6 +339,11 @@ const SECTIONS: [&str; 10] = [
     "analytics",
 ];
 
+/// Serves the console's files from this directory instead of the binary
+/// (for working on the console); a `GATEWAY_` variable that is not
+/// configuration.
+pub const CONSOLE_DIR_VAR: &str = "GATEWAY_CONSOLE_DIR";
+
 impl Config {
     /// Reads `path` (when it exists or was asked for explicitly) and applies
     /// `GATEWAY_*` overrides from `env`.
@@ -368,6 +373,9 @@ impl Config {
             let Some(rest) = key.strip_prefix("GATEWAY_") else {
                 continue;
             };
+            if key == CONSOLE_DIR_VAR {
+                continue;
+            }
             let rest = rest.to_ascii_lowercase();
             let Some((section, field)) = rest.split_once('_') else {
                 bail!("environment variable {key}: expected GATEWAY_<SECTION>_<KEY>");
@@ -574,6 +582,8 @@ mod tests {
         );
         assert!(e.contains("unknown section"), "{e}");
         std::fs::write(&p, "").unwrap();
+        // Not configuration, so not an unknown section either.
+        Config::load(Some(&p), env(&[(CONSOLE_DIR_VAR, "/tmp/dist")])).unwrap();
         let e = format!(
             "{:#}",
             Config::load(Some(&p), env(&[("GATEWAY_ADMIN_TOKEN", "short")])).unwrap_err()

@@ -13,8 +13,7 @@ use std::borrow::Cow;
 #[folder = "../console/dist/"]
 struct Dist;
 
-/// The environment variable naming a directory to serve the console from.
-pub const DIR_VAR: &str = "GATEWAY_CONSOLE_DIR";
+use crate::config::CONSOLE_DIR_VAR as DIR_VAR;
 
 /// A file's bytes and the tag `If-None-Match` compares.
 struct File {
