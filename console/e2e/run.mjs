@@ -99,6 +99,9 @@ function httpReq({ port, method = 'GET', path: p = '/', headers = {}, body, time
   });
 }
 
+/** Thrown by an `until` probe to stop waiting at once. */
+class Fatal extends Error {}
+
 /** Polls `fn` until it returns a truthy value; fails with `what` after `ms`. */
 async function until(what, fn, ms = 10_000, every = 250) {
   const end = Date.now() + ms;
@@ -109,6 +112,7 @@ async function until(what, fn, ms = 10_000, every = 250) {
       if (v) return v;
       last = v;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       last = e;
     }
     if (Date.now() > end) {
@@ -294,7 +298,9 @@ format = "text"
   await until(
     'GET /ready on the admin listener',
     async () => {
-      if (W.gateway.exited) throw new Error(`the gateway exited (${JSON.stringify(W.gateway.exited)}); see its log`);
+      if (W.gateway.exited) {
+        throw new Fatal(`the gateway exited at start (${JSON.stringify(W.gateway.exited)}); its log:\n${logTail(15)}`);
+      }
       const r = await httpReq({ port: W.ports.admin, path: '/ready', timeout: 1000 });
       return r.status === 200;
     },
@@ -421,6 +427,15 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 before(async () => {
+  try {
+    await setUp();
+  } catch (e) {
+    W.failed.push(`set-up: ${e.message.split('\n')[0]}`);
+    throw e;
+  }
+});
+
+async function setUp() {
   W.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-e2e-'));
   console.log(`# e2e: working directory ${W.dir}`);
   for (const k of ['server', 'admin', 'api', 'backend']) W.ports[k] = await freePort();
@@ -443,7 +458,7 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
     timeout: 30_000,
   });
-});
+}
 
 after(async () => {
   if (W.browser) await W.browser.close().catch(() => {});
@@ -539,7 +554,32 @@ e2e('2. create a link on the Links page; an invalid destination is shown at its 
   assert.match(await row.textContent(), /https:\/\/shop\.example\.com\/summer/);
   await page.getByRole('status').filter({ hasText: 'Created' }).waitFor();
 
-  // And in the unfiltered list.
+  // Edit it: a tag (PATCH with If-Match), shown on its page.
+  await row.getByRole('link', { name: 'Edit go.example.com/summer-e2e' }).click();
+  await heading(page, 'Edit link');
+  await page.getByLabel('Tags').fill('summer, e2e');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('heading', { name: 'Analytics' }).waitFor();
+  await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+  assert.match(await page.locator('dl.props').first().textContent(), /summer\s*e2e/);
+
+  // Another link, deleted through the confirmation dialog.
+  await page.goto(adminUrl('/console/#/links/new'));
+  await page.getByLabel('Code').fill('delete-me');
+  await page.getByLabel('Destination', { exact: true }).fill('https://shop.example.com/gone');
+  await page.getByRole('button', { name: 'Create link' }).click();
+  const doomed = page.locator('tr[data-code="delete-me"]');
+  await doomed.waitFor();
+  await doomed.getByRole('button', { name: 'Delete go.example.com/delete-me' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  assert.equal(await doomed.count(), 1, 'cancel keeps the link');
+  await doomed.getByRole('button', { name: 'Delete go.example.com/delete-me' }).click();
+  await dialog.getByRole('button', { name: 'Delete' }).click();
+  await until('the deleted link to leave the list', async () => (await doomed.count()) === 0, 5000);
+  assert.equal((await visit('/delete-me', UA.desktop)).status, 404, 'the deleted link no longer answers');
+
+  // The new link is in the unfiltered list.
   await page.goto(adminUrl('/console/#/links'));
   await page.locator('tr[data-code="summer-e2e"]').waitFor();
   await shot(page, 'links');
