@@ -65,7 +65,9 @@ function storeHealth(prev, cur) {
   if (!M.has(cur, 'gateway_store_lag_seconds') && !M.has(cur, 'gateway_store_errors_total')) return null;
   const lag = M.sum(cur, 'gateway_store_lag_seconds');
   const behind = M.sum(cur, 'gateway_store_changes_behind');
-  const errorsTotal = M.sumBy(cur, 'gateway_store_errors_total', 'kind');
+  const errorsTotal = Object.fromEntries(
+    Object.entries(M.sumBy(cur, 'gateway_store_errors_total', 'kind')).filter(([, v]) => v > 0),
+  );
   const recent = prev ? M.increase(prev, cur, 'gateway_store_errors_total') : 0;
   const unavailable = prev ? M.increase(prev, cur, 'gateway_store_errors_total', (l) => l.kind === 'unavailable') : 0;
   let state = 'ok';
@@ -237,7 +239,7 @@ export function Overview() {
               {rules.counts && (
                 <p class="small">
                   {Object.entries(rules.counts)
-                    .filter(([, v]) => typeof v === 'number')
+                    .filter(([, v]) => typeof v === 'number' && v > 0)
                     .map(([k, v]) => `${fmtNumber(v)} ${k.replace(/_/g, ' ')}`)
                     .join(' · ')}
                 </p>
