@@ -823,9 +823,11 @@ e2e('8. the Overview and Upstreams pages show live data', async (page) => {
   assert.equal(await page.locator('[data-stat="rules-version"]').textContent(), String(rules.json.version), 'the live rules version');
   assert.match(await page.locator('li[data-pool="backend"]').textContent(), /1\/1 healthy/);
   // A second poll gives rates and the chart; keep traffic going meanwhile.
+  // (Longer when taking screenshots, so the chart has a few points.)
   const traffic = (async () => {
-    for (let i = 0; i < 12; i++) {
-      await visit('/docs', UA.desktop);
+    for (let i = 0; i < (SHOTS ? 40 : 12); i++) {
+      await visit(i % 7 === 3 ? '/nope' : '/docs', UA.desktop);
+      if (i % 4 === 0) await httpReq({ port: W.ports.server, path: `/v1/items/${i}`, headers: { host: 'api.example.com' } });
       await sleep(300);
     }
   })();

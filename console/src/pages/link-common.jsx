@@ -14,8 +14,9 @@ export function takeFlash() {
   return f;
 }
 
+/** The hosts links may be created on; null while they are being read. */
 export function useDomains() {
-  const [hosts, setHosts] = useState([]);
+  const [hosts, setHosts] = useState(null);
   useEffect(() => {
     get('/console/domains').then(
       (d) => setHosts((d && d.hosts) || []),

@@ -102,7 +102,7 @@ export function LinkEdit({ session, id }) {
   }, [id]);
 
   useEffect(() => {
-    if (!editing && !form.host && hosts.length > 0) setForm((f) => ({ ...f, host: hosts[0] }));
+    if (!editing && hosts && hosts.length > 0) setForm((f) => (f.host ? f : { ...f, host: hosts[0] }));
   }, [hosts]);
 
   const set = (k) => (e) => setForm({ ...form, [k]: e.currentTarget.value });
@@ -202,7 +202,8 @@ export function LinkEdit({ session, id }) {
   }
   if (editing && !link) return <Loading what="Loading the link" />;
 
-  const hostOptions = [...new Set([...hosts, ...(form.host ? [form.host] : [])])];
+  const hostsLoading = hosts === null;
+  const hostOptions = [...new Set([...(hosts || []), ...(form.host ? [form.host] : [])])];
   const f = (name, label, props = {}, hint) => (
     <Field id={`link-${name}`} label={label} errors={errors[name]} hint={hint} wide={props.wide}>
       {({ id: fid, invalid, describedBy }) => (
@@ -230,9 +231,13 @@ export function LinkEdit({ session, id }) {
       <h1>{editing ? 'Edit link' : 'New link'}</h1>
       <form class="card form" onSubmit={submit} noValidate aria-label={editing ? 'Edit link' : 'New link'}>
         <div class="grid2">
-          <Field id="link-host" label="Host" errors={errors.host} hint={hostOptions.length ? undefined : 'A link domain of the rules ([[domain]] with store = true).'}>
+          <Field id="link-host" label="Host" errors={errors.host} hint={hostsLoading || hostOptions.length ? undefined : 'A link domain of the rules ([[domain]] with store = true).'}>
             {({ id: fid, invalid, describedBy }) =>
-              hostOptions.length > 0 ? (
+              hostsLoading ? (
+                <select id={fid} name="host" disabled aria-describedby={describedBy}>
+                  <option>Loading the link domains…</option>
+                </select>
+              ) : hostOptions.length > 0 ? (
                 <select id={fid} name="host" value={form.host} onChange={set('host')} aria-invalid={invalid ? 'true' : undefined} aria-describedby={describedBy}>
                   {hostOptions.map((h) => (
                     <option key={h} value={h}>
@@ -297,7 +302,7 @@ export function LinkEdit({ session, id }) {
           <a class="btn" href={editing ? `#/links/${id}` : '#/links'}>
             Cancel
           </a>
-          <button type="submit" class="btn btn-primary" disabled={busy}>
+          <button type="submit" class="btn btn-primary" disabled={busy || hostsLoading}>
             {busy ? 'Saving…' : editing ? 'Save changes' : 'Create link'}
           </button>
         </div>

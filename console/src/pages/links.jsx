@@ -104,7 +104,7 @@ export function LinksPage({ session }) {
           <label for="f-host">Host</label>
           <select id="f-host" value={form.host} onChange={(e) => setForm({ ...form, host: e.currentTarget.value })}>
             <option value="">Any host</option>
-            {[...new Set([...hosts, ...(filters.host ? [filters.host] : [])])].map((h) => (
+            {[...new Set([...(hosts || []), ...(filters.host ? [filters.host] : [])])].map((h) => (
               <option key={h} value={h}>
                 {h}
               </option>
