@@ -709,7 +709,7 @@ e2e('5. explain: a URL answered by a rule shows the rule, the steps and the fina
   assert.match(steps, /pattern \/p\/\{sku\}/, 'the step that matched');
   assert.match(steps, /sku = SKU-42/, 'the capture');
   assert.match(steps, /ios/, 'the device');
-  await page.evaluate(() => window.scrollTo(0, document.querySelector('.explain-result').getBoundingClientRect().top + window.scrollY - 330));
+  await page.evaluate(() => window.scrollTo(0, document.querySelector('form.card').getBoundingClientRect().top + window.scrollY - 68));
   await shot(page, 'explain');
 
   // The same URL from a desktop gets the default destination.

@@ -62,7 +62,8 @@ export function TimeChart({ data, series, height = 220, label, yFormat, utc = tr
         x: {
           time: true,
           range: (u, min, max) => {
-            if (window) return [max - window, max];
+            // The last `window` seconds, or less while there is less data.
+            if (window) return [Math.min(Math.max(min, max - window), max - 2 * step), max];
             return hasBars ? [min - step / 2, max + step / 2] : [min, max];
           },
         },

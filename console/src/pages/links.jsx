@@ -1,6 +1,6 @@
 // Links: search (q, host, tag), a paged list, delete with confirmation and
 // a QR code for any link. Create and edit are in link-edit.jsx.
-import { useState, useEffect } from 'preact/hooks';
+import { useState, useEffect, useRef } from 'preact/hooks';
 import { get, del, query } from '../api.js';
 import { navigate, useRoute } from '../router.js';
 import { ErrorBox, Loading, ConfirmDialog, fmtTime } from '../ui.jsx';
@@ -25,6 +25,11 @@ export function LinksPage({ session }) {
   const [flash, setFlash] = useState(takeFlash);
 
   const key = `${filters.q}|${filters.host}|${filters.tag}|${cursor}`;
+  // A message of the last change stays until the next search or page.
+  const firstKey = useRef(key);
+  useEffect(() => {
+    if (key !== firstKey.current) setFlash(null);
+  }, [key]);
   useEffect(() => {
     setForm(filters);
     let live = true;
