@@ -381,6 +381,25 @@ async function login(page, url, token) {
 
 const loginOperator = (page) => login(page, adminUrl(), W.token);
 
+/** Every form control and button of the page has an accessible name. */
+async function assertLabelled(page, where) {
+  const unnamed = await page.evaluate(() => {
+    const out = [];
+    const visible = (el) => el.getClientRects().length > 0;
+    for (const el of document.querySelectorAll('input, select, textarea, button')) {
+      if (!visible(el) || el.type === 'hidden') continue;
+      const named =
+        (el.labels && el.labels.length > 0) ||
+        el.getAttribute('aria-label') ||
+        el.getAttribute('aria-labelledby') ||
+        (el.tagName === 'BUTTON' && el.textContent.trim());
+      if (!named) out.push(el.outerHTML.slice(0, 120));
+    }
+    return out;
+  });
+  assert.deepEqual(unnamed, [], `controls without a label on ${where}`);
+}
+
 async function heading(page, text) {
   await page.getByRole('heading', { level: 1, name: text }).waitFor();
 }
@@ -520,6 +539,14 @@ e2e('1. operator login: HttpOnly SameSite=Strict cookie; a wrong token is refuse
   await page.getByLabel('Admin token or API key').waitFor();
   const status = await page.evaluate(async () => (await fetch('/console/session', { credentials: 'same-origin' })).status);
   assert.equal(status, 401, 'GET /console/session after logout');
+
+  // A 401 on any page (here: the cookie is gone) leads back to the login form.
+  await loginOperator(page);
+  await heading(page, 'Overview');
+  await context.clearCookies();
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Links' }).click();
+  await page.getByLabel('Admin token or API key').waitFor();
+  await page.getByText('Your session has ended').waitFor();
 });
 
 e2e('2. create a link on the Links page; an invalid destination is shown at its field', async (page) => {
@@ -528,6 +555,8 @@ e2e('2. create a link on the Links page; an invalid destination is shown at its 
   await heading(page, 'Links');
   await page.getByRole('link', { name: 'New link' }).click();
   await heading(page, 'New link');
+  await page.getByText('Devices, countries, expiry and more').click();
+  await assertLabelled(page, 'the new link form');
 
   await page.getByLabel('Host').selectOption('go.example.com');
   await page.getByLabel('Code').fill('summer-e2e');
@@ -582,6 +611,7 @@ e2e('2. create a link on the Links page; an invalid destination is shown at its 
   // The new link is in the unfiltered list.
   await page.goto(adminUrl('/console/#/links'));
   await page.locator('tr[data-code="summer-e2e"]').waitFor();
+  await assertLabelled(page, 'the links page');
   await shot(page, 'links');
 });
 
@@ -639,6 +669,7 @@ e2e('3. a click on the link redirects, and its analytics page counts it', async 
   assert.equal(qr.status, 200);
   assert.match(qr.type, /image\/svg\+xml/);
   await page.locator('.chart canvas').first().waitFor();
+  await assertLabelled(page, 'the link analytics page');
   await page.evaluate(() => window.scrollTo(0, document.querySelector('.detail-top').getBoundingClientRect().bottom + window.scrollY - 60));
   await shot(page, 'link-analytics');
 });
@@ -677,6 +708,7 @@ e2e('4. rules: a new version goes live, a broken one is refused with file:line, 
   const diff = page.getByTestId('diff');
   await until('the diff', async () => (await diff.textContent()).includes('+to = "https://docs.example.com/start-v2"'), 5000);
   assert.ok((await diff.textContent()).includes('-to = "https://docs.example.com/start"'));
+  await assertLabelled(page, 'the rules page');
   await diff.scrollIntoViewIfNeeded();
   await shot(page, 'rules');
 
@@ -709,6 +741,7 @@ e2e('5. explain: a URL answered by a rule shows the rule, the steps and the fina
   assert.match(steps, /pattern \/p\/\{sku\}/, 'the step that matched');
   assert.match(steps, /sku = SKU-42/, 'the capture');
   assert.match(steps, /ios/, 'the device');
+  await assertLabelled(page, 'the explain page');
   await page.evaluate(() => window.scrollTo(0, document.querySelector('form.card').getBoundingClientRect().top + window.scrollY - 68));
   await shot(page, 'explain');
 
@@ -834,6 +867,7 @@ e2e('8. the Overview and Upstreams pages show live data', async (page) => {
   await until('the request-rate chart', async () => (await page.locator('.chart canvas').count()) > 0, 10_000);
   await traffic;
   await until('a non-zero request rate', async () => Number(await page.locator('[data-stat="rate"]').textContent()) > 0, 8000);
+  await assertLabelled(page, 'the overview');
   await shot(page, 'overview');
 
   await page.getByRole('link', { name: 'Upstreams' }).click();
@@ -853,6 +887,7 @@ e2e('8. the Overview and Upstreams pages show live data', async (page) => {
     limited.filter((s) => s === 429).length,
     'the route\'s rate-limited count',
   );
+  await assertLabelled(page, 'the upstreams page');
   await shot(page, 'upstreams');
 });
 
@@ -873,6 +908,7 @@ e2e(
     await page.locator('tr[data-code^="a-very-long"]').waitFor();
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 360, `no horizontal overflow: scrollWidth ${width}`);
+    await assertLabelled(page, 'the links page at 360 px');
     await shot(page, 'mobile-links');
 
     // Keyboard: the row's actions are reachable and the QR dialog opens and closes.
