@@ -33,7 +33,7 @@ export function fmtTime(t) {
   if (!t) return '–';
   const d = new Date(t);
   if (Number.isNaN(d.getTime())) return String(t);
-  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/:00Z$/, 'Z');
+  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
 /** Runs `fn` now and every `ms` while mounted (and the page is visible). */
