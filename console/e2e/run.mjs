@@ -643,11 +643,11 @@ e2e('3. a click on the link redirects, and its analytics page counts it', async 
   // Counts arrive with the next analytics flush; the page refreshes itself.
   const stat = (k) => page.locator(`[data-stat="${k}"]`).textContent();
   await until(
-    'the analytics page to show 3 clicks',
+    'the analytics page to show 3 clicks, and them by country',
     async () => {
       await page.getByRole('button', { name: 'Refresh' }).click();
       await sleep(400);
-      return (await stat('clicks')).trim() === '3';
+      return (await stat('clicks')).trim() === '3' && /DE/.test(await page.locator('[data-group="country"]').textContent());
     },
     10_000,
     300,
