@@ -343,6 +343,13 @@ fn the_console_page_is_served_from_the_binary_with_its_security_headers() {
     let bare = get("/console", &[]);
     assert_eq!(bare.status, 308);
     assert_eq!(bare.header("location"), Some("/console/"));
+    // Its script and style with their types: under `nosniff` a browser
+    // runs no module script served as anything else.
+    let script = get("/console/console.js", &[]);
+    assert_eq!(script.status, 200);
+    assert_eq!(script.header("content-type"), Some("text/javascript"));
+    let style = get("/console/console.css", &[]);
+    assert_eq!(style.header("content-type"), Some("text/css"));
     // The same page for partners on the API listener.
     let partners = request_with_body(gw.api, "GET", "/console/", "127.0.0.1", &[], None);
     assert_eq!(partners.text(), built);
