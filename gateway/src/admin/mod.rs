@@ -131,9 +131,9 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
             "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
         );
     };
-    match operator(&state, token, &req) {
-        Ok(()) => next.run(req).await,
-        Err(resp) => resp,
+    match refusal(&state, token, &req) {
+        None => next.run(req).await,
+        Some(resp) => resp,
     }
 }
 
@@ -146,28 +146,31 @@ async fn require_operator(State(state): State<AdminState>, req: Request, next: N
             "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
         );
     };
-    match operator(&state, token, &req) {
-        Ok(()) => next.run(req).await,
-        Err(resp) => resp,
+    match refusal(&state, token, &req) {
+        None => next.run(req).await,
+        Some(resp) => resp,
     }
 }
 
-/// Whether `req` is the operator's: the bearer token, or an operator's
-/// console session (a change with its CSRF token).
-fn operator(state: &AdminState, token: &str, req: &Request) -> Result<(), Response> {
+/// The answer refusing `req` unless it is the operator's: the bearer
+/// token, or an operator's console session (a change with its CSRF
+/// token).
+fn refusal(state: &AdminState, token: &str, req: &Request) -> Option<Response> {
     if authorized(req.headers(), token) {
-        return Ok(());
+        return None;
     }
     match state.sessions.authorize(req.method(), req.headers()) {
-        Ok(Some(session)) if session.subject == Subject::Operator => Ok(()),
-        Err(p) => Err(p.into_response()),
-        Ok(_) => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong bearer token",
-        )
-        .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
-        .into_response()),
+        Ok(Some(session)) if session.subject == Subject::Operator => None,
+        Err(p) => Some(p.into_response()),
+        Ok(_) => Some(
+            error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            )
+            .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+            .into_response(),
+        ),
     }
 }
 

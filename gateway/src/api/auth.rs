@@ -230,20 +230,20 @@ fn rate_headers(headers: &mut HeaderMap, key: &ApiKey, remaining: u32, reset: u6
 /// The hash of the key a request comes with: `Authorization: Bearer`, or
 /// else the console session it belongs to (a change checked for its CSRF
 /// token).
-fn key_hash(state: &ApiState, req: &Request) -> Result<String, Response> {
+fn key_hash(state: &ApiState, req: &Request) -> Result<String, Box<Response>> {
     Ok(match bearer(req.headers()) {
         Some(secret) => secret_hash(secret),
         None => match state.sessions.authorize(req.method(), req.headers()) {
             Ok(Some(session)) => match &session.subject {
                 Subject::Key(hash) => hash.clone(),
-                Subject::Operator => return Err(unauthorized("not a partner's session")),
+                Subject::Operator => return Err(Box::new(unauthorized("not a partner's session"))),
             },
             Ok(None) => {
-                return Err(unauthorized(
+                return Err(Box::new(unauthorized(
                     "send the API key as `Authorization: Bearer <key>`",
-                ))
+                )))
             }
-            Err(p) => return Err(p.into_response()),
+            Err(p) => return Err(Box::new(p.into_response())),
         },
     })
 }
@@ -265,7 +265,7 @@ pub async fn authenticate(
 ) -> Response {
     let hash = match key_hash(&state, &req) {
         Ok(hash) => hash,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let key = match key_of(&state, hash).await {
         Ok(key) => key,
