@@ -45,3 +45,4 @@ pub use config::Config;
 pub use logging::init as init_logging;
 pub use serve::{Answer, FastAnswer, Front, H1Request, Limits, Outcome};
 pub use server::run;
+pub use tls::{Certificates, Loaded as LoadedCertificate};
