@@ -100,6 +100,22 @@ fn certificates_of_both_kinds() {
         assert_eq!(tls::key_kind(&der), Some(mode));
         let key = std::fs::read_to_string(&c.key).unwrap();
         assert!(key.contains("PRIVATE KEY"), "{key}");
+        // The client: browser cipher order, classic key exchange only.
+        let config = ClientTls::pinned(&c.cert, DEFAULT_HOST, false)
+            .unwrap()
+            .config()
+            .unwrap();
+        let provider = config.crypto_provider();
+        assert_eq!(
+            provider.cipher_suites[0].suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+        let groups: Vec<_> = provider.kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            groups,
+            [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1]
+        );
+        assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
     }
     assert!(tls::generate(TlsMode::None, DEFAULT_HOST, dir.path()).is_err());
 }
