@@ -1,14 +1,20 @@
-//! A minimal HTTP/1.1 keep-alive client over raw tokio TCP: it writes the
-//! request bytes it is given and parses only what a load test needs (the
-//! status, `Content-Length` or chunked framing, `Connection: close`), so the
-//! client costs as little CPU as possible next to the server under test.
+//! A minimal HTTP/1.1 keep-alive client over raw tokio TCP (or rustls, see
+//! [`crate::tls`]): it writes the request bytes it is given and parses only
+//! what a load test needs (the status, `Content-Length` or chunked framing,
+//! `Connection: close`), so the client costs as little CPU as possible next
+//! to the server under test.
 
 use bytes::{Buf, BytesMut};
 use serde::Serialize;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::tls::TlsClient;
 
 /// Why a request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -212,20 +218,92 @@ pub fn chunked_len(buf: &[u8]) -> Result<Option<usize>, String> {
     }
 }
 
+/// A connection: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Longest a connection the server is closing is read for its end (see
+/// [`Conn::send`]).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Reads `stream` until the server's end (EOF, or its TLS `close_notify`)
+/// and drops it, so the client never closes with unread bytes (which makes
+/// the kernel send a reset) and the server, which closed first, keeps the
+/// `TIME_WAIT`, as with a browser.
+async fn linger(mut stream: Stream) {
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// One keep-alive connection to a server. It connects lazily, reconnects
 /// after the server closes, and retries a request once when a reused
 /// connection turns out to be closed before any byte of the answer came
 /// (what every HTTP client does for idempotent requests).
+///
+/// With [`Conn::tls`] every connection is a TLS connection (the handshake
+/// counts in the latency of the request that opened it).
 pub struct Conn {
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
+    tls: Option<TlsClient>,
     buf: BytesMut,
     keep_body: bool,
     connecting: bool,
     /// Times a stale reused connection was replaced and the request resent.
     pub reconnects: u64,
-    /// Connections opened.
+    /// Connections opened (TCP connects; with TLS, completed handshakes).
     pub connects: u64,
+    /// TLS handshakes that resumed a session.
+    pub resumed: u64,
 }
 
 enum Step {
@@ -240,12 +318,20 @@ impl Conn {
         Conn {
             addr,
             stream: None,
+            tls: None,
             buf: BytesMut::with_capacity(16 * 1024),
             keep_body: false,
             connecting: false,
             reconnects: 0,
             connects: 0,
+            resumed: 0,
         }
+    }
+
+    /// Speak TLS through `client` on every connection.
+    pub fn tls(mut self, client: TlsClient) -> Conn {
+        self.tls = Some(client);
+        self
     }
 
     /// Keep response bodies in [`Answer::body`] (for admin calls).
@@ -287,11 +373,24 @@ impl Conn {
 
     async fn connect(&mut self) -> Result<(), Failure> {
         self.connecting = true;
-        let stream = TcpStream::connect(self.addr)
+        let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|e| Failure::new(ErrorKind::Connect, format!("{}: {e}", self.addr)))?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match &self.tls {
+            None => Stream::Plain(tcp),
+            Some(client) => {
+                let (tls, resumed) = client.handshake(tcp).await.map_err(|e| {
+                    Failure::new(
+                        ErrorKind::Connect,
+                        format!("{}: TLS handshake: {e}", self.addr),
+                    )
+                })?;
+                self.resumed += u64::from(resumed);
+                Stream::Tls(Box::new(tls))
+            }
+        };
         self.connecting = false;
-        let _ = stream.set_nodelay(true);
         self.connects += 1;
         self.stream = Some(stream);
         self.buf.clear();
@@ -323,6 +422,9 @@ impl Conn {
     async fn once(&mut self, request: &[u8]) -> Result<Step, Failure> {
         let stream = self.stream.as_mut().expect("connected");
         if let Err(e) = stream.write_all(request).await {
+            return Ok(Step::Stale(format!("write: {e}")));
+        }
+        if let Err(e) = stream.flush().await {
             return Ok(Step::Stale(format!("write: {e}")));
         }
         let mut started = !self.buf.is_empty();
@@ -367,6 +469,11 @@ impl Conn {
         };
         self.buf.advance(body_len);
         if head.close {
+            // The server closes after this answer: read its end in the
+            // background, so the next request does not wait for it.
+            if let Some(stream) = self.stream.take() {
+                tokio::spawn(linger(stream));
+            }
             self.close();
         }
         Ok(Step::Done(Answer {

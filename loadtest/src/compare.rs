@@ -1,6 +1,9 @@
 //! `loadtest compare`: the gateway against nginx (and, when asked, the
 //! Pingora responder) on the same generated links, one worker each, run
-//! alternately with the same load, reporting medians. `--scenario proxy`
+//! alternately with the same load, reporting medians. With `--tls` both
+//! get a TLS listener with the same generated certificate and the load
+//! goes there (`--scenario fresh`: a new connection, so a handshake, per
+//! request). `--scenario proxy`
 //! compares proxying instead ([`crate::compare_proxy`]); the steps both
 //! share (starting the gateway and nginx, the alternating runs, the
 //! report) are here.
@@ -14,13 +17,14 @@ use std::time::{Duration, Instant};
 use crate::compare_proxy::ProxySetup;
 use crate::genlinks;
 use crate::load::{self, LoadSpec};
-use crate::nginx::{self, NginxConfig};
+use crate::nginx::{self, NginxConfig, NginxTls};
 use crate::plot::{self, Series};
 use crate::procfs;
 use crate::report::{fmt_kib, fmt_us, median, render_table, summary_table, Summary};
 use crate::responder::Engine;
 use crate::scenario::{Generator, Params, Scenario};
-use crate::servers::{self, free_port, loopback, GatewaySpec, Proc};
+use crate::servers::{self, free_port, loopback, GatewaySpec, GatewayTls, Proc};
+use crate::tls::{self, ClientTls, Crypto, TlsMode};
 
 /// Everything `loadtest compare` is told.
 #[derive(Clone, Debug)]
@@ -58,6 +62,12 @@ pub struct CompareOptions {
     pub max_requests: u64,
     /// Seed.
     pub seed: u64,
+    /// TLS listeners with an RSA or ECDSA certificate, the load over TLS.
+    pub tls: TlsMode,
+    /// With `tls`: session resumption on both servers and in the client.
+    pub resume: bool,
+    /// With `tls`: the gateway's `tls.crypto`.
+    pub crypto: Option<Crypto>,
 }
 
 /// One server over all its runs.
@@ -79,6 +89,15 @@ pub struct ServerResult {
     pub median_cpu_pct: f64,
     /// Median requests per server CPU second.
     pub median_requests_per_cpu_s: f64,
+    /// Median connections opened per second (TLS: handshakes).
+    pub median_conn_per_s: f64,
+    /// TLS: share of the handshakes that resumed a session, over all runs,
+    /// in %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_pct: Option<f64>,
+    /// Median CPU of the load generator during this server's runs, % of
+    /// one core.
+    pub median_client_cpu_pct: f64,
     /// Failed requests over all runs.
     pub failed: u64,
     /// Seconds from start to ready (links loaded).
@@ -108,6 +127,13 @@ pub struct CompareReport {
     pub connections: usize,
     /// Open-loop rate.
     pub rate: Option<f64>,
+    /// `none`, `rsa` or `ecdsa`.
+    pub tls: TlsMode,
+    /// TLS session resumption.
+    pub resume: bool,
+    /// The gateway's `tls.crypto`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crypto: Option<Crypto>,
     /// Seconds to generate the links, the rules and the nginx map.
     pub generate_s: f64,
     /// Every run, in the order they ran.
@@ -130,8 +156,24 @@ pub struct CompareReport {
 impl CompareReport {
     /// The text report.
     pub fn table(&self) -> String {
+        let tls = if self.tls.is_tls() {
+            format!(
+                " over TLS ({} certificate, {}{})",
+                self.tls.name(),
+                if self.resume {
+                    "session resumption"
+                } else {
+                    "full handshakes"
+                },
+                self.crypto
+                    .map(|c| format!(", gateway crypto {}", c.name()))
+                    .unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "compare {} with {} links: {} runs per server of {:.1}s, {} connections{}\n\nruns in order:\n",
+            "compare {}{tls} with {} links: {} runs per server of {:.1}s, {} connections{}\n\nruns in order:\n",
             self.scenario,
             self.links,
             self.pairs,
@@ -150,15 +192,20 @@ impl CompareReport {
                 let mut row = vec![
                     s.name.clone(),
                     format!("{:.0}", s.median_rps),
+                    format!("{:.0}", s.median_conn_per_s),
                     fmt_us(s.median_p50_us),
                     fmt_us(s.median_p99_us),
                     fmt_kib(s.rss_kib),
                     fmt_kib(s.pss_kib),
                     format!("{:.0}%", s.median_cpu_pct),
                     format!("{:.0}", s.median_requests_per_cpu_s),
+                    format!("{:.0}%", s.median_client_cpu_pct),
                     s.failed.to_string(),
                     format!("{:.1}s", s.startup_s),
                 ];
+                if let Some(r) = s.resumed_pct {
+                    row.push(format!("{r:.1}%"));
+                }
                 if added {
                     row.extend([opt_us(s.added_p50_us), opt_us(s.added_p99_us)]);
                 }
@@ -168,15 +215,20 @@ impl CompareReport {
         let mut header = vec![
             "server",
             "req/s",
+            "conn/s",
             "p50",
             "p99",
             "RSS",
             "PSS",
             "CPU",
             "req/CPU-s",
+            "client CPU",
             "failed",
             "startup",
         ];
+        if self.tls.is_tls() {
+            header.push("resumed");
+        }
         if added {
             header.extend(["added p50", "added p99"]);
         }
@@ -226,6 +278,8 @@ pub(crate) struct Contender {
     pub(crate) addr: std::net::SocketAddr,
     pub(crate) startup: Duration,
     pub(crate) runs: Vec<Summary>,
+    /// The load speaks TLS to it.
+    pub(crate) tls: Option<ClientTls>,
 }
 
 impl Contender {
@@ -241,6 +295,7 @@ impl Contender {
             addr,
             startup,
             runs: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -249,12 +304,26 @@ fn check(o: &CompareOptions) -> Result<PathBuf> {
     // nginx first: without it there is nothing to compare.
     let nginx = nginx::find_binary(o.nginx.as_deref())?;
     match o.scenario {
-        Scenario::RedirectHot | Scenario::RedirectSpread | Scenario::RedirectZipf => {}
+        Scenario::RedirectHot
+        | Scenario::RedirectSpread
+        | Scenario::RedirectZipf
+        | Scenario::Fresh => {}
         Scenario::Proxy if o.responder.is_some() => {
             bail!("--responder is for the redirect scenarios: proxy compares the bare Pingora proxy instead")
         }
+        Scenario::Proxy if o.tls.is_tls() => {
+            bail!("--tls is for the redirect scenarios and fresh")
+        }
         Scenario::Proxy => {}
-        _ => bail!("compare supports redirect-hot, redirect-spread, redirect-zipf and proxy"),
+        _ => {
+            bail!("compare supports redirect-hot, redirect-spread, redirect-zipf, fresh and proxy")
+        }
+    }
+    if !o.tls.is_tls() && (o.resume || o.crypto.is_some()) {
+        bail!("--resume and --crypto go with --tls rsa|ecdsa");
+    }
+    if o.tls.is_tls() && o.responder.is_some() {
+        bail!("--responder has no TLS listener: leave it out with --tls");
     }
     if o.links == 0 || o.links > genlinks::MAX_LINKS {
         bail!("--links must be between 1 and {}", genlinks::MAX_LINKS);
@@ -295,6 +364,7 @@ async fn measure(c: &mut Contender, o: &CompareOptions, duration: Duration, labe
         rate: o.rate,
         max_requests: o.max_requests,
         timeout: o.timeout,
+        tls: c.tls.clone(),
     };
     let cpu_before = c.proc.cpu_seconds();
     let result = load::run(
@@ -321,6 +391,13 @@ fn server_result(c: &Contender) -> ServerResult {
         pss_kib: f(&|s| use_of(s).pss_kib as f64) as u64,
         median_cpu_pct: f(&|s| use_of(s).cpu_pct),
         median_requests_per_cpu_s: f(&|s| use_of(s).requests_per_cpu_s),
+        median_conn_per_s: f(&|s| s.conn_per_s),
+        resumed_pct: c.tls.as_ref().map(|_| {
+            let resumed: u64 = c.runs.iter().filter_map(|s| s.resumed).sum();
+            let connects: u64 = c.runs.iter().map(|s| s.connects).sum();
+            100.0 * resumed as f64 / connects.max(1) as f64
+        }),
+        median_client_cpu_pct: f(&|s| s.client_cpu_pct),
         failed: c.runs.iter().map(|s| s.errors.total()).sum(),
         startup_s: c.startup.as_secs_f64(),
         added_p50_us: None,
@@ -347,11 +424,13 @@ fn workdir(o: &CompareOptions) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
 }
 
 /// Starts the gateway on `rules` (`--gateway-threads`, no watcher, log
-/// level `warn`) in `dir/gateway`.
+/// level `warn`) in `dir/gateway`, with a TLS listener when `tls` is given
+/// (then the contender's address is that listener).
 pub(crate) async fn start_gateway(
     o: &CompareOptions,
     rules: &Path,
     dir: &Path,
+    tls: Option<GatewayTls>,
 ) -> Result<Contender> {
     eprintln!("starting the gateway ({} thread)", o.gateway_threads);
     let gw = servers::start_gateway(
@@ -363,12 +442,14 @@ pub(crate) async fn start_gateway(
             token: None,
             dir: dir.join("gateway"),
             log_level: "warn".into(),
+            tls,
         },
         Duration::from_secs(300),
     )
     .await
     .context("starting the gateway")?;
-    Ok(Contender::new("gateway", gw.proc, gw.addr, gw.startup))
+    let addr = gw.tls_addr.unwrap_or(gw.addr);
+    Ok(Contender::new("gateway", gw.proc, addr, gw.startup))
 }
 
 /// Starts nginx with `conf` and waits for `probe` to be answered `want`.
@@ -461,6 +542,9 @@ pub(crate) fn report(
         duration_s: o.duration.as_secs_f64(),
         connections: o.connections,
         rate: o.rate,
+        tls: o.tls,
+        resume: o.resume,
+        crypto: o.crypto,
         generate_s,
         runs,
         rps_ratio_gateway_nginx: ratio(rps_of(&servers, "gateway"), rps_of(&servers, "nginx")),
@@ -490,6 +574,24 @@ pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
         genlinks::DEFAULT_HOST,
         genlinks::DEFAULT_UPSTREAM,
     )?;
+    let cert = if o.tls.is_tls() {
+        eprintln!("making a self-signed {} certificate", o.tls.name());
+        Some(tls::generate(
+            o.tls,
+            genlinks::DEFAULT_HOST,
+            &dir.join("tls"),
+        )?)
+    } else {
+        None
+    };
+    let client_tls = match &cert {
+        Some(c) => Some(ClientTls::pinned(
+            &c.cert,
+            genlinks::DEFAULT_HOST,
+            o.resume,
+        )?),
+        None => None,
+    };
     let nginx_port = free_port()?;
     let nginx_conf = NginxConfig {
         listen: loopback(nginx_port),
@@ -497,21 +599,40 @@ pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
         map_file: dir.join("nginx").join("links.map"),
         links: o.links,
         workers: 1,
+        tls: match &cert {
+            Some(c) => Some(NginxTls {
+                listen: loopback(free_port()?),
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+                resume: o.resume,
+            }),
+            None => None,
+        },
     };
     let conf_path = nginx::prepare(&nginx_conf)?;
     let generate_s = t.elapsed().as_secs_f64();
 
-    let mut contenders = vec![start_gateway(o, &rules, &dir).await?];
-    contenders.push(
-        start_nginx(
-            &nginx_bin,
-            &conf_path,
-            &nginx_conf.prefix,
-            nginx_conf.listen,
-            (&servers::hot_request(genlinks::DEFAULT_HOST), 302),
-        )
-        .await?,
-    );
+    let gateway_tls = cert.as_ref().map(|c| GatewayTls {
+        cert: c.cert.clone(),
+        key: c.key.clone(),
+        crypto: o.crypto,
+    });
+    let mut contenders = vec![start_gateway(o, &rules, &dir, gateway_tls).await?];
+    let mut ng = start_nginx(
+        &nginx_bin,
+        &conf_path,
+        &nginx_conf.prefix,
+        nginx_conf.listen,
+        (&servers::hot_request(genlinks::DEFAULT_HOST), 302),
+    )
+    .await?;
+    if let Some(t) = &nginx_conf.tls {
+        ng.addr = t.listen;
+    }
+    contenders.push(ng);
+    for c in &mut contenders {
+        c.tls = client_tls.clone();
+    }
     if let Some(engine) = o.responder {
         eprintln!("starting the responder ({})", engine.name());
         let addr = loopback(free_port()?);
@@ -537,6 +658,17 @@ pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
     Ok(report)
 }
 
+/// One request on a new connection to `c` (over TLS when the load is).
+async fn ask(c: &Contender, request: &[u8]) -> Result<crate::client::Answer> {
+    let mut conn = crate::client::Conn::new(c.addr).keep_body();
+    if let Some(t) = &c.tls {
+        conn = conn.tls(t.client()?);
+    }
+    conn.send(request, Duration::from_secs(5))
+        .await
+        .map_err(|f| anyhow::anyhow!("{}: {}", c.name, f.detail))
+}
+
 /// Checks the gateway and nginx answer a few links identically, so the
 /// comparison compares the same work.
 async fn same_answers(contenders: &[Contender], links: u64) -> Result<()> {
@@ -551,12 +683,8 @@ async fn same_answers(contenders: &[Contender], links: u64) -> Result<()> {
             &[("Connection", "close")],
             b"",
         );
-        let a = crate::client::oneshot(gw.addr, &req, Duration::from_secs(5))
-            .await
-            .map_err(|f| anyhow::anyhow!("gateway: {}", f.detail))?;
-        let b = crate::client::oneshot(ng.addr, &req, Duration::from_secs(5))
-            .await
-            .map_err(|f| anyhow::anyhow!("nginx: {}", f.detail))?;
+        let a = ask(gw, &req).await?;
+        let b = ask(ng, &req).await?;
         if a.status != 302 || b.status != 302 {
             bail!(
                 "link {i}: the gateway answered {} and nginx {} (both should redirect)",

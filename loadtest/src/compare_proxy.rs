@@ -126,7 +126,7 @@ pub(crate) async fn compare(
     let generate_s = t.elapsed().as_secs_f64();
 
     let probe = api_request();
-    let mut contenders = vec![compare::start_gateway(o, &rules, dir).await?];
+    let mut contenders = vec![compare::start_gateway(o, &rules, dir, None).await?];
     contenders.push(
         compare::start_nginx(
             nginx_bin,
@@ -218,6 +218,9 @@ mod tests {
             pss_kib: 0,
             median_cpu_pct: 0.0,
             median_requests_per_cpu_s: 0.0,
+            median_conn_per_s: 0.0,
+            resumed_pct: None,
+            median_client_cpu_pct: 0.0,
             failed: 0,
             startup_s: 0.0,
             added_p50_us: None,

@@ -24,6 +24,7 @@ pub mod scenario;
 pub mod schedule;
 pub mod servers;
 pub mod target;
+pub mod tls;
 pub mod upstream;
 pub mod zipf;
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::client::{Conn, ErrorKind};
 use crate::scenario::Generator;
 use crate::schedule;
+use crate::tls::ClientTls;
 
 /// Longest run the engine accepts.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -33,6 +34,9 @@ pub struct LoadSpec {
     pub max_requests: u64,
     /// Time one request may take (connect included).
     pub timeout: Duration,
+    /// Speak TLS (each connection with its own client configuration and
+    /// session cache).
+    pub tls: Option<ClientTls>,
 }
 
 /// A latency histogram in nanoseconds (1 ns to 100 s, 3 significant
@@ -58,6 +62,8 @@ pub struct Tally {
     pub reconnects: u64,
     /// Connections opened.
     pub connects: u64,
+    /// TLS handshakes that resumed a session.
+    pub resumed: u64,
 }
 
 impl Default for Tally {
@@ -70,6 +76,7 @@ impl Default for Tally {
             statuses: BTreeMap::new(),
             reconnects: 0,
             connects: 0,
+            resumed: 0,
         }
     }
 }
@@ -106,6 +113,7 @@ impl Tally {
         }
         self.reconnects += other.reconnects;
         self.connects += other.connects;
+        self.resumed += other.resumed;
     }
 }
 
@@ -116,11 +124,16 @@ pub struct RunResult {
     pub tally: Tally,
     /// From the start to the last answer.
     pub elapsed: Duration,
+    /// CPU seconds this process (the load generator) used during the run.
+    pub client_cpu_s: f64,
+    /// Whether the connections spoke TLS.
+    pub tls: bool,
 }
 
 /// Runs the load: one task per generator (one generator per connection).
 pub async fn run(spec: &LoadSpec, generators: Vec<Generator>) -> RunResult {
     let duration = spec.duration.min(MAX_DURATION);
+    let cpu_before = crate::procfs::cpu_seconds(std::process::id()).unwrap_or(0.0);
     let start = Instant::now();
     let deadline = start + duration;
     let issued = Arc::new(AtomicU64::new(0));
@@ -140,11 +153,14 @@ pub async fn run(spec: &LoadSpec, generators: Vec<Generator>) -> RunResult {
         tally.merge(&t);
         last = last.max(end);
     }
+    let cpu_after = crate::procfs::cpu_seconds(std::process::id()).unwrap_or(0.0);
     RunResult {
         tally,
         elapsed: last
             .saturating_duration_since(start)
             .max(Duration::from_micros(1)),
+        client_cpu_s: (cpu_after - cpu_before).max(0.0),
+        tls: spec.tls.is_some(),
     }
 }
 
@@ -160,6 +176,15 @@ async fn connection(
 ) -> (Tally, Instant) {
     let mut tally = Tally::default();
     let mut conn = Conn::new(spec.addr);
+    if let Some(tls) = &spec.tls {
+        match tls.client() {
+            Ok(client) => conn = conn.tls(client),
+            Err(e) => {
+                tally.fail(ErrorKind::Connect, || format!("TLS client: {e:#}"));
+                return (tally, start);
+            }
+        }
+    }
     let mut request = Vec::with_capacity(512);
     let mut previous_done = start;
     let mut last = start;
@@ -218,5 +243,6 @@ async fn connection(
     }
     tally.reconnects = conn.reconnects;
     tally.connects = conn.connects;
+    tally.resumed = conn.resumed;
     (tally, last)
 }

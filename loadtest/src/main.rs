@@ -111,6 +111,18 @@ enum Command {
         /// reload: time between two flips.
         #[arg(long, default_value = "250ms", value_parser = duration)]
         flip_every: Duration,
+        /// Speak TLS (rustls) to the target, whose certificate has this
+        /// kind of key; `none`: plain TCP.
+        #[arg(long, value_enum, default_value = "none")]
+        tls: loadtest::tls::TlsMode,
+        /// With --tls: the server's certificate (PEM), pinned as the only
+        /// trusted root (verified for --host).
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// With --tls: keep TLS sessions and offer them (rustls' in-memory
+        /// session cache); without it every handshake is a full one.
+        #[arg(long)]
+        resume: bool,
     },
     /// Load the Links API of a running gateway: single or bulk creates,
     /// closed loop (as fast as the clients go) or open loop (`--rate`).
@@ -192,11 +204,12 @@ enum Command {
     /// `--scenario proxy`) against nginx proxy_pass and the bare Pingora
     /// proxy in front of one upstream, with the upstream itself measured too.
     Compare {
-        /// redirect-hot, redirect-spread, redirect-zipf or proxy.
+        /// redirect-hot, redirect-spread, redirect-zipf, fresh or proxy.
         #[arg(long, value_enum, default_value = "redirect-spread")]
         scenario: Scenario,
         /// Number of links (default: 1,000,000; 1,000 for proxy, where the
-        /// links are only in the gateway's rules file).
+        /// links are only in the gateway's rules file, and for fresh, which
+        /// asks for one link).
         #[arg(long)]
         links: Option<u64>,
         /// Runs per server, alternating.
@@ -249,6 +262,19 @@ enum Command {
         /// Write the percentile curves of the last runs as SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Give both servers a TLS listener with the same self-signed RSA
+        /// or ECDSA certificate (made with openssl) and send the load there.
+        #[arg(long, value_enum, default_value = "none")]
+        tls: loadtest::tls::TlsMode,
+        /// With --tls: session resumption on both servers (nginx: a shared
+        /// session cache and tickets) and in the client; without it, every
+        /// handshake is a full one (nginx: no cache, no tickets; the client
+        /// offers no session).
+        #[arg(long)]
+        resume: bool,
+        /// With --tls: the gateway's tls.crypto (its default: aws-lc-rs).
+        #[arg(long, value_enum)]
+        crypto: Option<loadtest::tls::Crypto>,
     },
 }
 
@@ -322,8 +348,14 @@ fn real_main() -> Result<()> {
             token,
             rules,
             flip_every,
+            tls,
+            tls_cert,
+            resume,
         } => {
             let o = RunOptions {
+                tls,
+                tls_cert,
+                resume,
                 distinct_visitors,
                 target,
                 scenario,
@@ -423,8 +455,11 @@ fn real_main() -> Result<()> {
             seed,
             json,
             plot,
+            tls,
+            resume,
+            crypto,
         } => {
-            let links = links.unwrap_or(if scenario == Scenario::Proxy {
+            let links = links.unwrap_or(if matches!(scenario, Scenario::Proxy | Scenario::Fresh) {
                 1000
             } else {
                 1_000_000
@@ -446,6 +481,9 @@ fn real_main() -> Result<()> {
                 timeout,
                 max_requests,
                 seed,
+                tls,
+                resume,
+                crypto,
             };
             let report = loadtest::runtime(client_threads)?.block_on(compare::compare(&o))?;
             print_report(json, &report.table(), &report)?;

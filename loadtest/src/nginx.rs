@@ -27,6 +27,40 @@ pub struct NginxConfig {
     pub links: u64,
     /// `worker_processes`.
     pub workers: usize,
+    /// A TLS listener too, in the same server.
+    pub tls: Option<NginxTls>,
+}
+
+/// The TLS listener of the redirect configuration.
+#[derive(Clone, Debug)]
+pub struct NginxTls {
+    /// Loopback address of the `ssl` listener.
+    pub listen: SocketAddr,
+    /// `ssl_certificate`.
+    pub cert: PathBuf,
+    /// `ssl_certificate_key`.
+    pub key: PathBuf,
+    /// Session resumption: a shared session cache and tickets; without
+    /// it, neither, so every handshake is a full one.
+    pub resume: bool,
+}
+
+/// The `ssl` lines of the server block. TLS 1.2 and 1.3 are set
+/// explicitly (nginx 1.22's default has no TLS 1.3); everything else is
+/// nginx's default (`ssl_ciphers HIGH:!aNULL:!MD5`, `ssl_ecdh_curve auto`,
+/// which picks X25519 first).
+pub fn render_tls(t: &NginxTls) -> String {
+    let sessions = if t.resume {
+        "ssl_session_cache shared:SSL:10m;\n        ssl_session_tickets on;"
+    } else {
+        "ssl_session_cache off;\n        ssl_session_tickets off;"
+    };
+    format!(
+        "        listen {listen} ssl backlog=4096;\n        ssl_certificate {cert};\n        ssl_certificate_key {key};\n        ssl_protocols TLSv1.2 TLSv1.3;\n        {sessions}\n",
+        listen = t.listen,
+        cert = t.cert.display(),
+        key = t.key.display(),
+    )
 }
 
 /// `map_hash_max_size` and `map_hash_bucket_size` for `links` keys.
@@ -87,7 +121,7 @@ pub fn render(c: &NginxConfig) -> String {
 
     server {{
         listen {listen} backlog=4096;
-        add_header Cache-Control "private, max-age=90" always;
+{tls}        add_header Cache-Control "private, max-age=90" always;
         if ($dest = "") {{
             return 404;
         }}
@@ -97,6 +131,7 @@ pub fn render(c: &NginxConfig) -> String {
 "#,
         map = c.map_file.display(),
         listen = c.listen,
+        tls = c.tls.as_ref().map(render_tls).unwrap_or_default(),
     ));
     text
 }

@@ -103,8 +103,15 @@ pub struct Summary {
     pub error_samples: BTreeMap<String, String>,
     /// Stale keep-alive connections replaced.
     pub reconnects: u64,
-    /// Connections opened.
+    /// Connections opened (with TLS: handshakes completed).
     pub connects: u64,
+    /// `connects` per second: handshakes per second with TLS.
+    pub conn_per_s: f64,
+    /// TLS only: handshakes that resumed a session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<u64>,
+    /// CPU of the load generator over the run, % of one core.
+    pub client_cpu_pct: f64,
     /// Server resources, when the server is a child of this process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerUse>,
@@ -144,6 +151,9 @@ impl Summary {
                 .collect(),
             reconnects: t.reconnects,
             connects: t.connects,
+            conn_per_s: t.connects as f64 / elapsed,
+            resumed: run.tls.then_some(t.resumed),
+            client_cpu_pct: 100.0 * run.client_cpu_s / elapsed,
             server: None,
             curve: curve(&t.hist),
         }
@@ -233,17 +243,22 @@ pub fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The standard table of runs.
 pub fn summary_table(runs: &[Summary]) -> String {
-    let header = [
-        "run", "req/s", "ok", "p50", "p90", "p99", "p99.9", "max", "connect", "timeout", "status",
-        "io",
+    let tls = runs.iter().any(|s| s.resumed.is_some());
+    let mut header = vec![
+        "run", "req/s", "conn/s", "ok", "p50", "p90", "p99", "p99.9", "max", "connect", "timeout",
+        "status", "io",
     ];
+    if tls {
+        header.push("resumed");
+    }
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|s| {
             let l = &s.latency_us;
-            vec![
+            let mut row = vec![
                 s.label.clone(),
                 format!("{:.0}", s.rps),
+                format!("{:.0}", s.conn_per_s),
                 s.ok.to_string(),
                 fmt_us(l.p50),
                 fmt_us(l.p90),
@@ -254,7 +269,11 @@ pub fn summary_table(runs: &[Summary]) -> String {
                 s.errors.timeout.to_string(),
                 s.errors.unexpected_status.to_string(),
                 s.errors.io.to_string(),
-            ]
+            ];
+            if tls {
+                row.push(s.resumed.map_or_else(|| "-".into(), |r| r.to_string()));
+            }
+            row
         })
         .collect();
     let mut out = render_table(&header, &rows);

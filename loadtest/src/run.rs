@@ -15,6 +15,7 @@ use crate::reload::{self, FlipStats};
 use crate::report::{fmt_us, summary_table, Summary};
 use crate::scenario::{Generator, Params, Scenario};
 use crate::target;
+use crate::tls::{self, ClientTls, TlsMode};
 
 /// Most connections a run opens.
 pub const MAX_CONNECTIONS: usize = 10_000;
@@ -56,6 +57,12 @@ pub struct RunOptions {
     pub rules: Option<PathBuf>,
     /// `reload`: time between flips.
     pub flip_every: Duration,
+    /// Speak TLS to the target, expecting this kind of certificate.
+    pub tls: TlsMode,
+    /// With `tls`: the server's certificate (PEM), the only one trusted.
+    pub tls_cert: Option<PathBuf>,
+    /// With `tls`: keep TLS sessions and offer them.
+    pub resume: bool,
 }
 
 impl Default for RunOptions {
@@ -78,6 +85,9 @@ impl Default for RunOptions {
             token: None,
             rules: None,
             flip_every: Duration::from_millis(250),
+            tls: TlsMode::None,
+            tls_cert: None,
+            resume: false,
         }
     }
 }
@@ -123,6 +133,10 @@ pub struct RunReport {
     pub duration_s: f64,
     /// Bulk links N.
     pub links: u64,
+    /// `none`, `rsa` or `ecdsa`.
+    pub tls: TlsMode,
+    /// TLS sessions resumed.
+    pub resume: bool,
     /// The runs (one, or two for proxy and reload).
     pub runs: Vec<Summary>,
     /// `proxy` only.
@@ -137,9 +151,21 @@ impl RunReport {
     /// The text report.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "scenario {} against {} ({}, {} connections{}, {:.1}s per run, {} links)\n\n",
+            "scenario {} against {}{} ({}, {} connections{}, {:.1}s per run, {} links)\n\n",
             self.scenario,
             self.target,
+            match (self.tls.is_tls(), self.resume) {
+                (false, _) => String::new(),
+                (true, r) => format!(
+                    " over TLS ({}{})",
+                    self.tls.name(),
+                    if r {
+                        ", resumption"
+                    } else {
+                        ", full handshakes"
+                    }
+                ),
+            },
             self.mode,
             self.connections,
             self.rate
@@ -224,11 +250,48 @@ fn validate(o: &RunOptions) -> Result<()> {
     if o.max_requests == 0 {
         bail!("--max-requests must be at least 1");
     }
+    if !o.tls.is_tls() && (o.resume || o.tls_cert.is_some()) {
+        bail!("--resume and --tls-cert go with --tls rsa|ecdsa");
+    }
+    if o.tls.is_tls() && matches!(o.scenario, Scenario::Proxy | Scenario::Reload) {
+        bail!("--tls is for the redirect scenarios and fresh");
+    }
     Ok(())
 }
 
+/// The TLS client of a run: the pinned certificate of `--tls-cert`, whose
+/// key must be of the `--tls` kind.
+fn client_tls(o: &RunOptions) -> Result<Option<ClientTls>> {
+    if !o.tls.is_tls() {
+        return Ok(None);
+    }
+    let cert = o.tls_cert.as_ref().context(
+        "--tls needs --tls-cert FILE: the server's certificate (PEM), pinned as the only trusted one",
+    )?;
+    let client = ClientTls::pinned(cert, &o.host, o.resume)?;
+    match tls::key_kind(&client.root) {
+        Some(kind) if kind == o.tls => {}
+        other => bail!(
+            "--tls {} but {} has {} key",
+            o.tls.name(),
+            cert.display(),
+            other.map_or("an unknown", |k| if k == TlsMode::Rsa {
+                "an RSA"
+            } else {
+                "an ECDSA"
+            })
+        ),
+    }
+    Ok(Some(client))
+}
+
 /// One run of `scenario` against `addr`.
-async fn one(o: &RunOptions, label: &str, addr: std::net::SocketAddr) -> Summary {
+async fn one(
+    o: &RunOptions,
+    label: &str,
+    addr: std::net::SocketAddr,
+    tls: Option<ClientTls>,
+) -> Summary {
     let params = Params {
         links: o.links.unwrap_or(1),
         host: o.host.clone(),
@@ -243,6 +306,7 @@ async fn one(o: &RunOptions, label: &str, addr: std::net::SocketAddr) -> Summary
         rate: o.rate,
         max_requests: o.max_requests,
         timeout: o.timeout,
+        tls,
     };
     let generators = Generator::for_run(o.scenario, &params, o.connections);
     Summary::new(label, &load::run(&spec, generators).await)
@@ -252,6 +316,7 @@ async fn one(o: &RunOptions, label: &str, addr: std::net::SocketAddr) -> Summary
 pub async fn run(o: &RunOptions) -> Result<RunReport> {
     validate(o)?;
     let addr = target::resolve(&o.target)?;
+    let tls = client_tls(o)?;
     let mut report = RunReport {
         scenario: o.scenario.name().into(),
         target: o.target.clone(),
@@ -265,6 +330,8 @@ pub async fn run(o: &RunOptions) -> Result<RunReport> {
         rate: o.rate,
         duration_s: o.duration.as_secs_f64(),
         links: o.links.unwrap_or(1),
+        tls: o.tls,
+        resume: o.resume,
         runs: Vec::new(),
         proxy: None,
         reload: None,
@@ -276,8 +343,8 @@ pub async fn run(o: &RunOptions) -> Result<RunReport> {
                 .as_deref()
                 .context("scenario proxy needs --upstream http://127.0.0.1:PORT (a `loadtest upstream`, the one the gateway's route uses)")?;
             let up = target::resolve(upstream)?;
-            let via = one(o, "via gateway", addr).await;
-            let direct = one(o, "direct", up).await;
+            let via = one(o, "via gateway", addr, None).await;
+            let direct = one(o, "direct", up, None).await;
             report.proxy = Some(ProxyDelta {
                 added_p50_us: via.latency_us.p50 - direct.latency_us.p50,
                 added_p99_us: via.latency_us.p99 - direct.latency_us.p99,
@@ -300,10 +367,10 @@ pub async fn run(o: &RunOptions) -> Result<RunReport> {
             let original = std::fs::read_to_string(rules_path)
                 .with_context(|| format!("read {}", rules_path.display()))?;
             reload::check_admin(admin, token).await?;
-            let steady = one(o, "steady", addr).await;
+            let steady = one(o, "steady", addr, None).await;
             let deadline = Instant::now() + o.duration;
             let (during, flips) = tokio::join!(
-                one(o, "reloading", addr),
+                one(o, "reloading", addr, None),
                 reload::flip_until(admin, token, &original, o.flip_every, deadline)
             );
             report.reload = Some(ReloadReport {
@@ -317,7 +384,7 @@ pub async fn run(o: &RunOptions) -> Result<RunReport> {
         }
         _ => {
             let label = o.scenario.name();
-            report.runs = vec![one(o, label, addr).await];
+            report.runs = vec![one(o, label, addr, tls).await];
         }
     }
     Ok(report)

@@ -34,6 +34,10 @@ pub enum Scenario {
     /// CSV (the same codes: import gen-links' CSV with `gateway store
     /// import`, on a `[[domain]]` with `store = true`).
     RedirectStore,
+    /// The hot link with `Connection: close`: every request on a new
+    /// connection (plain TCP, or TLS with `--tls`, resumed with `--resume`),
+    /// a visitor's click.
+    Fresh,
 }
 
 impl Scenario {
@@ -48,6 +52,7 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::Reload => "reload",
             Scenario::RedirectStore => "redirect-store",
+            Scenario::Fresh => "fresh",
         }
     }
 
@@ -200,7 +205,7 @@ impl Generator {
     pub fn pick(&mut self) -> Pick {
         let n = self.params.links.max(1);
         match self.scenario {
-            Scenario::RedirectHot => Pick::Link(HOT),
+            Scenario::RedirectHot | Scenario::Fresh => Pick::Link(HOT),
             Scenario::RedirectSpread | Scenario::Reload | Scenario::RedirectStore => {
                 Pick::Link(self.rng.below(n))
             }
@@ -228,6 +233,10 @@ impl Generator {
             let ip = self.rng.below(1 << 32) as u32;
             let [a, b, c, d] = ip.to_be_bytes();
             let _ = write!(out, "X-Forwarded-For: {a}.{b}.{c}.{d}\r\n\r\n");
+        }
+        if self.scenario == Scenario::Fresh {
+            out.truncate(out.len() - 2);
+            out.extend_from_slice(b"Connection: close\r\n\r\n");
         }
         pick.expected_status()
     }
@@ -275,5 +284,18 @@ mod tests {
             "GET /{} HTTP/1.1\r\nHost: go.example.com\r\n",
             genlinks::code(HOT)
         )));
+    }
+
+    #[test]
+    fn fresh_is_the_hot_link_with_connection_close() {
+        let params = Params::default();
+        let mut hot = Generator::for_run(Scenario::RedirectHot, &params, 1);
+        let mut fresh = Generator::for_run(Scenario::Fresh, &params, 1);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        assert_eq!(hot[0].next_request(&mut a), 302);
+        assert_eq!(fresh[0].next_request(&mut b), 302);
+        let (a, b) = (String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        assert_eq!(b, format!("{}Connection: close\r\n\r\n", &a[..a.len() - 2]));
+        assert_eq!(b.matches("\r\n\r\n").count(), 1);
     }
 }

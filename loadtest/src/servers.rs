@@ -229,6 +229,20 @@ pub struct GatewaySpec {
     pub dir: PathBuf,
     /// `log.level`.
     pub log_level: String,
+    /// A `[tls]` listener too.
+    pub tls: Option<GatewayTls>,
+}
+
+/// The gateway's `[tls]` listener: one certificate (the default) and the
+/// crypto provider.
+#[derive(Clone, Debug)]
+pub struct GatewayTls {
+    /// `tls.cert`.
+    pub cert: PathBuf,
+    /// `tls.key`.
+    pub key: PathBuf,
+    /// `tls.crypto` (the gateway's default when `None`).
+    pub crypto: Option<crate::tls::Crypto>,
 }
 
 /// A gateway started by [`start_gateway`].
@@ -239,6 +253,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// Its admin listener.
     pub admin: SocketAddr,
+    /// Its TLS listener, when it has one.
+    pub tls_addr: Option<SocketAddr>,
     /// From spawn to ready.
     pub startup: Duration,
 }
@@ -273,6 +289,14 @@ pub async fn start_gateway(spec: &GatewaySpec, timeout: Duration) -> Result<Runn
         spec.watch,
         spec.log_level
     ));
+    let tls_addr = match &spec.tls {
+        None => None,
+        Some(t) => {
+            let tls_port = free_port()?;
+            config.push_str(&gateway_tls_section(loopback(tls_port), t)?);
+            Some(loopback(tls_port))
+        }
+    };
     let config_path = d.join("gateway.toml");
     std::fs::write(&config_path, config)?;
     let mut cmd = Command::new(&spec.bin);
@@ -296,8 +320,22 @@ pub async fn start_gateway(spec: &GatewaySpec, timeout: Duration) -> Result<Runn
         proc,
         addr,
         admin,
+        tls_addr,
         startup: started.elapsed(),
     })
+}
+
+/// The `[tls]` section of a test gateway's configuration.
+pub fn gateway_tls_section(listen: SocketAddr, t: &GatewayTls) -> Result<String> {
+    let mut text = format!(
+        "\n[tls]\nlisten = \"{listen}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        std::path::absolute(&t.cert)?.display(),
+        std::path::absolute(&t.key)?.display()
+    );
+    if let Some(c) = t.crypto {
+        text.push_str(&format!("crypto = \"{}\"\n", c.name()));
+    }
+    Ok(text)
 }
 
 /// Starts nginx in the foreground with `conf` and `prefix`; returns once it

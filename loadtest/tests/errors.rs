@@ -16,6 +16,7 @@ fn spec(addr: SocketAddr, timeout: Duration) -> LoadSpec {
         rate: None,
         max_requests: 5,
         timeout,
+        tls: None,
     }
 }
 

@@ -14,6 +14,7 @@ fn config(links: u64) -> NginxConfig {
         map_file: PathBuf::from("/tmp/lt-nginx/links.map"),
         links,
         workers: 1,
+        tls: None,
     }
 }
 

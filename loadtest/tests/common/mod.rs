@@ -108,6 +108,7 @@ impl Bench {
                     token: Some(TOKEN.into()),
                     dir: dir.path().join("gateway"),
                     log_level: "warn".into(),
+                    tls: None,
                 },
                 Duration::from_secs(60),
             ))
