@@ -6,7 +6,6 @@ use rules::RuleError;
 use serde::Serialize;
 use std::time::SystemTime;
 
-use super::reload::Outcome;
 use super::snapshot::Trigger;
 
 /// A reload that left the live rules as they were.
@@ -25,19 +24,14 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// The refusal `outcome` is, if it is one.
-    pub fn of(trigger: Trigger, outcome: &Outcome) -> Option<Refusal> {
-        let (errors, reason) = match outcome {
-            Outcome::Refused(errors) => (errors.clone(), None),
-            Outcome::Held(why) => (Vec::new(), Some(why.clone())),
-            Outcome::Failed(why) => (Vec::new(), Some(why.clone())),
-            Outcome::Applied(_) | Outcome::Unchanged(_) | Outcome::NoPrevious => return None,
-        };
-        Some(Refusal {
+    /// A refusal, now, of what `trigger` asked for: the rules' `errors`,
+    /// or another `reason`.
+    pub fn now(trigger: Trigger, errors: Vec<RuleError>, reason: Option<String>) -> Refusal {
+        Refusal {
             at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             trigger: trigger.as_str(),
             errors,
             reason,
-        })
+        }
     }
 }

@@ -491,7 +491,14 @@ impl Reloader {
     }
 
     async fn finish(&self, trigger: Trigger, started: Instant, outcome: Outcome) -> Outcome {
-        if let Some(refusal) = Refusal::of(trigger, &outcome) {
+        let refusal = match &outcome {
+            Outcome::Refused(errors) => Some(Refusal::now(trigger, errors.clone(), None)),
+            Outcome::Held(why) | Outcome::Failed(why) => {
+                Some(Refusal::now(trigger, Vec::new(), Some(why.clone())))
+            }
+            Outcome::Applied(_) | Outcome::Unchanged(_) | Outcome::NoPrevious => None,
+        };
+        if let Some(refusal) = refusal {
             match self.refused.lock() {
                 Ok(mut r) => *r = Some(refusal),
                 Err(poisoned) => *poisoned.into_inner() = Some(refusal),
