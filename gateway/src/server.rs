@@ -302,24 +302,17 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         server.add_service(service);
     }
     if let Some(tls) = &config.tls {
-        let mut service = Service::new("gateway tls".to_string(), front(true));
         let certs = Arc::new(Tls::start(tls, metrics.clone())?);
-        // No files: the resolver picks a certificate per handshake.
-        let mut settings = pingora::listeners::tls::TlsSettings::intermediate("", "")
-            .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
-        settings.set_cert_resolver(certs.certificates.clone());
-        settings.enable_h2();
+        // The front does the handshakes, with a rustls configuration of
+        // ours (Pingora's TLS listener allows no session store or tickets).
+        let tls_front = front(true).terminate_tls(certs.server_config(tls)?);
+        let mut service = Service::new("gateway tls".to_string(), tls_front);
         server.add_service(background_service("certificate watch", CertWatch(certs)));
         // TLS reads whole records (up to 16 KiB); a buffer of one record
         // keeps those reads to one syscall without Pingora's 64 KiB default.
-        service.add_listener(
-            ListenerConfig::tcp(tls.listen.as_str())
-                .tls(settings)
-                .l4_buffer(L4BufferSettings::new(
-                    TLS_READ_BUFFER,
-                    DEFAULT_L4_WRITE_BUFFER_SIZE,
-                )),
-        );
+        service.add_listener(ListenerConfig::tcp(tls.listen.as_str()).l4_buffer(
+            L4BufferSettings::new(TLS_READ_BUFFER, DEFAULT_L4_WRITE_BUFFER_SIZE),
+        ));
         server.add_service(service);
     }
     // Not Pingora services: axum routers on their own listeners

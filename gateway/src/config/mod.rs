@@ -132,11 +132,28 @@ pub struct TlsSection {
     /// for; without `cert`, the first is the default.
     #[serde(default)]
     pub certificate: Vec<CertificateEntry>,
+    /// TLS sessions kept for resumption by session id (TLS 1.2, and 1.3
+    /// when `session_tickets` is off).
+    #[serde(default = "default_session_cache")]
+    pub session_cache: usize,
+    /// Resume TLS 1.3 sessions with encrypted tickets the client keeps
+    /// (stateless, as many clients as come back), one per handshake; the
+    /// ticket key is made at start and rotated every 6 hours.
+    #[serde(default = "default_true")]
+    pub session_tickets: bool,
     /// The cryptography under rustls: `aws-lc-rs` (the default: 1.35x
     /// `ring`'s full RSA handshakes per second, docs/performance.md
     /// section 13) or `ring`.
     #[serde(default)]
     pub crypto: TlsCrypto,
+}
+
+fn default_session_cache() -> usize {
+    40_960
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[[tls.certificate]]`: one certificate and the names it serves.
@@ -501,6 +518,7 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("store", "max_connections")
         | ("store", "cache_capacity")
         | ("api", "max_bulk")
+        | ("tls", "session_cache")
         | ("api", "code_length")
         | ("api", "threads")
         | ("api", "nice")
@@ -519,6 +537,7 @@ fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
         | ("rules", "allow_empty")
         | ("log", "access")
         | ("admin", "generate_token")
+        | ("tls", "session_tickets")
         | ("clicks", "enabled")
         | ("clicks", "anonymize_ip")
         | ("analytics", "enabled") => match value {

@@ -111,6 +111,31 @@ impl Tls {
         }
     }
 
+    /// The rustls configuration of the TLS listener: these certificates,
+    /// HTTP/2 and HTTP/1.1 by ALPN, `section`'s session cache and tickets.
+    pub fn server_config(&self, section: &TlsSection) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_cert_resolver(self.certificates.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.session_storage =
+            rustls::server::ServerSessionMemoryCache::new(section.session_cache.max(1));
+        if section.session_tickets {
+            config.ticketer = match section.crypto {
+                crate::config::TlsCrypto::AwsLcRs => rustls::crypto::aws_lc_rs::Ticketer::new()?,
+                crate::config::TlsCrypto::Ring => rustls::crypto::ring::Ticketer::new()?,
+            };
+        }
+        // One ticket per handshake: a second costs a resumed handshake
+        // about 7 % (docs/performance.md section 13) and a browser uses one.
+        config.send_tls13_tickets = 1;
+        Ok(Arc::new(config))
+    }
+
     /// Every file the certificates are read from.
     fn files(&self) -> Vec<PathBuf> {
         self.entries

@@ -294,3 +294,30 @@ fn each_certificates_expiry_is_a_metric() {
     // Ten days left: a warning at start.
     assert!(gw.wait_log("expires within two weeks", Duration::from_secs(2)));
 }
+
+#[test]
+fn three_hundred_returning_clients_all_resume() {
+    // More clients than the 256 sessions of rustls's default store, which
+    // each handshake filled with two tickets: most of them had to do a
+    // full handshake again.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_cert(d, "site", "site", &["go.example.com"], true, 30);
+    let gw = start(d, "cert = \"$DIR/site.pem\"\nkey = \"$DIR/site.key\"\n");
+    let sessions: Vec<String> = (0..300)
+        .map(|i| d.join(format!("session-{i}.pem")).display().to_string())
+        .collect();
+    for s in &sessions {
+        let first = handshake(&gw, "go.example.com", &["-sess_out", s, "-ign_eof"]);
+        assert!(first.session.starts_with("New,"), "{}", first.session);
+    }
+    let reused = sessions
+        .iter()
+        .filter(|s| {
+            handshake(&gw, "go.example.com", &["-sess_in", s])
+                .session
+                .starts_with("Reused,")
+        })
+        .count();
+    assert_eq!(reused, 300, "returning clients that resumed");
+}

@@ -16,6 +16,7 @@
 mod answer;
 mod head;
 mod limits;
+mod tls;
 
 pub use head::H1Request;
 pub use limits::{Close, Limits};
@@ -112,6 +113,8 @@ pub struct Front<A, P> {
     limits: Limits,
     closes: Option<[IntCounter; 4]>,
     tls: bool,
+    /// Terminates TLS itself on accepted connections (the TLS listener).
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl<A, P> Front<A, P> {
@@ -133,6 +136,7 @@ impl<A, P> Front<A, P> {
             limits,
             closes: closes.map(|v| Close::ALL.map(|c| v.with_label_values(&[c.as_str()]))),
             tls: false,
+            acceptor: None,
         }
     }
 
@@ -140,6 +144,14 @@ impl<A, P> Front<A, P> {
     /// it forwards).
     pub fn tls(mut self, tls: bool) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Does the TLS handshake of each accepted connection with `config`
+    /// (within `header_timeout`) before reading its requests.
+    pub fn terminate_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = true;
+        self.acceptor = Some(tokio_rustls::TlsAcceptor::from(config));
         self
     }
 
@@ -217,6 +229,10 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let _serving = Serving::new();
+        let stream = match &self.acceptor {
+            Some(acceptor) => tls::accept(acceptor, stream, self.limits.header_timeout).await?,
+            None => stream,
+        };
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.proxy.process_new(stream, shutdown).await;
         }
