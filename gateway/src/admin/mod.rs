@@ -120,33 +120,17 @@ const ADMIN_PREFIX: &str = "/admin/";
 /// token the admin API is off: `404`, not `401`, as no credentials would
 /// help, and monitoring must not read a switched-off API as failed
 /// authentication.
-async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+async fn require_token(state: State<AdminState>, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with(ADMIN_PREFIX) {
         return next.run(req).await;
     }
-    let Some(token) = &state.token else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "admin-disabled",
-            "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
-        );
-    };
-    match refusal(&state, token, &req) {
-        None => next.run(req).await,
-        Some(resp) => resp,
-    }
+    require_operator(state, req, next).await
 }
 
-/// The token check in front of the operator's link routes.
+/// The token check in front of the operator's link routes (and, through
+/// [`require_token`], of every `/admin/` path).
 async fn require_operator(State(state): State<AdminState>, req: Request, next: Next) -> Response {
-    let Some(token) = &state.token else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "admin-disabled",
-            "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
-        );
-    };
-    match refusal(&state, token, &req) {
+    match refusal(&state, &req) {
         None => next.run(req).await,
         Some(resp) => resp,
     }
@@ -155,7 +139,14 @@ async fn require_operator(State(state): State<AdminState>, req: Request, next: N
 /// The answer refusing `req` unless it is the operator's: the bearer
 /// token, or an operator's console session (a change with its CSRF
 /// token).
-fn refusal(state: &AdminState, token: &str, req: &Request) -> Option<Response> {
+fn refusal(state: &AdminState, req: &Request) -> Option<Response> {
+    let Some(token) = &state.token else {
+        return Some(problem(
+            StatusCode::NOT_FOUND,
+            "admin-disabled",
+            "the admin API is disabled: set admin.token (or GATEWAY_ADMIN_TOKEN)",
+        ));
+    };
     if authorized(req.headers(), token) {
         return None;
     }
