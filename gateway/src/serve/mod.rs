@@ -33,6 +33,7 @@ mod proxy;
 mod read_limit;
 mod respond;
 mod route_headers;
+mod wrapped_stream;
 
 pub use access_log::AccessLog;
 pub use client_ip::TrustedProxies;

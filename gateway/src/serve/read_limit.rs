@@ -11,18 +11,15 @@
 //! the connection comes back.
 
 use async_trait::async_trait;
-use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType, ALPN,
-};
+use pingora::protocols::{Peek, Shutdown, Ssl, Stream, ALPN, IO};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::wrapped_stream::stream_traits;
 
 /// A connection with an optional read budget.
 #[derive(Debug)]
@@ -43,6 +40,14 @@ impl ReadLimit {
     /// Caps further reads at `budget` bytes (`None`: no cap).
     pub fn limit(&mut self, budget: Option<u64>) {
         self.left = budget;
+    }
+
+    fn socket(&self) -> &dyn IO {
+        &*self.inner
+    }
+
+    fn socket_mut(&mut self) -> &mut dyn IO {
+        &mut *self.inner
     }
 
     /// What is left of the budget (`None`: reads are not capped).
@@ -83,42 +88,12 @@ impl AsyncRead for ReadLimit {
     }
 }
 
-impl AsyncWrite for ReadLimit {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+stream_traits!(ReadLimit);
 
 #[async_trait]
 impl Shutdown for ReadLimit {
     async fn shutdown(&mut self) {
         self.inner.shutdown().await
-    }
-}
-
-impl UniqueID for ReadLimit {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
     }
 }
 
@@ -131,36 +106,6 @@ impl Ssl for ReadLimit {
     }
     fn selected_alpn_proto(&self) -> Option<ALPN> {
         self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for ReadLimit {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for ReadLimit {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.set_proxy_digest(digest)
-    }
-}
-
-impl GetSocketDigest for ReadLimit {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-    fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.set_socket_digest(digest)
     }
 }
 
@@ -179,6 +124,7 @@ impl Peek for ReadLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]

@@ -9,20 +9,18 @@
 //! pipeline and HTTP/2 (by ALPN) take it like any other.
 
 use async_trait::async_trait;
-use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType, ALPN,
-};
+use pingora::protocols::{Peek, Shutdown, Ssl, Stream, ALPN, IO};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+
+use super::super::wrapped_stream::stream_traits;
 
 /// A client connection after its TLS handshake.
 #[derive(Debug)]
@@ -63,43 +61,23 @@ impl AsyncRead for ServerTls {
     }
 }
 
-impl AsyncWrite for ServerTls {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+impl ServerTls {
+    fn socket(&self) -> &dyn IO {
+        &**self.inner.get_ref().0
     }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+
+    fn socket_mut(&mut self) -> &mut dyn IO {
+        &mut **self.inner.get_mut().0
     }
 }
+
+stream_traits!(ServerTls);
 
 #[async_trait]
 impl Shutdown for ServerTls {
     async fn shutdown(&mut self) {
         // close_notify, then the socket's own shutdown.
         let _ = AsyncWriteExt::shutdown(&mut self.inner).await;
-    }
-}
-
-impl UniqueID for ServerTls {
-    fn id(&self) -> UniqueIDType {
-        self.inner.get_ref().0.id()
     }
 }
 
@@ -112,36 +90,6 @@ impl Ssl for ServerTls {
     }
     fn selected_alpn_proto(&self) -> Option<ALPN> {
         self.alpn.clone()
-    }
-}
-
-impl GetTimingDigest for ServerTls {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_ref().0.get_timing_digest()
-    }
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_ref().0.get_read_pending_time()
-    }
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_ref().0.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for ServerTls {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_ref().0.get_proxy_digest()
-    }
-    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.get_mut().0.set_proxy_digest(digest)
-    }
-}
-
-impl GetSocketDigest for ServerTls {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_ref().0.get_socket_digest()
-    }
-    fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.get_mut().0.set_socket_digest(digest)
     }
 }
 
