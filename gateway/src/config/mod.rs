@@ -141,6 +141,12 @@ pub struct TlsSection {
     /// ticket key is made at start and rotated every 6 hours.
     #[serde(default = "default_true")]
     pub session_tickets: bool,
+    /// Files of ticket keys shared by a fleet (80 bytes each, as
+    /// `openssl rand 80` makes; nginx's `ssl_session_ticket_key` files):
+    /// the first seals new tickets, every one opens them, and they are read
+    /// again when they change. Empty: a key made at start, per gateway.
+    #[serde(default)]
+    pub session_ticket_keys: Vec<PathBuf>,
     /// The cryptography under rustls: `aws-lc-rs` (the default: 1.35x
     /// `ring`'s full RSA handshakes per second, docs/performance.md
     /// section 13) or `ring`.
@@ -280,6 +286,11 @@ impl Config {
                     .iter()
                     .flat_map(|t| t.certificates())
                     .flat_map(|c| [c.key, c.cert]),
+            )
+            .chain(
+                self.tls
+                    .iter()
+                    .flat_map(|t| t.session_ticket_keys.iter().cloned()),
             )
             .collect();
         rules::LoadOptions {
@@ -482,6 +493,9 @@ impl Config {
             if tls.certificates().is_empty() {
                 bail!("config: [tls] needs a certificate: cert and key, or [[tls.certificate]]");
             }
+            if !tls.session_tickets && !tls.session_ticket_keys.is_empty() {
+                bail!("config: tls.session_ticket_keys needs tls.session_tickets = true");
+            }
         }
         if let Some(t) = &self.admin.token {
             if t.len() < 16 {
@@ -496,16 +510,17 @@ impl Config {
 /// comma-separated, numbers are numbers, everything else is a string.
 fn env_value(section: &str, field: &str, value: &str) -> toml::Value {
     match (section, field) {
-        ("server", "listen") | ("server", "trusted_proxies") | ("rules", "allow_dirs") => {
-            toml::Value::Array(
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| toml::Value::String(s.to_string()))
-                    .collect(),
-            )
-        }
+        ("server", "listen")
+        | ("server", "trusted_proxies")
+        | ("rules", "allow_dirs")
+        | ("tls", "session_ticket_keys") => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
         ("server", "threads")
         | ("server", "max_head_bytes")
         | ("server", "max_line_bytes")

@@ -1,5 +1,5 @@
 //! Metrics of the TLS listener's certificates: when each expires, and
-//! how their reloads went.
+//! how their reloads (and the session ticket keys') went.
 
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
@@ -13,6 +13,10 @@ pub struct TlsMetrics {
     /// `gateway_tls_certificate_reloads_total{result}`: `success` or
     /// `failure` (the old certificates kept serving).
     pub reloads: IntCounterVec,
+    /// `gateway_tls_ticket_key_reloads_total{result}`: the session ticket
+    /// key files read again after a change, `success` or `failure` (the
+    /// old keys kept).
+    pub ticket_key_reloads: IntCounterVec,
 }
 
 impl TlsMetrics {
@@ -34,6 +38,16 @@ impl TlsMetrics {
                     Opts::new(
                         "gateway_tls_certificate_reloads_total",
                         "Reloads of the TLS certificates after their files changed, by result.",
+                    ),
+                    &["result"],
+                )?,
+            )?,
+            ticket_key_reloads: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gateway_tls_ticket_key_reloads_total",
+                        "Reloads of the TLS session ticket key files after they changed, by result.",
                     ),
                     &["result"],
                 )?,

@@ -3,10 +3,13 @@
 //! ([`resolver`]), read from PEM files ([`certificate`]) and read again
 //! when those files change — a rename over them, a Kubernetes Secret's
 //! symlink swap — with a set that does not load refused whole while the
-//! old one keeps serving. Each certificate's expiry is a metric.
+//! old one keeps serving. Each certificate's expiry is a metric. Session
+//! tickets are sealed with keys from files a fleet shares ([`tickets`]),
+//! read again the same way.
 
 mod certificate;
 mod resolver;
+mod tickets;
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -20,6 +23,7 @@ use crate::metrics::Metrics;
 
 pub use certificate::{CertError, Loaded};
 pub use resolver::Certificates;
+pub use tickets::TicketKeys;
 
 /// How long certificate files must be quiet before they are read again.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -29,6 +33,8 @@ pub struct Tls {
     entries: Vec<CertificateEntry>,
     /// Given to the listener as its certificate resolver.
     pub certificates: Arc<Certificates>,
+    /// `tls.session_ticket_keys`, when set.
+    tickets: Option<Arc<TicketKeys>>,
     metrics: Arc<Metrics>,
 }
 
@@ -60,15 +66,29 @@ impl Tls {
             let lines: Vec<String> = errors.iter().map(|e| format!("tls: {e}")).collect();
             anyhow::anyhow!(lines.join("\n"))
         })?;
+        let tickets = if section.session_ticket_keys.is_empty() {
+            None
+        } else {
+            let keys = TicketKeys::load(section.session_ticket_keys.clone()).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| format!("tls: {e}")).collect();
+                anyhow::anyhow!(lines.join("\n"))
+            })?;
+            Some(Arc::new(keys))
+        };
         let tls = Tls {
             certificates: Arc::new(Certificates::new(&loaded)),
             entries,
+            tickets,
             metrics,
         };
         tls.publish(&loaded);
         // Both series from the start, so an alert on failures has one.
         for result in ["success", "failure"] {
             tls.metrics.tls.reloads.with_label_values(&[result]);
+            tls.metrics
+                .tls
+                .ticket_key_reloads
+                .with_label_values(&[result]);
         }
         Ok(tls)
     }
@@ -111,6 +131,27 @@ impl Tls {
         }
     }
 
+    /// Reads the session ticket key files again: all their keys go live,
+    /// or none (each error logged, the old keys kept).
+    fn reload_ticket_keys(&self) {
+        let Some(tickets) = &self.tickets else {
+            return;
+        };
+        let reloads = &self.metrics.tls.ticket_key_reloads;
+        match tickets.reload() {
+            Ok(n) => {
+                reloads.with_label_values(&["success"]).inc();
+                tracing::info!(keys = n, "TLS session ticket keys reloaded");
+            }
+            Err(errors) => {
+                reloads.with_label_values(&["failure"]).inc();
+                for e in &errors {
+                    tracing::error!(error = %e, "TLS session ticket keys refused; the previous keys keep sealing and opening tickets");
+                }
+            }
+        }
+    }
+
     /// The rustls configuration of the TLS listener: these certificates,
     /// HTTP/2 and HTTP/1.1 by ALPN, `section`'s session cache and tickets.
     pub fn server_config(&self, section: &TlsSection) -> anyhow::Result<Arc<rustls::ServerConfig>> {
@@ -124,7 +165,9 @@ impl Tls {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config.session_storage =
             rustls::server::ServerSessionMemoryCache::new(section.session_cache.max(1));
-        if section.session_tickets {
+        if let Some(keys) = &self.tickets {
+            config.ticketer = keys.clone();
+        } else if section.session_tickets {
             config.ticketer = match section.crypto {
                 crate::config::TlsCrypto::AwsLcRs => rustls::crypto::aws_lc_rs::Ticketer::new()?,
                 crate::config::TlsCrypto::Ring => rustls::crypto::ring::Ticketer::new()?,
@@ -145,7 +188,9 @@ impl Tls {
     }
 }
 
-/// Reloads the certificates when their files change.
+/// Reloads the certificates, and the session ticket keys, when their
+/// files change: each set on its own, so a rotated key never counts as a
+/// certificate reload.
 pub struct CertWatch(pub Arc<Tls>);
 
 #[async_trait]
@@ -153,17 +198,39 @@ impl BackgroundService for CertWatch {
     async fn start(&self, shutdown: ShutdownWatch) {
         let files = self.0.files();
         let tls = self.0.clone();
-        crate::live::watch_files(
+        let certificates = crate::live::watch_files(
             move || files.clone(),
             DEBOUNCE,
-            shutdown,
+            shutdown.clone(),
             move || {
                 let tls = tls.clone();
                 async move {
                     let _ = tls.reload();
                 }
             },
-        )
-        .await;
+        );
+        let key_files = self
+            .0
+            .tickets
+            .as_ref()
+            .map(|t| t.files().to_vec())
+            .unwrap_or_default();
+        let tls = self.0.clone();
+        let ticket_keys = async move {
+            if key_files.is_empty() {
+                return;
+            }
+            crate::live::watch_files(
+                move || key_files.clone(),
+                DEBOUNCE,
+                shutdown,
+                move || {
+                    let tls = tls.clone();
+                    async move { tls.reload_ticket_keys() }
+                },
+            )
+            .await
+        };
+        tokio::join!(certificates, ticket_keys);
     }
 }

@@ -1,8 +1,9 @@
 //! Certificates of the TLS listener on the real binary, seen by
 //! `openssl s_client`: chosen by server name (exact, wildcard, default),
 //! ECDSA to clients that take it, replaced on disk without a restart, a
-//! broken one refused while the old keeps serving, sessions resumed, and
-//! each certificate's expiry as a metric.
+//! broken one refused while the old keeps serving, sessions resumed (on
+//! another gateway sharing the ticket keys, too), and each certificate's
+//! expiry as a metric.
 
 use crate::harness::{wait_until, Gateway, Options, Scrape};
 use std::path::Path;
@@ -262,6 +263,96 @@ fn a_session_is_resumed_on_the_next_connection() {
     assert!(first.session.starts_with("New,"), "{}", first.session);
     let again = handshake(&gw, "go.example.com", &["-sess_in", &s]);
     assert!(again.session.starts_with("Reused,"), "{}", again.session);
+}
+
+/// Writes `bytes` as the key file `name` in `dir` by renaming a new file
+/// over it, as a Secret update does.
+fn put_key(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.new"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+fn random_key() -> Vec<u8> {
+    use rand::RngCore;
+    let mut k = vec![0u8; 80];
+    rand::rng().fill_bytes(&mut k);
+    k
+}
+
+#[test]
+fn gateways_sharing_ticket_keys_resume_each_others_sessions_and_rotate_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_cert(d, "site", "site", &["go.example.com"], true, 30);
+    let old = random_key();
+    put_key(d, "current.key", &old);
+    put_key(d, "previous.key", &random_key());
+    let shared = r#"cert = "$DIR/site.pem"
+key = "$DIR/site.key"
+session_ticket_keys = ["$DIR/current.key", "$DIR/previous.key"]
+"#;
+    let a = start(d, shared);
+    let b = start(d, shared);
+    // A gateway with a key of its own, as every gateway had before.
+    let alone = start(d, "cert = \"$DIR/site.pem\"\nkey = \"$DIR/site.key\"\n");
+
+    let session = |n: &str| d.join(n).display().to_string();
+    let from_a = session("from-a.pem");
+    let first = handshake(&a, "go.example.com", &["-sess_out", &from_a, "-ign_eof"]);
+    assert!(first.session.starts_with("New,"), "{}", first.session);
+    let on_b = handshake(&b, "go.example.com", &["-sess_in", &from_a]);
+    assert!(
+        on_b.session.starts_with("Reused,"),
+        "a session from gateway A did not resume on gateway B: {}",
+        on_b.session
+    );
+    let elsewhere = handshake(&alone, "go.example.com", &["-sess_in", &from_a]);
+    assert!(
+        elsewhere.session.starts_with("New,"),
+        "{}",
+        elsewhere.session
+    );
+
+    // Rotation on B: a new first key, the old one second. A's old
+    // tickets still open; B's new tickets are sealed with the new key,
+    // which A does not have yet.
+    put_key(d, "previous.key", &old);
+    put_key(d, "current.key", &random_key());
+    let rotated = wait_until(Duration::from_secs(10), || {
+        Scrape::fetch(b.admin, "admin").get(
+            "gateway_tls_ticket_key_reloads_total",
+            &[("result", "success")],
+        ) >= Some(1.0)
+    });
+    assert!(rotated, "no ticket key reload; log:\n{}", b.log_tail());
+    let still = handshake(&b, "go.example.com", &["-sess_in", &from_a]);
+    assert!(still.session.starts_with("Reused,"), "{}", still.session);
+
+    // The old key dropped: its tickets make full handshakes.
+    put_key(d, "previous.key", &random_key());
+    let dropped = wait_until(Duration::from_secs(10), || {
+        handshake(&b, "go.example.com", &["-sess_in", &from_a])
+            .session
+            .starts_with("New,")
+    });
+    assert!(dropped, "a ticket of a removed key still resumes");
+
+    // A broken key file: refused, the keys in use kept.
+    let from_b = session("from-b.pem");
+    let fresh = handshake(&b, "go.example.com", &["-sess_out", &from_b, "-ign_eof"]);
+    assert!(fresh.session.starts_with("New,"), "{}", fresh.session);
+    put_key(d, "current.key", b"too short");
+    assert!(b.wait_log("TLS session ticket keys refused", Duration::from_secs(10)));
+    let kept = handshake(&b, "go.example.com", &["-sess_in", &from_b]);
+    assert!(kept.session.starts_with("Reused,"), "{}", kept.session);
+    assert_eq!(
+        Scrape::fetch(b.admin, "admin").get(
+            "gateway_tls_ticket_key_reloads_total",
+            &[("result", "failure")]
+        ),
+        Some(1.0)
+    );
 }
 
 #[test]
