@@ -93,7 +93,7 @@ impl Analytics {
         v: &Visit<'_>,
         click: &ClickId,
         r: &rules::Redirect<'_>,
-        rules: &rules::RuleSet,
+        class: rules::DeviceClass,
     ) {
         if v.head {
             return;
@@ -101,10 +101,6 @@ impl Analytics {
         let Some((host, path)) = &v.normalized else {
             return;
         };
-        // The click pipeline classified this User-Agent too, but only for
-        // first visits of people; one more automaton pass over a short
-        // string is cheaper than widening its interface.
-        let class = r.device.unwrap_or_else(|| rules.classify(v.user_agent));
         let subject = match r.code_at {
             // A link is its path: the code of a stored link, the prefix
             // and code of a bulk link (two sets with different prefixes
@@ -120,7 +116,10 @@ impl Analytics {
                 name: r.rule.to_string(),
             },
         };
-        let now = rules::unix_now();
+        let now = click
+            .at()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let hit = Hit {
             key: StatKey {
                 subject,

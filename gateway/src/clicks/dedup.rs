@@ -16,7 +16,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Slots per bucket.
@@ -26,8 +26,7 @@ const WAYS: usize = 4;
 struct Slot {
     /// Even while stable, odd while being written.
     seq: AtomicU32,
-    /// When written, in milliseconds since the table was made, plus one
-    /// (0: empty).
+    /// When written, in Unix milliseconds plus one (0: empty).
     at: AtomicU64,
     key: AtomicU64,
     id_hi: AtomicU64,
@@ -40,7 +39,6 @@ pub struct Dedup {
     /// Buckets minus one (their number is a power of two).
     mask: usize,
     window_ms: u64,
-    start: Instant,
 }
 
 impl Dedup {
@@ -55,7 +53,6 @@ impl Dedup {
             slots: (0..slots).map(|_| Slot::default()).collect(),
             mask: slots / WAYS - 1,
             window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
-            start: Instant::now(),
         }
     }
 
@@ -65,17 +62,13 @@ impl Dedup {
         &self.slots[b * WAYS..(b + 1) * WAYS]
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     fn live(&self, at: u64, now: u64) -> bool {
         at != 0 && now.saturating_sub(at - 1) < self.window_ms
     }
 
-    /// The click id remembered for `key`.
-    pub fn get(&self, key: u64) -> Option<u128> {
-        let now = self.now_ms();
+    /// The click id remembered for `key`, at `now` (Unix milliseconds:
+    /// the time the click is given, read once per click by the caller).
+    pub fn get(&self, key: u64, now: u64) -> Option<u128> {
         for slot in self.bucket(key) {
             let before = slot.seq.load(Ordering::Acquire);
             if before % 2 == 1 || slot.key.load(Ordering::Relaxed) != key {
@@ -93,9 +86,8 @@ impl Dedup {
         None
     }
 
-    /// Remembers `click_id` for `key`.
-    pub fn insert(&self, key: u64, click_id: u128) {
-        let now = self.now_ms();
+    /// Remembers `click_id` for `key`, given at `now` (Unix milliseconds).
+    pub fn insert(&self, key: u64, click_id: u128, now: u64) {
         let bucket = self.bucket(key);
         // The slot holding this key, else a free or stale one, else the
         // oldest.
@@ -158,44 +150,45 @@ mod tests {
         let d = Dedup::new(Duration::from_millis(200), 100);
         let k = key(None, "ua", "h", "/p");
         assert_ne!(k, key(None, "ua", "h", "/q"));
-        assert!(d.get(k).is_none());
-        d.insert(k, 7);
-        assert_eq!(d.get(k), Some(7));
-        d.insert(k, 7 << 70);
-        assert_eq!(d.get(k), Some(7 << 70), "the whole 128 bits, replaced");
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(d.get(k).is_none());
+        let t = 1_780_000_000_000;
+        assert!(d.get(k, t).is_none());
+        d.insert(k, 7, t);
+        assert_eq!(d.get(k, t + 199), Some(7));
+        d.insert(k, 7 << 70, t);
+        assert_eq!(d.get(k, t), Some(7 << 70), "the whole 128 bits, replaced");
+        assert!(d.get(k, t + 200).is_none());
     }
 
     #[test]
     fn a_full_bucket_forgets_its_oldest_and_keys_never_share_an_id() {
         let d = Dedup::new(Duration::from_secs(60), 4);
+        let t = 1_780_000_000_000;
         // One bucket of four: a fifth key pushes the first out.
         for k in 1..=5u64 {
-            d.insert(k, u128::from(k) * 10);
-            std::thread::sleep(Duration::from_millis(2));
+            d.insert(k, u128::from(k) * 10, t + k);
         }
-        assert_eq!(d.get(1), None);
+        assert_eq!(d.get(1, t + 6), None);
         for k in 2..=5u64 {
-            assert_eq!(d.get(k), Some(u128::from(k) * 10));
+            assert_eq!(d.get(k, t + 6), Some(u128::from(k) * 10));
         }
-        assert_eq!(d.get(6), None);
+        assert_eq!(d.get(6, t + 6), None);
     }
 
     #[test]
     fn readers_racing_writers_see_whole_ids_or_none() {
         let d = std::sync::Arc::new(Dedup::new(Duration::from_secs(60), 4));
+        let t = 1_780_000_000_000;
         let writer = {
             let d = d.clone();
             std::thread::spawn(move || {
                 for i in 0..200_000u64 {
                     // Both halves equal: a torn read would show it.
-                    d.insert(1, (u128::from(i) << 64) | u128::from(i));
+                    d.insert(1, (u128::from(i) << 64) | u128::from(i), t);
                 }
             })
         };
         for _ in 0..200_000 {
-            if let Some(id) = d.get(1) {
+            if let Some(id) = d.get(1, t) {
                 assert_eq!((id >> 64) as u64, id as u64, "torn id {id:x}");
             }
         }

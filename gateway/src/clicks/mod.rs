@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::config::{ClicksSection, SinkKind};
 use crate::metrics::Metrics;
@@ -104,24 +105,6 @@ impl Pipeline {
 }
 
 impl Clicks {
-    /// The de-duplication key of a visitor opening a link, and the click id
-    /// they got within the window, if any.
-    pub fn seen(
-        &self,
-        ip: Option<IpAddr>,
-        user_agent: &str,
-        host: &str,
-        path: &str,
-    ) -> (u64, Option<u128>) {
-        let key = dedup::key(ip, user_agent, host, path);
-        (key, self.dedup.get(key))
-    }
-
-    /// Remembers the click id of a new click.
-    pub fn remember(&self, key: u64, click_id: u128) {
-        self.dedup.insert(key, click_id);
-    }
-
     /// Hands an event to the writer without waiting; a full queue drops it.
     pub fn send(&self, event: &Event<'_>) {
         // Lines come back from the writer once written: reusing them keeps
@@ -183,25 +166,53 @@ pub struct ClickId {
     key: u64,
     uuid: u128,
     text: [u8; 32],
+    /// When the id was given: the one clock read of a click, shared by the
+    /// id, the de-duplication window and the event's `ts`.
+    at: SystemTime,
     /// The visitor got this id for this link within the window already.
     pub repeat: bool,
 }
 
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A UUIDv7 for `at`: its millisecond, then 74 random bits from this
+/// thread's generator. `Uuid::now_v7` reads the clock again and takes a
+/// process-wide lock for a counter that orders ids within a millisecond;
+/// click ids need to be unique, not ordered inside a millisecond.
+fn uuid_v7(at: SystemTime) -> u128 {
+    let random: [u8; 10] = rand::random();
+    uuid::Builder::from_unix_timestamp_millis(unix_ms(at), &random)
+        .into_uuid()
+        .as_u128()
+}
+
 impl ClickId {
-    fn new(key: u64, uuid: u128, repeat: bool) -> ClickId {
+    fn new(key: u64, uuid: u128, repeat: bool, at: SystemTime) -> ClickId {
         let mut text = [0u8; 32];
         uuid::Uuid::from_u128(uuid).simple().encode_lower(&mut text);
         ClickId {
             key,
             uuid,
             text,
+            at,
             repeat,
         }
     }
 
     /// A new id for a redirect when clicks are not recorded.
     pub fn fresh() -> ClickId {
-        ClickId::new(0, uuid::Uuid::now_v7().as_u128(), false)
+        let at = SystemTime::now();
+        ClickId::new(0, uuid_v7(at), false, at)
+    }
+
+    /// When the id was given.
+    pub fn at(&self) -> SystemTime {
+        self.at
     }
 
     /// The id as text.
@@ -212,43 +223,44 @@ impl ClickId {
 }
 
 impl Clicks {
-    /// The click id for a visit: the remembered one within the window, or
-    /// a new one.
+    /// The click id for a visit: the one the visitor got for this link
+    /// within the window, or a new one.
     pub fn assign(&self, v: &Visit<'_>) -> ClickId {
-        let (key, seen) = match &v.normalized {
-            Some((host, path)) => self.seen(v.ip, v.user_agent, host, path),
-            None => self.seen(v.ip, v.user_agent, v.host, v.path),
+        let (host, path) = match &v.normalized {
+            Some((host, path)) => (host.as_ref(), path.as_ref()),
+            None => (v.host, v.path),
         };
-        match seen {
-            Some(uuid) => ClickId::new(key, uuid, true),
-            None => ClickId::new(key, uuid::Uuid::now_v7().as_u128(), false),
+        let key = dedup::key(v.ip, v.user_agent, host, path);
+        let at = SystemTime::now();
+        match self.dedup.get(key, unix_ms(at)) {
+            Some(uuid) => ClickId::new(key, uuid, true, at),
+            None => ClickId::new(key, uuid_v7(at), false, at),
         }
     }
 
-    /// Records the click of a redirect: counted, remembered and queued
-    /// unless it is a repeat, a HEAD or a bot.
+    /// Records the click of a redirect by a visitor of `class`: counted,
+    /// remembered and queued unless it is a repeat, a HEAD or a bot.
     pub fn record(
         &self,
         v: &Visit<'_>,
         click: &ClickId,
         r: &rules::Redirect<'_>,
-        rules: &rules::RuleSet,
+        class: rules::DeviceClass,
     ) {
         if v.head || click.repeat {
             return;
         }
-        let class = r.device.unwrap_or_else(|| rules.classify(v.user_agent));
         self.count(class.device, class.bot);
         if class.bot {
             return;
         }
-        self.remember(click.key, click.uuid);
+        self.dedup.insert(click.key, click.uuid, unix_ms(click.at));
         let code = v.normalized.as_ref().and_then(|(_, path)| r.code(path));
         let client_ip =
             v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip });
         self.send(&Event {
             schema: (),
-            ts: std::time::SystemTime::now(),
+            ts: click.at,
             click_id: click.as_str(),
             rule: r.rule,
             code,

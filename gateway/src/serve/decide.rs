@@ -161,9 +161,16 @@ impl Decider {
         };
         let decision = snap.rules.decide_with(&request, store);
         if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision) {
-            c.record(&visit, click, r, &snap.rules);
-            if let Some(a) = &self.analytics {
-                a.count(&visit, click, r, &snap.rules);
+            // Classified once for both: a repeat visit needs it only for
+            // the counters.
+            if !visit.head && (!click.repeat || self.analytics.is_some()) {
+                let class = r
+                    .device
+                    .unwrap_or_else(|| snap.rules.classify(visit.user_agent));
+                c.record(&visit, click, r, class);
+                if let Some(a) = &self.analytics {
+                    a.count(&visit, click, r, class);
+                }
             }
         }
         Decided {
