@@ -13,6 +13,9 @@ pub struct TlsMetrics {
     /// `gateway_tls_certificate_reloads_total{result}`: `success` or
     /// `failure` (the old certificates kept serving).
     pub reloads: IntCounterVec,
+    /// `gateway_acme_orders_total{result}`: certificate orders of custom
+    /// domains this gateway made, `success` or `failure`.
+    pub acme_orders: IntCounterVec,
 }
 
 impl TlsMetrics {
@@ -34,6 +37,16 @@ impl TlsMetrics {
                     Opts::new(
                         "gateway_tls_certificate_reloads_total",
                         "Reloads of the TLS certificates after their files changed, by result.",
+                    ),
+                    &["result"],
+                )?,
+            )?,
+            acme_orders: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gateway_acme_orders_total",
+                        "ACME certificate orders for custom link domains made by this gateway, by result.",
                     ),
                     &["result"],
                 )?,

@@ -3,8 +3,10 @@
 //! ([`resolver`]), read from PEM files ([`certificate`]) and read again
 //! when those files change — a rename over them, a Kubernetes Secret's
 //! symlink swap — with a set that does not load refused whole while the
-//! old one keeps serving. Each certificate's expiry is a metric.
+//! old one keeps serving. Each certificate's expiry is a metric. Custom
+//! link domains get theirs from an ACME CA, kept in the store ([`acme`]).
 
+pub mod acme;
 mod certificate;
 mod resolver;
 
@@ -87,6 +89,8 @@ impl Tls {
                 tracing::warn!(certificate = %c.name, hosts = ?c.hosts, not_after = c.not_after, "TLS certificate expires within two weeks or has expired");
             }
         }
+        // The reset above took the store's certificates too.
+        acme::publish_expiry(expiry, &self.certificates.stored());
     }
 
     /// Reads the certificates again: all of them go live, or none (each
