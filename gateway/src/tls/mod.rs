@@ -68,9 +68,11 @@ impl Tls {
             metrics,
         };
         tls.publish(&loaded);
-        // Both series from the start, so an alert on failures has one.
+        // Both series from the start, so an alert on failures has one
+        // (ACME's orders too: `[acme]` needs this listener).
         for result in ["success", "failure"] {
             tls.metrics.tls.reloads.with_label_values(&[result]);
+            tls.metrics.tls.acme_orders.with_label_values(&[result]);
         }
         Ok(tls)
     }

@@ -61,10 +61,6 @@ impl Acme {
     ) -> Acme {
         // Validated with the configuration.
         let server = config.dns_resolver.as_deref().and_then(|a| a.parse().ok());
-        // Both series from the start, so an alert on failures has one.
-        for result in ["success", "failure"] {
-            metrics.tls.acme_orders.with_label_values(&[result]);
-        }
         Acme {
             txt: dns::TxtCheck::new(server),
             orderer: order::Orderer::new(config.clone(), store.clone(), challenges),
