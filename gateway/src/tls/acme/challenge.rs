@@ -18,6 +18,11 @@ pub const PREFIX: &str = "/.well-known/acme-challenge/";
 /// How long a key authorization is kept in memory: longer than the CA's
 /// validation takes, shorter than the next order of the same domain.
 const KEEP: Duration = Duration::from_secs(300);
+/// How long a token the store does not have is remembered as unknown, so
+/// a client asking for made-up tokens costs one store query per token
+/// and this long, not one per request. Real tokens are random and in the
+/// store before the CA is told to look, so none is asked for before.
+const UNKNOWN: Duration = Duration::from_secs(10);
 
 /// The token of an HTTP-01 request's path: base64url characters only
 /// (RFC 8555 §8.1), else it is not a challenge and the rules answer it.
@@ -35,6 +40,7 @@ pub fn token(path: &str) -> Option<&str> {
 pub struct Challenges {
     store: Arc<Store>,
     cache: Cache<String, Arc<str>>,
+    unknown: Cache<String, ()>,
 }
 
 impl Challenges {
@@ -46,6 +52,10 @@ impl Challenges {
                 .max_capacity(10_000)
                 .time_to_live(KEEP)
                 .build(),
+            unknown: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(UNKNOWN)
+                .build(),
         }
     }
 
@@ -56,11 +66,13 @@ impl Challenges {
         self.cache.get(token)
     }
 
-    /// The key authorization of `token`, from memory or the store. Unknown
-    /// tokens are not remembered: the next order's may arrive any time.
+    /// The key authorization of `token`, from memory or the store.
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<str>>, StoreError> {
         if let Some(found) = self.cache.get(token) {
             return Ok(Some(found));
+        }
+        if self.unknown.contains_key(token) {
+            return Ok(None);
         }
         let t = token.to_string();
         let found = self
@@ -71,8 +83,9 @@ impl Challenges {
             )
             .await?
             .map(Arc::<str>::from);
-        if let Some(f) = &found {
-            self.cache.insert(token.to_string(), f.clone());
+        match &found {
+            Some(f) => self.cache.insert(token.to_string(), f.clone()),
+            None => self.unknown.insert(token.to_string(), ()),
         }
         Ok(found)
     }
@@ -95,6 +108,7 @@ impl Challenges {
                 b.put_challenge(&t, &k, &h, rules::unix_now()).await
             })
             .await?;
+        self.unknown.invalidate(token);
         self.cache
             .insert(token.to_string(), Arc::from(key_authorization));
         Ok(())
