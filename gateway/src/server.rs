@@ -21,6 +21,7 @@ use crate::live::{self, Live, Meta, Policy, Reloader, Signals, Snapshot, Trigger
 use crate::metrics::Metrics;
 use crate::serve::{self, AccessLog, Decider, Front, Gateway, Limits, Options, TrustedProxies};
 use crate::store::{self, Store};
+use crate::tls::acme::{Acme, AcmeService, Challenges};
 use crate::tls::{CertWatch, Tls};
 use crate::upstream;
 use crate::web::{self, WebService};
@@ -237,6 +238,12 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         }
         _ => None,
     };
+    // ACME's HTTP-01 answers, from the store: any gateway of the fleet
+    // answers the CA (config validation saw to `[store]` being there).
+    let challenges = match (&config.acme, &store) {
+        (Some(_), Some(store)) => Some(Arc::new(Challenges::new(store.clone()))),
+        _ => None,
+    };
     let trusted = Arc::new(TrustedProxies::parse(&config.server.trusted_proxies)?);
     let decider = Arc::new(Decider::new(
         live.clone(),
@@ -248,6 +255,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
             analytics: analytics.as_ref().map(|p| p.analytics.clone()),
             trusted_proxies: trusted,
             store: store.clone(),
+            challenges: challenges.clone(),
         },
     ));
 
@@ -301,8 +309,20 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         }
         server.add_service(service);
     }
+    let mut acme = None;
     if let Some(tls) = &config.tls {
         let certs = Arc::new(Tls::start(tls, metrics.clone())?);
+        if let (Some(section), Some(store), Some(challenges)) = (&config.acme, &store, &challenges)
+        {
+            acme = Some(Arc::new(Acme::new(
+                section.clone(),
+                store.clone(),
+                certs.certificates.clone(),
+                challenges.clone(),
+                metrics.clone(),
+            )));
+            tracing::info!(directory = %section.directory, "automatic certificates for custom domains on");
+        }
         // The front does the handshakes, with a rustls configuration of
         // ours (Pingora's TLS listener allows no session store or tickets).
         let tls_front = front(true).terminate_tls(certs.server_config(tls)?);
@@ -324,12 +344,15 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
     // One state for the Links API on its listener and for the operator's
     // link routes on the admin listener: one key cache, one set of limits.
     let api_state = store.as_ref().map(|store| {
-        Arc::new(ApiState::new(
-            store.clone(),
-            live.clone(),
-            config.api.clone().unwrap_or_default(),
-            metrics.clone(),
-        ))
+        Arc::new(
+            ApiState::new(
+                store.clone(),
+                live.clone(),
+                config.api.clone().unwrap_or_default(),
+                metrics.clone(),
+            )
+            .with_acme(acme.clone()),
+        )
     });
     let admin_router = admin::router(AdminState {
         reloader: reloader.clone(),
@@ -398,6 +421,13 @@ pub fn run(config: Config, upgrade: bool) -> Result<()> {
         service.threads = Some(section.threads);
         server.add_service(service);
         tracing::info!(listen = %section.listen, "links API on");
+    }
+    if let Some(acme) = acme {
+        // Its own runtime (one thread): orders and DNS lookups never run
+        // on a worker that answers requests.
+        let mut service = background_service("acme", AcmeService(acme));
+        service.threads = Some(1);
+        server.add_service(service);
     }
     if let Some(store) = store {
         server.add_service(background_service(

@@ -12,11 +12,12 @@
 //! [`auth`] finds the key and limits its rate, [`validate`] checks a
 //! link, [`links`] and [`bulk`] are the handlers, [`idempotency`] replays
 //! retried creates, [`quota`] is a key's monthly quota, [`stats`] is a
-//! link's clicks, [`openapi`] is the
-//! contract generated from them.
+//! link's clicks, [`domains`] are custom link domains (their certificates
+//! come from `tls::acme`), [`openapi`] is the contract generated from them.
 
 mod auth;
 mod bulk;
+mod domains;
 mod idempotency;
 mod links;
 mod model;
@@ -38,6 +39,7 @@ use crate::config::ApiSection;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::tls::acme::Acme;
 use crate::web::{Observer, Problem, Route, Sessions};
 
 pub use auth::{store_problem, Keys};
@@ -56,6 +58,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Partners' console sessions on this listener.
     pub sessions: Arc<Sessions>,
+    /// Custom domains' certificates, when `[acme]` is set.
+    pub acme: Option<Arc<Acme>>,
 }
 
 impl ApiState {
@@ -69,7 +73,14 @@ impl ApiState {
             keys,
             metrics,
             sessions: Arc::new(Sessions::new("gateway_console_api")),
+            acme: None,
         }
+    }
+
+    /// With custom domains' certificates (`[acme]`).
+    pub fn with_acme(mut self, acme: Option<Arc<Acme>>) -> Self {
+        self.acme = acme;
+        self
     }
 }
 
@@ -101,6 +112,12 @@ impl Reply {
         reply.location = Some(format!("/api/v1/links/{}", link.id));
         reply.etag = Some(link.version);
         reply
+    }
+
+    /// With `Location`.
+    pub fn location(mut self, location: String) -> Reply {
+        self.location = Some(location);
+        self
     }
 
     /// No content.
@@ -203,7 +220,7 @@ async fn not_allowed() -> Problem {
     )
 }
 
-/// The link routes partners and the operator share.
+/// The link and domain routes partners and the operator share.
 fn link_routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/api/v1/links", get(links::list).post(links::create))
@@ -214,6 +231,12 @@ fn link_routes() -> Router<Arc<ApiState>> {
         )
         .route("/api/v1/links/{id}/stats", get(stats::read))
         .route("/api/v1/links/{id}/qr.svg", get(qr::svg))
+        .route("/api/v1/domains", get(domains::list).post(domains::create))
+        .route(
+            "/api/v1/domains/{host}",
+            get(domains::read).delete(domains::remove),
+        )
+        .route("/api/v1/domains/{host}/verify", post(domains::verify))
 }
 
 /// The Links API's routes, and `extra` (the partners' console) on the

@@ -6,6 +6,9 @@ use http::HeaderValue;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::domains::{
+    Domain, DomainCertificate, DomainInput, DomainList, DomainStatus, Verification,
+};
 use super::model::{
     BulkInput, BulkOutput, BulkResult, Link, LinkInput, LinkPage, LinkPatch, QueryMode,
 };
@@ -48,13 +51,22 @@ impl Modify for BearerKey {
         super::bulk::create,
         super::stats::read,
         super::qr::svg,
+        super::domains::create,
+        super::domains::list,
+        super::domains::read,
+        super::domains::verify,
+        super::domains::remove,
     ),
     components(schemas(
         Link, LinkInput, LinkPatch, LinkPage, QueryMode, BulkInput, BulkOutput, BulkResult, Problem, FieldError,
-        Report, Counts, SeriesPoint, GroupRow, Interval, GroupBy
+        Report, Counts, SeriesPoint, GroupRow, Interval, GroupBy,
+        Domain, DomainInput, DomainList, DomainStatus, DomainCertificate, Verification
     )),
     modifiers(&BearerKey),
-    tags((name = "links", description = "Short links on the gateway's link domains"))
+    tags(
+        (name = "links", description = "Short links on the gateway's link domains"),
+        (name = "domains", description = "Custom link domains, proven by a DNS TXT record, with certificates the fleet orders and renews")
+    )
 )]
 pub struct ApiDoc;
 

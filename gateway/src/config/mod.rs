@@ -2,6 +2,7 @@
 //! overridable by a `GATEWAY_<SECTION>_<KEY>` environment variable so a
 //! container can be configured without a file.
 
+mod acme;
 mod analytics;
 mod api;
 mod clicks;
@@ -9,6 +10,7 @@ mod duration;
 mod size;
 mod store;
 
+pub use acme::AcmeSection;
 pub use analytics::AnalyticsSection;
 pub use api::ApiSection;
 pub use clicks::{subject_parts, ClicksSection, SinkKind, SubjectPart};
@@ -43,6 +45,9 @@ pub struct Config {
     pub api: Option<ApiSection>,
     /// Per-link click counters in the store.
     pub analytics: AnalyticsSection,
+    /// Automatic certificates for custom link domains; none without the
+    /// section.
+    pub acme: Option<AcmeSection>,
     /// The file this configuration was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -354,7 +359,7 @@ impl Default for LogSection {
     }
 }
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server",
     "tls",
     "admin",
@@ -365,6 +370,7 @@ const SECTIONS: [&str; 10] = [
     "store",
     "api",
     "analytics",
+    "acme",
 ];
 
 /// Serves the console's files from this directory instead of the binary
@@ -440,6 +446,13 @@ impl Config {
         }
         if let Some(store) = &self.store {
             store.validate()?;
+        }
+        if let Some(acme) = &self.acme {
+            acme.validate(
+                self.store.is_some(),
+                self.tls.is_some(),
+                !self.server.listen.is_empty(),
+            )?;
         }
         crate::serve::TrustedProxies::parse(&self.server.trusted_proxies)?;
         let rules_dir = self

@@ -72,6 +72,11 @@ pub enum Op {
     Stats,
     /// Per-link counters read for a report.
     StatsRead,
+    /// Custom domains, their certificates and HTTP-01 challenges read.
+    Domains,
+    /// Custom domains added, checked or removed, certificates and
+    /// challenges kept, the ACME lease taken.
+    DomainsWrite,
 }
 
 impl Op {
@@ -82,11 +87,11 @@ impl Op {
     pub fn writes(self) -> bool {
         matches!(
             self,
-            Op::Write | Op::Bulk | Op::Idempotency | Op::Prune | Op::Stats
+            Op::Write | Op::Bulk | Op::Idempotency | Op::Prune | Op::Stats | Op::DomainsWrite
         )
     }
 
-    const ALL: [Op; 12] = [
+    const ALL: [Op; 14] = [
         Op::Get,
         Op::Head,
         Op::Changes,
@@ -99,6 +104,8 @@ impl Op {
         Op::Idempotency,
         Op::Stats,
         Op::StatsRead,
+        Op::Domains,
+        Op::DomainsWrite,
     ];
 
     /// Label value.
@@ -116,6 +123,8 @@ impl Op {
             Op::Idempotency => "idempotency",
             Op::Stats => "stats",
             Op::StatsRead => "stats_read",
+            Op::Domains => "domains",
+            Op::DomainsWrite => "domains_write",
         }
     }
 }
@@ -165,7 +174,7 @@ pub struct StoreMetrics {
     lookups: [IntCounter; 5],
     /// Entries evicted for room.
     pub evictions: IntCounter,
-    queries: [Histogram; 12],
+    queries: [Histogram; 14],
     errors: [IntCounter; 6],
     /// Changes written that this gateway has not applied.
     pub changes_behind: IntGauge,

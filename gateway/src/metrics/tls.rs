@@ -17,6 +17,9 @@ pub struct TlsMetrics {
     /// key files read again after a change, `success` or `failure` (the
     /// old keys kept).
     pub ticket_key_reloads: IntCounterVec,
+    /// `gateway_acme_orders_total{result}`: certificate orders of custom
+    /// domains this gateway made, `success` or `failure`.
+    pub acme_orders: IntCounterVec,
 }
 
 impl TlsMetrics {
@@ -48,6 +51,16 @@ impl TlsMetrics {
                     Opts::new(
                         "gateway_tls_ticket_key_reloads_total",
                         "Reloads of the TLS session ticket key files after they changed, by result.",
+                    ),
+                    &["result"],
+                )?,
+            )?,
+            acme_orders: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "gateway_acme_orders_total",
+                        "ACME certificate orders for custom link domains made by this gateway, by result.",
                     ),
                     &["result"],
                 )?,

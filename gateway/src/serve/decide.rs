@@ -15,6 +15,7 @@ use crate::clicks::{ClickId, Clicks, Visit};
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Kind, Metrics};
 use crate::store::{Store, StoreView};
+use crate::tls::acme::{challenge_token, Challenges};
 use rules::{Decision, Request};
 
 /// What the decision step reads from a request.
@@ -53,6 +54,8 @@ pub struct Options {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Links in a database, when `[store]` is set.
     pub store: Option<Arc<Store>>,
+    /// ACME HTTP-01 answers, when `[acme]` is set.
+    pub challenges: Option<Arc<Challenges>>,
 }
 
 /// The rules, metrics and click pipeline every request is decided with.
@@ -68,6 +71,18 @@ pub struct Decider {
     analytics: Option<Arc<Analytics>>,
     trusted: Arc<TrustedProxies>,
     store: Option<Arc<Store>>,
+    challenges: Option<Arc<Challenges>>,
+}
+
+/// What an HTTP-01 request finds on the fast path.
+pub enum Challenge {
+    /// Not one (no `[acme]`, or not the path): the rules answer it.
+    No,
+    /// The key authorization, from memory.
+    Known(Arc<str>),
+    /// One this gateway does not hold in memory: the pipeline asks the
+    /// store.
+    AskStore,
 }
 
 /// A decision and what was learnt making it.
@@ -92,6 +107,33 @@ impl Decider {
             analytics: opts.analytics,
             trusted: opts.trusted_proxies,
             store: opts.store,
+            challenges: opts.challenges,
+        }
+    }
+
+    /// An ACME HTTP-01 request on `path`, as far as memory tells (the
+    /// fast path cannot wait for the store).
+    pub fn challenge_cached(&self, path: &str) -> Challenge {
+        match (&self.challenges, challenge_token(path)) {
+            (Some(c), Some(token)) => match c.cached(token) {
+                Some(k) => Challenge::Known(k),
+                None => Challenge::AskStore,
+            },
+            _ => Challenge::No,
+        }
+    }
+
+    /// The key authorization an ACME HTTP-01 request on `path` gets, from
+    /// memory or the store; `None`: not one this fleet has (the rules
+    /// answer it).
+    pub async fn challenge(&self, path: &str) -> Option<Arc<str>> {
+        let (challenges, token) = (self.challenges.as_ref()?, challenge_token(path)?);
+        match challenges.lookup(token).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "acme: cannot read an HTTP-01 challenge from the store");
+                None
+            }
         }
     }
 

@@ -176,6 +176,14 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.decider.live.load_full();
         ctx.snapshot = Some(snap.clone());
+        // An ACME HTTP-01 request the fleet has an answer for, before the
+        // rules (which may redirect every plain request to https).
+        let path = session.req_header().uri.path();
+        if let Some(key_authorization) = self.decider.challenge(path).await {
+            ctx.kind = Some(Kind::Respond);
+            respond::write(session, Answer::key_authorization(&key_authorization)).await?;
+            return Ok(true);
+        }
         let version = self.decider.announce(&snap);
         let view = self.decider.store_view();
         let mut decided = self.decider.decide(&snap, &view, &SessionView(session));

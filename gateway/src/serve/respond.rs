@@ -89,6 +89,20 @@ impl<'a> Answer<'a> {
         }
     }
 
+    /// `200` with an ACME HTTP-01 key authorization (`tls::acme`): plain
+    /// text, never cached.
+    pub fn key_authorization(body: &str) -> Answer<'static> {
+        Answer {
+            status: 200,
+            location: None,
+            content_type: Some(&TEXT),
+            cache_control: Some(&NO_STORE),
+            extra: &[],
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            rules_version: None,
+        }
+    }
+
     /// `503` with `Retry-After`: a code on a store domain that is not cached
     /// while the store cannot be reached.
     pub fn store_unavailable(rules_version: Option<u64>) -> Answer<'static> {

@@ -20,11 +20,15 @@
 //! [`record`] is a link as stored, [`view`] is what the rules see of the
 //! store for one request. For the Links API: [`links`] writes and lists
 //! links, [`keys`] keeps API keys, [`idempotency`] keeps answers to
-//! retried creates; [`stats`] keeps the per-link click counters.
+//! retried creates; [`stats`] keeps the per-link click counters. For
+//! custom domains: [`domains`] keeps them and their certificates, [`acme`]
+//! what the fleet shares to order them (challenges, the lease, the account).
 
+mod acme;
 mod backend;
 mod batch;
 mod cache;
+mod domains;
 mod error;
 mod follower;
 mod idempotency;
@@ -37,6 +41,7 @@ mod stats;
 mod view;
 
 pub use backend::Backend;
+pub use domains::{Domain, NewCertificate};
 pub use error::StoreError;
 pub use follower::follow;
 pub use idempotency::Claim;

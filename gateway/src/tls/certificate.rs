@@ -89,33 +89,61 @@ fn names_and_expiry(der: &[u8], path: &Path) -> Result<(Vec<String>, i64), CertE
 pub fn load(entry: &CertificateEntry, provider: &CryptoProvider) -> Result<Loaded, CertError> {
     let cert_pem = read(&entry.cert)?;
     let key_pem = read(&entry.key)?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+    parse(
+        (&entry.cert, &cert_pem),
+        (&entry.key, &key_pem),
+        &entry.hosts,
+        provider,
+    )
+}
+
+/// A certificate and key held in memory (the store's, for a custom
+/// domain): `name` stands for their files in errors, logs and metrics.
+pub fn from_pem(
+    name: &str,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    provider: &CryptoProvider,
+) -> Result<Loaded, CertError> {
+    let path = Path::new(name);
+    parse((path, cert_pem), (path, key_pem), &[], provider)
+}
+
+/// A chain and key from their PEM text (each with the file it came
+/// from), for `hosts` (none: the certificate's own names).
+fn parse(
+    (cert_path, cert_pem): (&Path, &[u8]),
+    (key_path, key_pem): (&Path, &[u8]),
+    hosts: &[String],
+    provider: &CryptoProvider,
+) -> Result<Loaded, CertError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| CertError::Invalid {
-            path: entry.cert.clone(),
+            path: cert_path.to_path_buf(),
             message: format!("bad PEM: {e}"),
         })?;
     let Some(leaf) = chain.first() else {
         return Err(CertError::NoCertificate {
-            path: entry.cert.clone(),
+            path: cert_path.to_path_buf(),
         });
     };
-    let (names, not_after) = names_and_expiry(leaf, &entry.cert)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| CertError::NoKey {
-        path: entry.key.clone(),
+    let (names, not_after) = names_and_expiry(leaf, cert_path)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| CertError::NoKey {
+        path: key_path.to_path_buf(),
     })?;
     let certified =
         CertifiedKey::from_der(chain, key, provider).map_err(|e| CertError::Invalid {
-            path: entry.key.clone(),
-            message: format!("cannot use this key with {}: {e}", entry.cert.display()),
+            path: key_path.to_path_buf(),
+            message: format!("cannot use this key with {}: {e}", cert_path.display()),
         })?;
-    let hosts = if entry.hosts.is_empty() {
+    let hosts = if hosts.is_empty() {
         names
     } else {
-        entry.hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+        hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
     };
     Ok(Loaded {
-        name: entry.cert.display().to_string(),
+        name: cert_path.display().to_string(),
         hosts,
         ecdsa: certified.key.algorithm() == SignatureAlgorithm::ECDSA,
         key: Arc::new(certified),

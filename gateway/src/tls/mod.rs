@@ -5,8 +5,10 @@
 //! symlink swap — with a set that does not load refused whole while the
 //! old one keeps serving. Each certificate's expiry is a metric. Session
 //! tickets are sealed with keys from files a fleet shares ([`tickets`]),
-//! read again the same way.
+//! read again the same way. Custom link domains get their certificates
+//! from an ACME CA, kept in the store ([`acme`]).
 
+pub mod acme;
 mod certificate;
 mod resolver;
 mod tickets;
@@ -82,13 +84,15 @@ impl Tls {
             metrics,
         };
         tls.publish(&loaded);
-        // Both series from the start, so an alert on failures has one.
+        // Both series from the start, so an alert on failures has one
+        // (ACME's orders too: `[acme]` needs this listener).
         for result in ["success", "failure"] {
             tls.metrics.tls.reloads.with_label_values(&[result]);
             tls.metrics
                 .tls
                 .ticket_key_reloads
                 .with_label_values(&[result]);
+            tls.metrics.tls.acme_orders.with_label_values(&[result]);
         }
         Ok(tls)
     }
@@ -107,6 +111,8 @@ impl Tls {
                 tracing::warn!(certificate = %c.name, hosts = ?c.hosts, not_after = c.not_after, "TLS certificate expires within two weeks or has expired");
             }
         }
+        // The reset above took the store's certificates too.
+        acme::publish_expiry(expiry, &self.certificates.stored());
     }
 
     /// Reads the certificates again: all of them go live, or none (each

@@ -4,14 +4,17 @@
 //! client that accepts ECDSA signatures and the other (RSA) otherwise.
 //!
 //! The table is swapped whole when certificates are reloaded, so a
-//! handshake sees the old set or the new one, never half of each.
+//! handshake sees the old set or the new one, never half of each. It is
+//! built from two sources: the configured files, and the certificates of
+//! custom domains kept in the store (`acme`); a file's certificate wins a
+//! name both have, and the default is always a file's.
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::SignatureScheme;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::certificate::Loaded;
 
@@ -55,13 +58,13 @@ struct Table {
 }
 
 impl Table {
-    /// `certs` in order: the first is the default.
-    fn build(certs: &[Loaded]) -> Table {
+    /// `certs` in order: the first is the default; then `stored`.
+    fn build(certs: &[Loaded], stored: &[Loaded]) -> Table {
         let mut table = Table::default();
         if let Some(first) = certs.first() {
             table.default.add(first);
         }
-        for cert in certs {
+        for cert in certs.iter().chain(stored) {
             for host in &cert.hosts {
                 match host.strip_prefix("*.") {
                     Some(parent) => table
@@ -93,6 +96,9 @@ impl Table {
 #[derive(Debug)]
 pub struct Certificates {
     table: ArcSwap<Table>,
+    /// What the table was built from: the files' certificates and the
+    /// store's, so either can be replaced alone.
+    sources: Mutex<(Vec<Loaded>, Vec<Loaded>)>,
 }
 
 /// Whether a client accepts ECDSA signatures from the server.
@@ -111,13 +117,32 @@ impl Certificates {
     /// Serving `certs`, the first as the default.
     pub fn new(certs: &[Loaded]) -> Certificates {
         Certificates {
-            table: ArcSwap::from_pointee(Table::build(certs)),
+            table: ArcSwap::from_pointee(Table::build(certs, &[])),
+            sources: Mutex::new((certs.to_vec(), Vec::new())),
         }
     }
 
     /// Serves `certs` from the next handshake on.
     pub fn replace(&self, certs: &[Loaded]) {
-        self.table.store(Arc::new(Table::build(certs)));
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources.0 = certs.to_vec();
+        self.table
+            .store(Arc::new(Table::build(&sources.0, &sources.1)));
+    }
+
+    /// Serves `stored` (custom domains' certificates from the store)
+    /// beside the files' from the next handshake on.
+    pub fn replace_stored(&self, stored: Vec<Loaded>) {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources.1 = stored;
+        self.table
+            .store(Arc::new(Table::build(&sources.0, &sources.1)));
+    }
+
+    /// The store's certificates being served.
+    pub fn stored(&self) -> Vec<Loaded> {
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources.1.clone()
     }
 
     /// The certificate for `name` and a client that does (or not) take
@@ -208,6 +233,30 @@ mod tests {
         let only = [cert("ecdsa", &["e.example.com"], true)];
         let c = Certificates::new(&only);
         assert_eq!(which(&only, c.pick(Some("e.example.com"), false)), "ecdsa");
+    }
+
+    #[test]
+    fn stored_certificates_join_the_files_which_win_a_shared_name() {
+        let files = [
+            cert("default", &["www.example.com"], false),
+            cert("file", &["go.brand-a.com"], false),
+        ];
+        let c = Certificates::new(&files);
+        let stored = vec![
+            cert("store:go.brand-a.com", &["go.brand-a.com"], false),
+            cert("store:links.brand-b.com", &["links.brand-b.com"], false),
+        ];
+        c.replace_stored(stored.clone());
+        let all: Vec<Loaded> = files.iter().chain(&stored).cloned().collect();
+        let at = |name: &str| which(&all, c.pick(Some(name), false));
+        assert_eq!(at("links.brand-b.com"), "store:links.brand-b.com");
+        assert_eq!(at("go.brand-a.com"), "file");
+        assert_eq!(at("unknown.example.org"), "default");
+        // A reload of the files keeps the store's.
+        c.replace(&files);
+        assert_eq!(at("links.brand-b.com"), "store:links.brand-b.com");
+        c.replace_stored(Vec::new());
+        assert_eq!(at("links.brand-b.com"), "default");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod acme;
 mod analytics;
 mod api;
 mod cli;

@@ -676,7 +676,7 @@ fn toml_blocks() -> Vec<TomlBlock> {
 }
 
 /// Top-level tables of the server configuration (`gateway::Config`).
-const CONFIG_SECTIONS: [&str; 10] = [
+const CONFIG_SECTIONS: [&str; 11] = [
     "server",
     "tls",
     "admin",
@@ -687,6 +687,7 @@ const CONFIG_SECTIONS: [&str; 10] = [
     "store",
     "api",
     "analytics",
+    "acme",
 ];
 /// Top-level tables of a rule set (`rules::RuleSet`).
 const RULES_SECTIONS: [&str; 8] = [

@@ -582,6 +582,7 @@ const GRACE_5S: harness::Options<'static> = harness::Options {
     extra_config: "",
     tls: None,
     env: &[("GATEWAY_SERVER_GRACE_PERIOD", "5s")],
+    port: None,
     file_size_limit: None,
 };
 

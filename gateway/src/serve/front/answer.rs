@@ -19,6 +19,17 @@ use rules::Decision;
 impl FastAnswer for Decider {
     fn answer(&self, req: &H1Request<'_>, keep_alive: bool, out: &mut Vec<u8>) -> Outcome {
         let started = Instant::now();
+        match self.challenge_cached(req.path) {
+            decide::Challenge::No => {}
+            decide::Challenge::AskStore => return Outcome::Pipeline,
+            decide::Challenge::Known(key_authorization) => {
+                let answer = Answer::key_authorization(&key_authorization);
+                answer.encode_h1(req.method == "HEAD", keep_alive, out);
+                let logged = self.access.sampled();
+                self.finish(req, &answer, Kind::Respond, None, None, started, logged);
+                return Outcome::Answered;
+            }
+        }
         let snap = self.live.load();
         let view = self.store_view();
         let decided = self.decide(&snap, &view, req);

@@ -29,6 +29,9 @@ pub struct Options<'a> {
     /// Environment variables for the process (e.g. `GATEWAY_ADMIN_TOKEN`),
     /// for settings in sections the harness already writes.
     pub env: &'a [(&'a str, &'a str)],
+    /// The plain listener's port, when the test must know it before the
+    /// gateway starts (a CA told where to check HTTP-01); else a free one.
+    pub port: Option<u16>,
     /// `RLIMIT_FSIZE` of the process, in bytes: writes past it fail with
     /// `EFBIG` (`SIGXFSZ` is ignored), like a full disk, without root.
     pub file_size_limit: Option<u64>,
@@ -48,7 +51,7 @@ impl Gateway {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, content).unwrap();
         }
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let admin_port = free_port();
         let mut config = format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period = \"1s\"\nupgrade_sock = \"{up}\"\npid_file = \"{pid}\"\n\
