@@ -381,18 +381,43 @@ impl RuleSet {
         }
         let full =
             encode::decode_unreserved(req.path).map_err(|()| "bad percent-encoding in path")?;
-        let mut match_len = full.len();
-        if self.settings.trailing_slash == TrailingSlash::Ignore
-            && match_len > 1
-            && full.ends_with('/')
-        {
-            match_len -= 1;
-        }
+        let match_len = self.match_len(&full);
         Ok(Normalized {
             host,
             full,
             match_len,
         })
+    }
+
+    /// How much of a normalized path exact paths and patterns match: all
+    /// of it, or all but a trailing slash that is ignored.
+    fn match_len(&self, full: &str) -> usize {
+        if self.settings.trailing_slash == TrailingSlash::Ignore
+            && full.len() > 1
+            && full.ends_with('/')
+        {
+            full.len() - 1
+        } else {
+            full.len()
+        }
+    }
+
+    /// [`RuleSet::decide_with`] for a request whose host and path the
+    /// caller normalized already with [`RuleSet::normalized`] (`host`,
+    /// `full`): the same decision, without normalizing twice.
+    pub fn decide_normalized<'s, S: LinkSource + ?Sized>(
+        &'s self,
+        req: &Request<'_>,
+        host: &str,
+        full: &str,
+        store: &'s S,
+    ) -> Decision<'s> {
+        let n = Normalized {
+            host: Cow::Borrowed(host),
+            full: Cow::Borrowed(full),
+            match_len: self.match_len(full),
+        };
+        self.trace_normalized(req, &n, store, false).decision
     }
 
     /// Decides, optionally keeping what `explain` shows.
@@ -402,18 +427,30 @@ impl RuleSet {
         store: &'a S,
         keep: bool,
     ) -> Trace<'a> {
+        match self.normalize(req) {
+            Ok(n) => self.trace_normalized(req, &n, store, keep),
+            Err(reason) => Trace {
+                decision: Decision::BadRequest { reason },
+                device: None,
+                captures: Vec::new(),
+                store: None,
+            },
+        }
+    }
+
+    /// [`RuleSet::trace`] once `req`'s host and path are normalized (`n`).
+    fn trace_normalized<'a, S: LinkSource + ?Sized>(
+        &'a self,
+        req: &Request<'_>,
+        n: &Normalized<'_>,
+        store: &'a S,
+        keep: bool,
+    ) -> Trace<'a> {
         let mut trace = Trace {
             decision: Decision::NotFound,
             device: None,
             captures: Vec::new(),
             store: None,
-        };
-        let n = match self.normalize(req) {
-            Ok(n) => n,
-            Err(reason) => {
-                trace.decision = Decision::BadRequest { reason };
-                return trace;
-            }
         };
         let hit = self.hosts.lookup(&n.host, &n.full[..n.match_len], &n.full);
         if !self.domains.is_empty() {

@@ -116,10 +116,7 @@ impl Analytics {
                 name: r.rule.to_string(),
             },
         };
-        let now = click
-            .at()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = click.unix_secs();
         let hit = Hit {
             key: StatKey {
                 subject,

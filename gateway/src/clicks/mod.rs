@@ -210,9 +210,9 @@ impl ClickId {
         ClickId::new(0, uuid_v7(at), false, at)
     }
 
-    /// When the id was given.
-    pub fn at(&self) -> SystemTime {
-        self.at
+    /// When the id was given, in Unix seconds.
+    pub fn unix_secs(&self) -> i64 {
+        i64::try_from(unix_ms(self.at) / 1000).unwrap_or(i64::MAX)
     }
 
     /// The id as text.

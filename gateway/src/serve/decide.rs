@@ -199,9 +199,15 @@ impl Decider {
             country: visit.country,
             client_ip,
             click_id: click.as_ref().map(|c| c.as_str()),
-            now: rules::unix_now(),
+            // The click's clock read, when there is one.
+            now: click
+                .as_ref()
+                .map_or_else(rules::unix_now, |c| c.unix_secs()),
         };
-        let decision = snap.rules.decide_with(&request, store);
+        let decision = match &visit.normalized {
+            Some((host, full)) => snap.rules.decide_normalized(&request, host, full, store),
+            None => snap.rules.decide_with(&request, store),
+        };
         if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision) {
             // Classified once for both: a repeat visit needs it only for
             // the counters.
