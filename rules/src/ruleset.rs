@@ -350,7 +350,14 @@ impl RuleSet {
         host: &'r str,
         path: &'r str,
     ) -> Option<(Cow<'r, str>, Cow<'r, str>)> {
-        let n = self.normalize(&Request::get(host, path, 0)).ok()?;
+        // `path` is the path alone (a `?` in it is not a query here), as
+        // `decide` takes `Request::path`.
+        let req = Request {
+            path,
+            query: None,
+            ..Request::get(host, "/", 0)
+        };
+        let n = self.normalize(&req).ok()?;
         Some((n.host, n.full))
     }
 

@@ -629,6 +629,27 @@ proptest! {
         }
     }
 
+    /// Deciding on the caller's normalization (the gateway normalizes once
+    /// for the click and the decision) is deciding on the request.
+    #[test]
+    fn a_decision_on_the_callers_normalization_is_the_same(inp in input()) {
+        for set in [safety_set(), query_set()] {
+            let req = inp.as_request();
+            let direct = set.decide(&req);
+            match set.normalized(req.host, req.path) {
+                Some((host, full)) => {
+                    let again = set.decide_normalized(&req, &host, &full, &rules::NoStore);
+                    prop_assert_eq!(describe(&direct), describe(&again), "for {:?}", inp);
+                }
+                None => prop_assert!(
+                    matches!(direct, Decision::BadRequest { .. }),
+                    "normalized() refused what decide() took: {:?}",
+                    inp
+                ),
+            }
+        }
+    }
+
     /// Same, through `Request::get`, so a `?` in the path-and-query splits
     /// the query off as the server would.
     #[test]
