@@ -540,7 +540,7 @@ impl RuleSet {
                 let r = &self.routes[i as usize];
                 Decision::Proxy(Proxy {
                     upstream: &r.upstream,
-                    path_and_query: proxied_path(r, &n, req),
+                    path_and_query: proxied_path(r, n, req),
                     host_header: r.host_header.as_deref(),
                     max_body: r.max_body,
                     upgrade: r.upgrade,
