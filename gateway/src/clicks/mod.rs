@@ -1,12 +1,14 @@
 //! Click attribution: a click id on every redirect and one event per
 //! consumer click, handed to a bounded queue that never blocks a redirect.
 //!
-//! The request path does a cache lookup (de-duplication), builds one JSON
-//! line and pushes it onto a lock-free queue; a full queue drops the event and counts it. A
-//! writer thread batches lines to the sink (files, or an HTTP collector or
-//! NATS JetStream with spill to files), and on shutdown drains the queue
-//! before the process exits.
+//! The request path does a table lookup (de-duplication) and appends one
+//! JSON line to its thread's batch ([`batches`]); a full batch goes onto a
+//! bounded queue, and when that is full the event is dropped and counted.
+//! A writer thread takes the batches to the sink (files, or an HTTP
+//! collector or NATS JetStream with spill to files), and on shutdown
+//! writes what is left before the process exits.
 
+mod batches;
 mod dedup;
 mod event;
 mod file_sink;
@@ -15,7 +17,6 @@ mod nats_sink;
 mod spill;
 mod writer;
 
-use crossbeam_queue::ArrayQueue;
 use prometheus::IntCounter;
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -25,17 +26,19 @@ use std::time::SystemTime;
 
 use crate::config::{ClicksSection, SinkKind};
 use crate::metrics::Metrics;
+pub use batches::{Batch, Batches};
 pub use dedup::Dedup;
 pub use event::{anonymize, Event};
+use writer::Lines;
 
-/// Line buffers kept for reuse between the request threads and the writer.
-const SPARE_LINES: usize = 8192;
+/// Events a request thread collects before it hands them over: few
+/// enough that the batch stays in the thread's core cache while it is
+/// filled (64 lines are about 30 KB).
+const LINES_PER_BATCH: usize = 64;
 
 /// The request side of the pipeline.
 pub struct Clicks {
-    queue: Arc<ArrayQueue<String>>,
-    /// Written lines handed back by the writer for reuse.
-    spare: Arc<ArrayQueue<String>>,
+    batches: Arc<Batches<Lines>>,
     dedup: Dedup,
     anonymize_ip: bool,
     metrics: Arc<Metrics>,
@@ -65,25 +68,28 @@ impl Pipeline {
                 file_sink::check_dir(&cfg.dir.join("spill"))?;
             }
         }
-        let queue = Arc::new(ArrayQueue::new(cfg.queue_capacity));
-        let spare = Arc::new(ArrayQueue::new(cfg.queue_capacity.min(SPARE_LINES)));
-
+        // Never more in one thread's batch than a write takes or the
+        // queue may hold.
+        // The gauge counts what was handed over, a batch at a time (the
+        // writer lowers it once the batch is written): raised per event,
+        // its cache line would travel between the request threads and the
+        // writer with every click.
+        let batches = Arc::new(
+            Batches::new(
+                LINES_PER_BATCH.min(cfg.batch_size).min(cfg.queue_capacity),
+                cfg.queue_capacity,
+            )
+            .with_depth_gauge(metrics.click_queue_depth.clone()),
+        );
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = writer::spawn(
-            cfg.clone(),
-            queue.clone(),
-            spare.clone(),
-            stop.clone(),
-            metrics.clone(),
-        )?;
+        let writer = writer::spawn(cfg.clone(), batches.clone(), stop.clone(), metrics.clone())?;
         let counter =
             |device: &str, bot: &str| metrics.click_events.with_label_values(&[device, bot]);
         let counters =
             ["ios", "android", "desktop"].map(|d| [counter(d, "false"), counter(d, "true")]);
         Ok(Pipeline {
             clicks: Arc::new(Clicks {
-                queue,
-                spare,
+                batches,
                 dedup: Dedup::new(cfg.dedup_window, cfg.dedup_capacity),
                 anonymize_ip: cfg.anonymize_ip,
                 metrics,
@@ -105,22 +111,10 @@ impl Pipeline {
 }
 
 impl Clicks {
-    /// Hands an event to the writer without waiting; a full queue drops it.
+    /// Hands an event to the writer without waiting: its line goes into
+    /// this thread's batch; a full queue of batches drops it.
     pub fn send(&self, event: &Event<'_>) {
-        // Lines come back from the writer once written: reusing them keeps
-        // the request thread from allocating (and the writer from freeing)
-        // a buffer per click, which with a thread-caching allocator means
-        // fresh, zeroed pages all the time.
-        let mut line = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| String::with_capacity(512));
-        event.write_line(&mut line);
-        // The gauge is the depth itself: raised before the hand-over so the
-        // writer's decrement can never come first.
-        self.metrics.click_queue_depth.inc();
-        if self.queue.push(line).is_err() {
-            self.metrics.click_queue_depth.dec();
+        if self.batches.add(|lines| lines.push(event)).is_err() {
             self.metrics.click_dropped.inc();
         }
     }
@@ -169,6 +163,8 @@ pub struct ClickId {
     /// When the id was given: the one clock read of a click, shared by the
     /// id, the de-duplication window and the event's `ts`.
     at: SystemTime,
+    /// `at` in Unix milliseconds, worked out once.
+    ms: u64,
     /// The visitor got this id for this link within the window already.
     pub repeat: bool,
 }
@@ -180,19 +176,19 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// A UUIDv7 for `at`: its millisecond, then 74 random bits from this
+/// A UUIDv7 for `ms`: that millisecond, then 74 random bits from this
 /// thread's generator. `Uuid::now_v7` reads the clock again and takes a
 /// process-wide lock for a counter that orders ids within a millisecond;
 /// click ids need to be unique, not ordered inside a millisecond.
-fn uuid_v7(at: SystemTime) -> u128 {
+fn uuid_v7(ms: u64) -> u128 {
     let random: [u8; 10] = rand::random();
-    uuid::Builder::from_unix_timestamp_millis(unix_ms(at), &random)
+    uuid::Builder::from_unix_timestamp_millis(ms, &random)
         .into_uuid()
         .as_u128()
 }
 
 impl ClickId {
-    fn new(key: u64, uuid: u128, repeat: bool, at: SystemTime) -> ClickId {
+    fn new(key: u64, uuid: u128, repeat: bool, at: SystemTime, ms: u64) -> ClickId {
         let mut text = [0u8; 32];
         uuid::Uuid::from_u128(uuid).simple().encode_lower(&mut text);
         ClickId {
@@ -200,6 +196,7 @@ impl ClickId {
             uuid,
             text,
             at,
+            ms,
             repeat,
         }
     }
@@ -207,12 +204,13 @@ impl ClickId {
     /// A new id for a redirect when clicks are not recorded.
     pub fn fresh() -> ClickId {
         let at = SystemTime::now();
-        ClickId::new(0, uuid_v7(at), false, at)
+        let ms = unix_ms(at);
+        ClickId::new(0, uuid_v7(ms), false, at, ms)
     }
 
     /// When the id was given, in Unix seconds.
     pub fn unix_secs(&self) -> i64 {
-        i64::try_from(unix_ms(self.at) / 1000).unwrap_or(i64::MAX)
+        i64::try_from(self.ms / 1000).unwrap_or(i64::MAX)
     }
 
     /// The id as text.
@@ -232,9 +230,10 @@ impl Clicks {
         };
         let key = dedup::key(v.ip, v.user_agent, host, path);
         let at = SystemTime::now();
-        match self.dedup.get(key, unix_ms(at)) {
-            Some(uuid) => ClickId::new(key, uuid, true, at),
-            None => ClickId::new(key, uuid_v7(at), false, at),
+        let ms = unix_ms(at);
+        match self.dedup.get(key, ms) {
+            Some(uuid) => ClickId::new(key, uuid, true, at, ms),
+            None => ClickId::new(key, uuid_v7(ms), false, at, ms),
         }
     }
 
@@ -254,7 +253,7 @@ impl Clicks {
         if class.bot {
             return;
         }
-        self.dedup.insert(click.key, click.uuid, unix_ms(click.at));
+        self.dedup.insert(click.key, click.uuid, click.ms);
         let code = v.normalized.as_ref().and_then(|(_, path)| r.code(path));
         let client_ip =
             v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip });

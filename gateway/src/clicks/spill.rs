@@ -160,11 +160,11 @@ impl<T: Transport> Spilling<T> {
 
     /// Delivers a batch, retrying what is not acknowledged; spills the
     /// rest when the remote is down.
-    pub fn deliver(&mut self, lines: &[String]) {
+    pub fn deliver(&mut self, lines: &[&str]) {
         if lines.is_empty() {
             return;
         }
-        let mut todo: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let mut todo: Vec<&str> = lines.to_vec();
         if self.may_call() {
             // While down, one attempt per probe; while draining, one attempt.
             let attempts = if self.down.is_some() || self.draining {

@@ -1,21 +1,57 @@
-//! The writer thread: takes lines off the queue in batches and hands them
-//! to the sink. A plain thread, because the sinks block (file writes,
-//! fsync, HTTP posts with backoff, waits for JetStream acks) and must never
-//! hold up a request thread.
+//! The writer thread: takes the request threads' batches of lines and
+//! hands them to the sink. A plain thread, because the sinks block (file
+//! writes, fsync, HTTP posts with backoff, waits for JetStream acks) and
+//! must never hold up a request thread.
 
-use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often an idle writer looks at the queue.
+/// How often the writer looks for full batches.
 const POLL: Duration = Duration::from_millis(10);
 
+use super::batches::{Batch, Batches};
+use super::event::Event;
 use super::file_sink::FileSink;
 use super::spill::{Spilling, Transport};
 use super::{http_sink, nats_sink};
 use super::{ClicksSection, SinkKind};
 use crate::metrics::Metrics;
+
+/// One request thread's batch: event lines, one after the other, each
+/// ending in a newline.
+#[derive(Default)]
+pub struct Lines {
+    text: String,
+    /// Where each line ends: the writer finds them without scanning.
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    /// Appends `event`'s line.
+    pub fn push(&mut self, event: &Event<'_>) {
+        event.write_line(&mut self.text);
+        self.ends.push(self.text.len());
+    }
+
+    /// The lines, each with its newline.
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .filter_map(|(start, end)| self.text.get(start..end))
+    }
+}
+
+impl Batch for Lines {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+}
 
 enum Sink {
     /// The files, and whether the last batch failed (so a disk that stays
@@ -27,14 +63,14 @@ enum Sink {
 
 /// A remote sink with spill files, whatever its transport.
 trait Remote: Send {
-    fn deliver(&mut self, lines: &[String]);
+    fn deliver(&mut self, lines: &[&str]);
     fn tick(&mut self);
     fn drain(&mut self);
     fn close(&mut self);
 }
 
 impl<T: Transport + Send> Remote for Spilling<T> {
-    fn deliver(&mut self, lines: &[String]) {
+    fn deliver(&mut self, lines: &[&str]) {
         Spilling::deliver(self, lines);
     }
     fn tick(&mut self) {
@@ -49,7 +85,7 @@ impl<T: Transport + Send> Remote for Spilling<T> {
 }
 
 impl Sink {
-    fn write(&mut self, lines: &[String], metrics: &Metrics) {
+    fn write(&mut self, lines: &[&str], metrics: &Metrics) {
         match self {
             Sink::File(f, failing) => {
                 // Each line is counted once: delivered when it is in a
@@ -105,12 +141,11 @@ impl Sink {
     }
 }
 
-/// Starts the writer. It stops when `stop` is set (after writing everything
-/// queued) or when every sender is gone.
+/// Starts the writer. It stops when `stop` is set, after writing
+/// everything the request threads handed it.
 pub fn spawn(
     cfg: ClicksSection,
-    queue: Arc<ArrayQueue<String>>,
-    spare: Arc<ArrayQueue<String>>,
+    batches: Arc<Batches<Lines>>,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -131,47 +166,47 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("click-writer".into())
         .spawn(move || {
-            let mut batch: Vec<String> = Vec::with_capacity(cfg.batch_size);
-            let mut since = Instant::now();
-            // Polled, not woken: a wake-up per event would cost every click
-            // a futex system call on the request path.
+            let mut taken: Vec<Lines> = Vec::new();
+            // Of the events in `taken`, those handed over in full batches
+            // (counted in the depth gauge).
+            let mut handed = 0;
+            let mut flushed = Instant::now();
+            // Polled, not woken: a wake-up per batch would cost a request
+            // thread a futex system call.
             let nap = cfg.flush_interval.min(POLL);
             loop {
                 let stopping = stop.load(Ordering::Acquire);
                 if stopping {
                     sink.drain();
                 }
-                while batch.len() < cfg.batch_size || stopping {
-                    match queue.pop() {
-                        Some(line) => {
-                            if batch.is_empty() {
-                                since = Instant::now();
-                            }
-                            batch.push(line);
-                        }
-                        None => break,
-                    }
+                // Unfinished batches once per flush interval (and at the
+                // end), so a quiet gateway's events wait no longer than that.
+                let due = stopping || flushed.elapsed() >= cfg.flush_interval;
+                if due {
+                    flushed = Instant::now();
                 }
-                let full = batch.len() >= cfg.batch_size;
-                let due = !batch.is_empty() && since.elapsed() >= cfg.flush_interval;
-                if full || due || (stopping && !batch.is_empty()) {
-                    metrics.click_queue_depth.sub(batch.len() as i64);
-                    for chunk in batch.chunks(cfg.batch_size) {
+                handed += batches.take(&mut taken, due);
+                let count: usize = taken.iter().map(Batch::len).sum();
+                if taken.is_empty() {
+                    sink.idle();
+                } else if due || count >= cfg.batch_size {
+                    let lines: Vec<&str> = taken.iter().flat_map(Lines::iter).collect();
+                    for chunk in lines.chunks(cfg.batch_size) {
                         sink.write(chunk, &metrics);
                     }
-                    // Hand the buffers back; a full spare queue just frees them.
-                    for line in batch.drain(..) {
-                        let _ = spare.push(line);
+                    metrics
+                        .click_queue_depth
+                        .sub(std::mem::take(&mut handed) as i64);
+                    for b in taken.drain(..) {
+                        batches.recycle(b);
                     }
-                } else if batch.is_empty() {
-                    sink.idle();
                 }
                 if stopping {
                     sink.close();
                     tracing::info!("click events drained");
                     return;
                 }
-                if !full {
+                if count < cfg.batch_size {
                     std::thread::sleep(nap);
                 }
             }
