@@ -62,6 +62,9 @@ struct Publisher {
     /// "stream not found").
     stream_ready: bool,
     subject: Vec<SubjectPart>,
+    /// The subject when it has no placeholders: made once, shared by
+    /// every publish.
+    fixed: Option<async_nats::Subject>,
     ack_timeout: Duration,
     max_in_flight: usize,
 }
@@ -136,6 +139,10 @@ pub fn new(cfg: &ClicksSection, metrics: Arc<Metrics>) -> Result<NatsSink, NatsE
             js,
             stream,
             stream_ready: false,
+            fixed: subject
+                .iter()
+                .all(|p| matches!(p, SubjectPart::Literal(_)))
+                .then(|| async_nats::Subject::from(wildcard(&subject))),
             subject,
             ack_timeout: cfg.ack_timeout,
             max_in_flight: cfg.max_in_flight,
@@ -148,6 +155,34 @@ pub fn new(cfg: &ClicksSection, metrics: Arc<Metrics>) -> Result<NatsSink, NatsE
         cfg.batch_size,
         metrics,
     ))
+}
+
+/// The routing fields of an event line. A line this gateway wrote has them
+/// as plain strings at the top level, found by a search for their keys:
+/// parsing every line with serde_json cost over a microsecond an event.
+/// Anything else (an escaped value, a line from elsewhere) is parsed.
+fn keys_of(line: &str) -> Option<Keys<'_>> {
+    // In a JSON string a `"` is escaped, so `,"key":"` only occurs where
+    // the key is; a value ends at the next `"` unless it holds an escape.
+    fn plain<'a>(line: &'a str, key: &memchr::memmem::Finder<'_>) -> Option<Cow<'a, str>> {
+        let start = key.find(line.as_bytes())? + key.needle().len();
+        let rest = line.get(start..)?;
+        let value = rest.get(..memchr::memchr(b'"', rest.as_bytes())?)?;
+        (!value.contains('\\')).then_some(Cow::Borrowed(value))
+    }
+    static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 3]> =
+        std::sync::OnceLock::new();
+    let [click_id, host, device] = FINDERS.get_or_init(|| {
+        [",\"click_id\":\"", ",\"host\":\"", ",\"device\":\""].map(memchr::memmem::Finder::new)
+    });
+    let quick = || {
+        Some(Keys {
+            click_id: plain(line, click_id)?,
+            host: plain(line, host)?,
+            device: plain(line, device)?,
+        })
+    };
+    quick().or_else(|| serde_json::from_str(line).ok())
 }
 
 /// The subjects a stream needs for `parts`: each placeholder a `*`.
@@ -181,7 +216,10 @@ fn push_token(out: &mut String, value: &str) {
 
 impl Publisher {
     /// The subject of an event.
-    fn subject_of(&self, keys: Option<&Keys<'_>>) -> String {
+    fn subject_of(&self, keys: Option<&Keys<'_>>) -> async_nats::Subject {
+        if let Some(fixed) = &self.fixed {
+            return fixed.clone();
+        }
         let mut s = String::with_capacity(64);
         for (n, part) in self.subject.iter().enumerate() {
             if n > 0 {
@@ -193,7 +231,7 @@ impl Publisher {
                 SubjectPart::Device => push_token(&mut s, keys.map_or("", |k| &k.device)),
             }
         }
-        s
+        s.into()
     }
 
     async fn ensure_stream(&mut self) -> Result<(), String> {
@@ -229,13 +267,19 @@ impl Publisher {
         }
         let mut failed = Failed::default();
         let mut acks = FuturesUnordered::new();
+        // The publishes get into the client's buffer by one deadline, not
+        // a clock read and timer each; it moves on whenever acks came in.
+        let mut deadline = tokio::time::Instant::now() + self.ack_timeout;
         for (i, line) in lines.iter().enumerate() {
-            while acks.len() >= self.max_in_flight {
-                if let Some(done) = acks.next().await {
-                    failed.note(done);
+            if acks.len() >= self.max_in_flight {
+                while acks.len() >= self.max_in_flight {
+                    if let Some(done) = acks.next().await {
+                        failed.note(done);
+                    }
                 }
+                deadline = tokio::time::Instant::now() + self.ack_timeout;
             }
-            let keys = serde_json::from_str::<Keys<'_>>(line).ok();
+            let keys = keys_of(line);
             let subject = self.subject_of(keys.as_ref());
             let mut msg =
                 PublishMessage::build().payload(Bytes::copy_from_slice(line.trim_end().as_bytes()));
@@ -244,7 +288,7 @@ impl Publisher {
             }
             // Bounded: with the connection gone the client's send buffer
             // fills and a publish would wait for the reconnect.
-            match tokio::time::timeout(self.ack_timeout, self.js.send_publish(subject, msg)).await {
+            match tokio::time::timeout_at(deadline, self.js.send_publish(subject, msg)).await {
                 Ok(Ok(ack)) => acks.push(async move { (i, ack.await) }),
                 Ok(Err(e)) => {
                     failed.rest(i..lines.len(), e.to_string());
@@ -335,6 +379,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn routing_fields_are_found_in_lines_as_written_and_parsed_otherwise() {
+        let line = r#"{"schema":1,"ts":"2026-12-03T02:17:05.123456Z","click_id":"0193a1b2c3d4e5f60718293a4b5c6d7e","rule":"r","code":null,"host":"go.example.com","path":"/x","device":"ios","country":null}"#;
+        let k = keys_of(line).unwrap();
+        assert_eq!(
+            (&*k.click_id, &*k.host, &*k.device),
+            ("0193a1b2c3d4e5f60718293a4b5c6d7e", "go.example.com", "ios")
+        );
+        // An escaped host, and a path that mentions the keys: the parser's
+        // answer.
+        let line = r#"{"click_id":"c1","path":"/a\",\"host\":\"evil","host":"go.\u0065xample.com","device":"android"}"#;
+        let k = keys_of(line).unwrap();
+        assert_eq!(
+            (&*k.click_id, &*k.host, &*k.device),
+            ("c1", "go.example.com", "android")
+        );
+        assert!(keys_of("not json").is_none());
+    }
+
+    #[test]
     fn hosts_become_one_token() {
         let mut s = String::new();
         push_token(&mut s, "Go.Example.com:8443");
@@ -399,6 +462,7 @@ mod tests {
                 line
             })
             .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         // Connected and the stream created before the clock starts.
         while metrics.click_delivered.with_label_values(&["nats"]).get() == 0 {
             sink.deliver(&lines[..1]);
