@@ -1,18 +1,18 @@
-//! The flusher: a thread that empties the hand-over queue into pending
+//! The flusher: a thread that takes the request threads' rows into pending
 //! counter rows every few milliseconds, and every `flush_every` adds them
-//! to the store in one transaction. Emptying the queue far more often than
-//! the store is written keeps it from filling between two flushes: with
-//! every click a new row, one second of clicks at 90,000 a second is more
-//! than the queue holds. A failed flush keeps its rows (bounded by
+//! to the store in one transaction. Taking them far more often than the
+//! store is written keeps the hand-over queue from filling between two
+//! flushes: with every click a new row, one second of clicks at 90,000 a
+//! second is more than it holds. A failed flush keeps its rows (bounded by
 //! `max_pending_rows`) for the next one.
 
-use crossbeam_queue::ArrayQueue;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Hit;
+use super::Tallies;
+use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{StatKey, Store, StoreError, Tally};
@@ -25,24 +25,18 @@ struct Pending {
 }
 
 impl Pending {
-    /// Adds `hit`; `false` when it is a new row and there is no room.
-    fn add(&mut self, hit: Hit) -> bool {
-        let visitors = i64::from(hit.visitor);
-        if let Some(t) = self.rows.get_mut(&hit.key) {
-            t.clicks += 1;
-            t.visitors += visitors;
+    /// Adds a thread's `tally` of `key`; `false` when it is a new row and
+    /// there is no room.
+    fn add(&mut self, key: StatKey, tally: Tally) -> bool {
+        if let Some(t) = self.rows.get_mut(&key) {
+            t.clicks += tally.clicks;
+            t.visitors += tally.visitors;
             return true;
         }
         if self.rows.len() >= self.max {
             return false;
         }
-        self.rows.insert(
-            hit.key,
-            Tally {
-                clicks: 1,
-                visitors,
-            },
-        );
+        self.rows.insert(key, tally);
         true
     }
 }
@@ -51,7 +45,7 @@ impl Pending {
 /// the sender is gone), with one last flush.
 pub(super) fn spawn(
     cfg: &AnalyticsSection,
-    queue: Arc<ArrayQueue<Hit>>,
+    batches: Arc<Batches<Tallies>>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     stop: Receiver<()>,
@@ -63,12 +57,12 @@ pub(super) fn spawn(
     };
     std::thread::Builder::new()
         .name("analytics".into())
-        .spawn(move || run(every, &queue, &store, &metrics, &stop, pending))
+        .spawn(move || run(every, &batches, &store, &metrics, &stop, pending))
 }
 
 fn run(
     every: Duration,
-    queue: &ArrayQueue<Hit>,
+    batches: &Batches<Tallies>,
     store: &Store,
     metrics: &Metrics,
     stop: &Receiver<()>,
@@ -77,15 +71,21 @@ fn run(
     let mut failing = false;
     let drain_every = (every / 20).clamp(Duration::from_millis(5), Duration::from_millis(50));
     let mut flushed = Instant::now();
+    let mut taken = Vec::new();
     loop {
         let stopping = !matches!(
             stop.recv_timeout(drain_every),
             Err(RecvTimeoutError::Timeout)
         );
-        while let Some(hit) = queue.pop() {
-            if !pending.add(hit) {
-                metrics.analytics.dropped.inc();
+        batches.take(&mut taken, true);
+        for mut tallies in taken.drain(..) {
+            for (key, tally) in tallies.drain() {
+                let clicks = tally.clicks;
+                if !pending.add(key, tally) {
+                    metrics.analytics.dropped.inc_by(clicks.unsigned_abs());
+                }
             }
+            batches.recycle(tallies);
         }
         if !stopping && flushed.elapsed() < every {
             continue;
@@ -151,22 +151,23 @@ mod tests {
     use super::*;
     use crate::store::{Subject, SubjectKind};
 
-    fn hit(name: &str, visitor: bool) -> Hit {
-        Hit {
-            key: StatKey {
-                subject: Subject {
-                    kind: SubjectKind::Link,
-                    host: "go.example.com".into(),
-                    name: name.into(),
-                },
-                hour: 3600,
-                device: "ios",
-                country: String::new(),
-                referrer: String::new(),
-                bot: false,
+    fn key(name: &str) -> StatKey {
+        StatKey {
+            subject: Subject {
+                kind: SubjectKind::Link,
+                host: "go.example.com".into(),
+                name: name.into(),
             },
-            visitor,
+            hour: 3600,
+            device: "ios",
+            country: String::new(),
+            referrer: String::new(),
+            bot: false,
         }
+    }
+
+    fn tally(clicks: i64, visitors: i64) -> Tally {
+        Tally { clicks, visitors }
     }
 
     #[test]
@@ -175,10 +176,13 @@ mod tests {
             rows: BTreeMap::new(),
             max: 1,
         };
-        assert!(p.add(hit("a", true)));
-        assert!(p.add(hit("a", false)));
-        assert!(!p.add(hit("b", true)), "a second row is over the bound");
+        assert!(p.add(key("a"), tally(2, 1)));
+        assert!(p.add(key("a"), tally(3, 0)));
+        assert!(
+            !p.add(key("b"), tally(1, 1)),
+            "a second row is over the bound"
+        );
         let t = p.rows.values().next().copied().unwrap();
-        assert_eq!((t.clicks, t.visitors), (2, 1));
+        assert_eq!((t.clicks, t.visitors), (5, 1));
     }
 }

@@ -3,48 +3,45 @@
 //! store by every gateway of a fleet (docs/store.md, "Link analytics").
 //!
 //! ```text
-//! redirect ─▶ Analytics::count: a Hit (key + first visit?) pushed onto a
-//!   lock-free queue; full: dropped and counted
-//! flusher thread, every flush_every: queue ─▶ pending rows (bounded) ─▶
-//!   one transaction of upserts (clicks = clicks + excluded.clicks);
-//!   store down: rows stay pending, tried again next time
+//! redirect ─▶ Analytics::count: added up in the thread's rows (tallies);
+//!   a full batch of rows is handed over; queue full: dropped and counted
+//! flusher thread, every few ms: the threads' rows ─▶ pending rows
+//!   (bounded); every flush_every: one transaction of upserts
+//!   (clicks = clicks + excluded.clicks); store down: rows stay pending,
+//!   tried again next time
 //! shutdown ─▶ drain, one last flush
 //! ```
 //!
-//! [`flush`] is the flusher, [`report`] reads the counters back for the
-//! stats endpoints.
+//! [`tallies`] adds clicks up on the request threads, [`flush`] is the
+//! flusher, [`report`] reads the counters back for the stats endpoints.
 
 mod flush;
 mod report;
+mod tallies;
 
-use crossbeam_queue::ArrayQueue;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use crate::clicks::{ClickId, Visit};
+use crate::clicks::{Batches, ClickId, Visit};
 use crate::config::AnalyticsSection;
 use crate::metrics::Metrics;
-use crate::store::{StatKey, Store, Subject, SubjectKind};
+use crate::store::{Store, SubjectKind};
 pub use report::{
     bad as invalid_parameter, report, Counts, GroupBy, GroupRow, Interval, Report, SeriesPoint,
     StatsQuery, PARAMS,
 };
 
+use tallies::{RowRef, Tallies};
+
 /// The longest referrer host kept (a DNS name's limit).
 const MAX_HOST: usize = 253;
 
-/// One counted redirect, as the request hands it to the flusher.
-pub struct Hit {
-    /// The counter row it adds to.
-    key: StatKey,
-    /// The visitor's first click on the link within the de-duplication
-    /// window.
-    visitor: bool,
-}
+/// Rows a thread adds up before it hands them over whole.
+const ROWS_PER_BATCH: usize = 1024;
 
-/// The request side: a queue the flusher empties.
+/// The request side: the threads' rows, which the flusher takes.
 pub struct Analytics {
-    queue: Arc<ArrayQueue<Hit>>,
+    batches: Arc<Batches<Tallies>>,
     metrics: Arc<Metrics>,
 }
 
@@ -63,11 +60,14 @@ impl Pipeline {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Pipeline> {
-        let queue = Arc::new(ArrayQueue::new(cfg.queue_capacity));
+        let batches = Arc::new(Batches::new(
+            ROWS_PER_BATCH.min(cfg.queue_capacity),
+            cfg.queue_capacity,
+        ));
         let (stop, stopped) = mpsc::channel();
-        let flusher = flush::spawn(cfg, queue.clone(), store, metrics.clone(), stopped)?;
+        let flusher = flush::spawn(cfg, batches.clone(), store, metrics.clone(), stopped)?;
         Ok(Pipeline {
-            analytics: Arc::new(Analytics { queue, metrics }),
+            analytics: Arc::new(Analytics { batches, metrics }),
             stop,
             flusher,
         })
@@ -101,34 +101,26 @@ impl Analytics {
         let Some((host, path)) = &v.normalized else {
             return;
         };
-        let subject = match r.code_at {
-            // A link is its path: the code of a stored link, the prefix
-            // and code of a bulk link (two sets with different prefixes
-            // stay apart).
-            Some(_) => Subject {
-                kind: SubjectKind::Link,
-                host: host.to_string(),
-                name: link_name(path).to_string(),
-            },
-            None => Subject {
-                kind: SubjectKind::Rule,
-                host: String::new(),
-                name: r.rule.to_string(),
-            },
+        // A link is its path: the code of a stored link, the prefix and
+        // code of a bulk link (two sets with different prefixes stay
+        // apart).
+        let (kind, host, name) = match r.code_at {
+            Some(_) => (SubjectKind::Link, host.as_ref(), link_name(path)),
+            None => (SubjectKind::Rule, "", r.rule),
         };
         let now = click.unix_secs();
-        let hit = Hit {
-            key: StatKey {
-                subject,
-                hour: now - now.rem_euclid(3600),
-                device: class.device.as_str(),
-                country: country_code(v.country),
-                referrer: v.referer.map(referrer_host).unwrap_or_default(),
-                bot: class.bot,
-            },
-            visitor: !click.repeat,
+        let row = RowRef {
+            kind,
+            host,
+            name,
+            hour: now - now.rem_euclid(3600),
+            device: class.device.as_str(),
+            country: country_code(v.country),
+            referrer: v.referer.map(referrer_host).unwrap_or_default(),
+            bot: class.bot,
         };
-        if self.queue.push(hit).is_err() {
+        let visitor = !click.repeat;
+        if self.batches.add(|t| t.add(row, visitor)).is_err() {
             self.metrics.analytics.dropped.inc();
         }
     }

@@ -1,0 +1,171 @@
+//! One request thread's counter rows since the flusher last took them.
+//!
+//! Rows are added up where the clicks happen: a link clicked again within
+//! the few milliseconds between two takes costs a hash, a lookup and an
+//! addition, and no allocation or hand-over. The flusher merges the
+//! threads' rows (the same row may come from several) into its pending
+//! rows.
+
+use std::collections::HashMap;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::clicks::Batch;
+use crate::store::{StatKey, Subject, SubjectKind, Tally};
+
+/// A row's key as the request has it: borrowed where it can be, so a row
+/// already counted is found without building its key.
+pub struct RowRef<'a> {
+    /// Link or rule.
+    pub kind: SubjectKind,
+    /// Normalized host (empty for a rule).
+    pub host: &'a str,
+    /// Link name or rule id.
+    pub name: &'a str,
+    /// Start of the UTC hour, Unix seconds.
+    pub hour: i64,
+    /// `ios`, `android` or `desktop`.
+    pub device: &'static str,
+    /// Upper-case ISO code, or empty.
+    pub country: String,
+    /// Referrer host, or empty.
+    pub referrer: String,
+    /// A known bot.
+    pub bot: bool,
+}
+
+impl RowRef<'_> {
+    fn hash(&self) -> u64 {
+        let mut h = Xxh3::new();
+        h.update(&[self.kind as u8, u8::from(self.bot)]);
+        h.update(&self.hour.to_le_bytes());
+        for part in [
+            self.host,
+            self.name,
+            self.device,
+            &self.country,
+            &self.referrer,
+        ] {
+            h.update(part.as_bytes());
+            h.update(&[0]);
+        }
+        h.digest()
+    }
+
+    fn is(&self, k: &StatKey) -> bool {
+        k.hour == self.hour
+            && k.bot == self.bot
+            && k.subject.kind == self.kind
+            && k.device == self.device
+            && k.subject.name == self.name
+            && k.subject.host == self.host
+            && k.country == self.country
+            && k.referrer == self.referrer
+    }
+
+    fn into_key(self) -> StatKey {
+        StatKey {
+            subject: Subject {
+                kind: self.kind,
+                host: self.host.to_string(),
+                name: self.name.to_string(),
+            },
+            hour: self.hour,
+            device: self.device,
+            country: self.country,
+            referrer: self.referrer,
+            bot: self.bot,
+        }
+    }
+}
+
+/// Rows added up on one thread.
+#[derive(Default)]
+pub struct Tallies {
+    rows: Vec<(StatKey, Tally)>,
+    /// Row by the hash of its key. Two keys with one hash just make two
+    /// rows, which the flusher adds up like any others.
+    index: HashMap<u64, usize>,
+}
+
+impl Tallies {
+    /// Counts a click on `row`; `visitor`: the visitor's first.
+    pub fn add(&mut self, row: RowRef<'_>, visitor: bool) {
+        let visitors = i64::from(visitor);
+        let h = row.hash();
+        if let Some(&i) = self.index.get(&h) {
+            if let Some((k, t)) = self.rows.get_mut(i) {
+                if row.is(k) {
+                    t.clicks += 1;
+                    t.visitors += visitors;
+                    return;
+                }
+            }
+        }
+        self.index.entry(h).or_insert(self.rows.len());
+        self.rows.push((
+            row.into_key(),
+            Tally {
+                clicks: 1,
+                visitors,
+            },
+        ));
+    }
+
+    /// The rows, emptied out (the memory stays for reuse).
+    pub fn drain(&mut self) -> impl Iterator<Item = (StatKey, Tally)> + '_ {
+        self.index.clear();
+        self.rows.drain(..)
+    }
+}
+
+impl Batch for Tallies {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.index.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(name: &'a str, device: &'static str, referrer: &str) -> RowRef<'a> {
+        RowRef {
+            kind: SubjectKind::Link,
+            host: "go.example.com",
+            name,
+            hour: 7200,
+            device,
+            country: "DE".into(),
+            referrer: referrer.into(),
+            bot: false,
+        }
+    }
+
+    #[test]
+    fn a_row_counted_again_adds_up_and_any_other_part_makes_a_new_row() {
+        let mut t = Tallies::default();
+        t.add(row("a", "ios", ""), true);
+        t.add(row("a", "ios", ""), false);
+        t.add(row("a", "ios", ""), true);
+        t.add(row("a", "android", ""), true);
+        t.add(row("b", "ios", ""), true);
+        t.add(row("a", "ios", "news.example.com"), false);
+        assert_eq!(t.len(), 4);
+        let rows: Vec<_> = t.drain().collect();
+        assert_eq!(t.len(), 0);
+        let first = &rows[0];
+        assert_eq!(
+            (first.0.subject.name.as_str(), first.0.device),
+            ("a", "ios")
+        );
+        assert_eq!((first.1.clicks, first.1.visitors), (3, 2));
+        assert_eq!(first.0.country, "DE");
+        assert!(rows[1..].iter().all(|(_, t)| t.clicks == 1));
+        assert_eq!(rows[3].0.referrer, "news.example.com");
+        assert_eq!(rows[3].1.visitors, 0);
+    }
+}
