@@ -265,6 +265,24 @@ impl Drop for RawUpstream {
     }
 }
 
+/// The length of a whole chunked body (no trailers) at the start of
+/// `body`; `None` while it has not all arrived.
+fn chunked_len(body: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let line_end = at + body.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&body[at..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        at = line_end + 2 + size + 2;
+        if body.len() < at {
+            return None;
+        }
+        if size == 0 {
+            return Some(at);
+        }
+    }
+}
+
 fn raw_serve(
     mut stream: TcpStream,
     slot: usize,
@@ -308,6 +326,17 @@ fn raw_serve(
                     digits.parse().ok()
                 })
                 .unwrap_or(0);
+            // A chunked body is read to its end before the answer, as a
+            // real server does: answering after the head would race a
+            // gateway that refuses the body part way (max_body).
+            let len = if head.contains("transfer-encoding: chunked") {
+                match chunked_len(&pending[end + 4..]) {
+                    Some(len) => len,
+                    None => break,
+                }
+            } else {
+                len
+            };
             if pending.len() < end + 4 + len {
                 break;
             }
