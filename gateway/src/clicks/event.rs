@@ -125,7 +125,7 @@ impl Event<'_> {
 }
 
 /// `n` in decimal.
-fn push_uint(out: &mut String, mut n: u64) {
+pub(super) fn push_uint(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

@@ -13,7 +13,7 @@ mod dedup;
 mod event;
 mod file_sink;
 mod http_sink;
-mod nats_sink;
+mod nats;
 mod spill;
 mod writer;
 

@@ -14,7 +14,7 @@ use super::batches::{Batch, Batches};
 use super::event::Event;
 use super::file_sink::FileSink;
 use super::spill::{Spilling, Transport};
-use super::{http_sink, nats_sink};
+use super::{http_sink, nats};
 use super::{ClicksSection, SinkKind};
 use crate::metrics::Metrics;
 
@@ -160,7 +160,7 @@ pub fn spawn(
             metrics.clone(),
         ))),
         SinkKind::Nats => Sink::Remote(Box::new(
-            nats_sink::new(&cfg, metrics.clone()).map_err(std::io::Error::other)?,
+            nats::new(&cfg, metrics.clone()).map_err(std::io::Error::other)?,
         )),
     };
     std::thread::Builder::new()

@@ -230,6 +230,38 @@ fn nats_outage_spills_replays_each_click_once_and_sigterm_keeps_the_spill() {
 }
 
 #[test]
+fn a_deleted_stream_is_created_again_and_loses_no_click() {
+    let Some(nats) = Nats::start("a_deleted_stream_is_created_again_and_loses_no_click") else {
+        return;
+    };
+    let clicks = tempfile::tempdir().unwrap();
+    let mut gw = start(&nats_env(clicks.path(), &nats));
+    let mut before = Vec::new();
+    click(&gw, 50, "a", &mut before);
+    wait_for_messages(&nats, &gw, 50);
+
+    // Publishes now find no stream ("no responders"): the gateway creates
+    // it again and publishes what was refused, from the retry or the
+    // spill.
+    nats.delete_stream(STREAM);
+    assert!(nats.stream_info(STREAM).is_none());
+    let mut after = Vec::new();
+    click(&gw, 50, "b", &mut after);
+    assert_replayed(&nats, &gw, clicks.path(), &after);
+    let text = gw.scrape_until(Duration::from_secs(10), "every ack counted", |t| {
+        delivered(t) >= 100.0
+    });
+    assert_eq!(delivered(&text), 100.0);
+    assert!(
+        gw.log_text().matches("click stream ready").count() >= 2,
+        "the stream was made again; log:\n{}",
+        gw.log_tail()
+    );
+    let status = stop(&mut gw);
+    assert!(status.success(), "exit {status:?}; log:\n{}", gw.log_text());
+}
+
+#[test]
 fn the_nats_sink_needs_a_nats_url() {
     let clicks = tempfile::tempdir().unwrap();
     let (status, log) = crate::clicks::run_to_exit(&[

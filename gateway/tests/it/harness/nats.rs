@@ -193,6 +193,11 @@ impl Nats {
         })
     }
 
+    /// Deletes `stream` with its messages, as an operator might.
+    pub fn delete_stream(&self, stream: &str) {
+        self.with_js(async |js| js.delete_stream(stream).await.unwrap());
+    }
+
     /// Publishes `payload` to `subject` with `msg_id` as `Nats-Msg-Id` and
     /// says whether JetStream reported it a duplicate.
     pub fn publish_duplicate_check(&self, subject: &str, msg_id: &str, payload: &str) -> bool {
