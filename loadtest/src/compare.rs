@@ -406,17 +406,18 @@ fn server_result(c: &Contender) -> ServerResult {
 }
 
 /// The directory for links, configs and logs: `--workdir`, or a temporary
-/// one (removed when the returned guard is dropped).
-fn workdir(o: &CompareOptions) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
-    match &o.workdir {
+/// one named `prefix…` (removed when the returned guard is dropped).
+pub(crate) fn workdir(
+    given: Option<&Path>,
+    prefix: &str,
+) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match given {
         Some(d) => {
             std::fs::create_dir_all(d)?;
             Ok((None, std::path::absolute(d)?))
         }
         None => {
-            let temp = tempfile::Builder::new()
-                .prefix("loadtest-compare")
-                .tempdir()?;
+            let temp = tempfile::Builder::new().prefix(prefix).tempdir()?;
             let path = std::path::absolute(temp.path())?;
             Ok((Some(temp), path))
         }
@@ -443,6 +444,7 @@ pub(crate) async fn start_gateway(
             dir: dir.join("gateway"),
             log_level: "warn".into(),
             tls,
+            env: Vec::new(),
         },
         Duration::from_secs(300),
     )
@@ -558,7 +560,7 @@ pub(crate) fn report(
 /// `loadtest compare`.
 pub async fn compare(o: &CompareOptions) -> Result<CompareReport> {
     let nginx_bin = check(o)?;
-    let (_temp, dir) = workdir(o)?;
+    let (_temp, dir) = workdir(o.workdir.as_deref(), "loadtest-compare")?;
     if o.scenario == Scenario::Proxy {
         return crate::compare_proxy::compare(o, &nginx_bin, &dir).await;
     }

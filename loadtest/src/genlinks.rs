@@ -74,6 +74,9 @@ pub struct RulesSpec {
     pub host: String,
     /// `host:port` of the API route's upstream.
     pub upstream: String,
+    /// `settings.click_id_param`: every redirect's `Location` carries its
+    /// click id in this query parameter (`loadtest clicks`).
+    pub click_id_param: Option<String>,
 }
 
 /// A rules file with the `[[links]]` set, a pattern rule with device
@@ -88,7 +91,7 @@ pub fn rules_toml(spec: &RulesSpec) -> String {
 # route for the load scenarios (docs/performance.md).
 
 [settings]
-app_schemes = ["shopapp"]
+app_schemes = ["shopapp"]{click_id}
 
 [[links]]
 id = "bulk"
@@ -130,6 +133,11 @@ url = "http://{API_HOST}/api/item/1"
 expect_upstream = "bench"
 "#,
         csv = toml_escape(&spec.csv),
+        click_id = spec
+            .click_id_param
+            .as_ref()
+            .map(|p| format!("\nclick_id_param = \"{}\"", toml_escape(p)))
+            .unwrap_or_default(),
         upstream = toml_escape(&spec.upstream),
     )
 }
@@ -173,6 +181,7 @@ pub fn generate(
             csv: csv_reference(csv, rules)?,
             host: host.to_string(),
             upstream: upstream.to_string(),
+            click_id_param: None,
         };
         std::fs::write(rules, rules_toml(&spec))
             .with_context(|| format!("write {}", rules.display()))?;

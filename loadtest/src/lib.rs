@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bare_proxy;
+pub mod clicks;
 pub mod client;
 pub mod compare;
 pub mod compare_proxy;

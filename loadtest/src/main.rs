@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use loadtest::clicks::{self, ClicksOptions};
 use loadtest::compare::{self, CompareOptions};
 use loadtest::genlinks;
 use loadtest::run::{self, RunOptions};
@@ -276,6 +277,63 @@ enum Command {
         #[arg(long, value_enum)]
         crypto: Option<loadtest::tls::Crypto>,
     },
+    /// What click events cost: the gateway started fresh for every run,
+    /// alternately without and with events (to files or JetStream) or
+    /// analytics, every request a new visitor; medians of req/s and of
+    /// the gateway's CPU per request.
+    Clicks {
+        /// file: events to files against events off; nats: events to
+        /// JetStream (a nats-server started per run) against events off;
+        /// analytics: per-link counters in an embedded SQLite store against
+        /// events to files with the store and analytics off.
+        #[arg(long, value_enum, default_value = "file")]
+        measure: loadtest::clicks::Measure,
+        /// redirect-spread, redirect-zipf or redirect-hot.
+        #[arg(long, value_enum, default_value = "redirect-spread")]
+        scenario: Scenario,
+        /// Number of links.
+        #[arg(long, default_value_t = 1_000_000)]
+        links: u64,
+        /// Rounds: one run of each arm per round, the order alternating.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
+        /// Length of each measured run.
+        #[arg(long, default_value = "6s", value_parser = duration)]
+        duration: Duration,
+        /// Unmeasured load after each start.
+        #[arg(long, default_value = "2s", value_parser = duration)]
+        warmup: Duration,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// The gateway binary.
+        #[arg(long, default_value = "target/release/gateway")]
+        gateway: PathBuf,
+        /// Gateway worker threads.
+        #[arg(long, default_value_t = 1)]
+        gateway_threads: usize,
+        /// The nats-server binary (default: PATH).
+        #[arg(long)]
+        nats_server: Option<PathBuf>,
+        /// Keep links, configs and logs here (default: a temporary directory).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Time one request may take.
+        #[arg(long, default_value = "2s", value_parser = duration)]
+        timeout: Duration,
+        /// Stop each run after this many requests.
+        #[arg(long, default_value_t = 100_000_000)]
+        max_requests: u64,
+        /// Threads of the load generator.
+        #[arg(long, default_value_t = 1)]
+        client_threads: usize,
+        /// Seed of the visitors (each run adds its number).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print JSON on stdout (the table goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Prints a report: the table, or (with `--json`) the JSON on stdout and
@@ -488,6 +546,43 @@ fn real_main() -> Result<()> {
             let report = loadtest::runtime(client_threads)?.block_on(compare::compare(&o))?;
             print_report(json, &report.table(), &report)?;
             write_plot(&plot, || report.svg())
+        }
+        Command::Clicks {
+            measure,
+            scenario,
+            links,
+            rounds,
+            duration,
+            warmup,
+            connections,
+            gateway,
+            gateway_threads,
+            nats_server,
+            workdir,
+            timeout,
+            max_requests,
+            client_threads,
+            seed,
+            json,
+        } => {
+            let o = ClicksOptions {
+                measure,
+                scenario,
+                links,
+                rounds,
+                duration,
+                warmup,
+                connections,
+                gateway,
+                gateway_threads,
+                nats_server,
+                workdir,
+                timeout,
+                max_requests,
+                seed,
+            };
+            let report = loadtest::runtime(client_threads)?.block_on(clicks::clicks(&o))?;
+            print_report(json, &report.table(), &report)
         }
     }
 }

@@ -231,6 +231,9 @@ pub struct GatewaySpec {
     pub log_level: String,
     /// A `[tls]` listener too.
     pub tls: Option<GatewayTls>,
+    /// `GATEWAY_*` settings on top of the config file (e.g. the click
+    /// sink), set after this process's own are removed.
+    pub env: Vec<(String, String)>,
 }
 
 /// The gateway's `[tls]` listener: one certificate (the default) and the
@@ -308,6 +311,7 @@ pub async fn start_gateway(spec: &GatewaySpec, timeout: Duration) -> Result<Runn
             cmd.env_remove(k);
         }
     }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     let started = Instant::now();
     let mut proc = Proc::spawn(cmd, "gateway", Some(&d.join("gateway.log")), libc::SIGKILL)?;
     let admin = loopback(admin_port);

@@ -196,6 +196,7 @@ fn tls_gateway(rt: &tokio::runtime::Runtime, mode: TlsMode, crypto: Option<Crypt
                     key: cert.key.clone(),
                     crypto,
                 }),
+                env: Vec::new(),
             },
             Duration::from_secs(60),
         ))

@@ -6,7 +6,7 @@
 //! second is more than it holds. A failed flush keeps its rows (bounded by
 //! `max_pending_rows`) for the next one.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,11 +16,16 @@ use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{StatKey, Store, StoreError, Tally};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
-/// Counter rows waiting for the store, in key order (the order every
-/// gateway writes them in).
+/// Counter rows waiting for the store. Hashed, not kept in order: a flush
+/// sorts them once (`flush`), where a tree compared keys string by string
+/// on every add.
+type Rows = HashMap<StatKey, Tally, Xxh3DefaultBuilder>;
+
+/// Counter rows waiting for the store, bounded.
 struct Pending {
-    rows: BTreeMap<StatKey, Tally>,
+    rows: Rows,
     max: usize,
 }
 
@@ -52,7 +57,7 @@ pub(super) fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let every = cfg.flush_every;
     let pending = Pending {
-        rows: BTreeMap::new(),
+        rows: Rows::default(),
         max: cfg.max_pending_rows,
     };
     std::thread::Builder::new()
@@ -124,13 +129,12 @@ fn run(
     }
 }
 
-/// Adds `rows` to the store in one transaction: how many, or the rows
+/// Adds `rows` to the store in one transaction, in key order (the order
+/// every gateway writes them in, so two flushes touching the same rows
+/// wait for each other instead of deadlocking): how many, or the rows
 /// back with the error.
-fn flush(
-    store: &Store,
-    rows: BTreeMap<StatKey, Tally>,
-) -> Result<u64, (BTreeMap<StatKey, Tally>, StoreError)> {
-    let rows: Arc<Vec<(StatKey, Tally)>> = Arc::new(rows.into_iter().collect());
+fn flush(store: &Store, rows: Rows) -> Result<u64, (Rows, StoreError)> {
+    let rows = Arc::new(in_key_order(rows));
     let writing = rows.clone();
     let result = store.block_on(store.query(StoreOp::Stats, move |b| async move {
         b.add_stats(&writing).await
@@ -144,6 +148,13 @@ fn flush(
             Err((rows.into_iter().collect(), e))
         }
     }
+}
+
+/// The rows sorted by key.
+fn in_key_order(rows: Rows) -> Vec<(StatKey, Tally)> {
+    let mut rows: Vec<(StatKey, Tally)> = rows.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
 }
 
 #[cfg(test)]
@@ -173,7 +184,7 @@ mod tests {
     #[test]
     fn pending_rows_add_up_and_stay_bounded() {
         let mut p = Pending {
-            rows: BTreeMap::new(),
+            rows: Rows::default(),
             max: 1,
         };
         assert!(p.add(key("a"), tally(2, 1)));
@@ -184,5 +195,18 @@ mod tests {
         );
         let t = p.rows.values().next().copied().unwrap();
         assert_eq!((t.clicks, t.visitors), (5, 1));
+    }
+
+    #[test]
+    fn a_flush_writes_rows_in_key_order() {
+        let mut rows = Rows::default();
+        for name in ["m", "b", "z", "a", "q"] {
+            rows.insert(key(name), tally(1, 1));
+        }
+        let names: Vec<String> = in_key_order(rows)
+            .into_iter()
+            .map(|(k, _)| k.subject.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "m", "q", "z"]);
     }
 }

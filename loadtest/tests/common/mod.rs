@@ -109,6 +109,7 @@ impl Bench {
                     dir: dir.path().join("gateway"),
                     log_level: "warn".into(),
                     tls: None,
+                    env: Vec::new(),
                 },
                 Duration::from_secs(60),
             ))
