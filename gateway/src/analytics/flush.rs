@@ -16,12 +16,12 @@ use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{StatKey, Store, StoreError, Tally};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use foldhash::fast::RandomState;
 
 /// Counter rows waiting for the store. Hashed, not kept in order: a flush
 /// sorts them once (`flush`), where a tree compared keys string by string
 /// on every add.
-type Rows = HashMap<StatKey, Tally, Xxh3DefaultBuilder>;
+type Rows = HashMap<StatKey, Tally, RandomState>;
 
 /// Counter rows waiting for the store, bounded.
 struct Pending {
