@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::client::{self, build_request};
-use crate::compare::{ratio, workdir};
+use crate::compare::{check_runs, ratio, workdir};
 use crate::genlinks::{self, RulesSpec};
 use crate::load::{self, LoadSpec};
 use crate::procfs;
@@ -300,27 +300,13 @@ fn check(o: &ClicksOptions) -> Result<Option<PathBuf>> {
     ) {
         bail!("clicks supports redirect-spread, redirect-zipf and redirect-hot");
     }
-    if o.links == 0 || o.links > genlinks::MAX_LINKS {
-        bail!("--links must be between 1 and {}", genlinks::MAX_LINKS);
-    }
-    if o.rounds == 0 || o.rounds > 20 {
-        bail!("--rounds must be between 1 and 20");
-    }
-    if o.duration.is_zero() || o.duration > load::MAX_DURATION {
-        bail!("--duration must be more than zero and at most 10 minutes");
-    }
-    if o.connections == 0 || o.connections > crate::run::MAX_CONNECTIONS {
-        bail!(
-            "--connections must be between 1 and {}",
-            crate::run::MAX_CONNECTIONS
-        );
-    }
-    if !o.gateway.is_file() {
-        bail!(
-            "no gateway binary at {} (build it: cargo build --release -p gateway)",
-            o.gateway.display()
-        );
-    }
+    check_runs(
+        o.links,
+        ("--rounds", o.rounds),
+        o.duration,
+        o.connections,
+        &o.gateway,
+    )?;
     if o.measure != Measure::Nats {
         return Ok(None);
     }

@@ -325,28 +325,47 @@ fn check(o: &CompareOptions) -> Result<PathBuf> {
     if o.tls.is_tls() && o.responder.is_some() {
         bail!("--responder has no TLS listener: leave it out with --tls");
     }
-    if o.links == 0 || o.links > genlinks::MAX_LINKS {
+    check_runs(
+        o.links,
+        ("--pairs", o.pairs),
+        o.duration,
+        o.connections,
+        &o.gateway,
+    )?;
+    Ok(nginx)
+}
+
+/// The limits every alternating comparison checks: links, runs (`--pairs`
+/// or `--rounds`), run length, connections, and the gateway binary.
+pub(crate) fn check_runs(
+    links: u64,
+    (runs_flag, runs): (&str, usize),
+    duration: Duration,
+    connections: usize,
+    gateway: &Path,
+) -> Result<()> {
+    if links == 0 || links > genlinks::MAX_LINKS {
         bail!("--links must be between 1 and {}", genlinks::MAX_LINKS);
     }
-    if o.pairs == 0 || o.pairs > 20 {
-        bail!("--pairs must be between 1 and 20");
+    if runs == 0 || runs > 20 {
+        bail!("{runs_flag} must be between 1 and 20");
     }
-    if o.duration.is_zero() || o.duration > load::MAX_DURATION {
+    if duration.is_zero() || duration > load::MAX_DURATION {
         bail!("--duration must be more than zero and at most 10 minutes");
     }
-    if o.connections == 0 || o.connections > crate::run::MAX_CONNECTIONS {
+    if connections == 0 || connections > crate::run::MAX_CONNECTIONS {
         bail!(
             "--connections must be between 1 and {}",
             crate::run::MAX_CONNECTIONS
         );
     }
-    if !o.gateway.is_file() {
+    if !gateway.is_file() {
         bail!(
             "no gateway binary at {} (build it: cargo build --release -p gateway)",
-            o.gateway.display()
+            gateway.display()
         );
     }
-    Ok(nginx)
+    Ok(())
 }
 
 async fn measure(c: &mut Contender, o: &CompareOptions, duration: Duration, label: Option<String>) {
