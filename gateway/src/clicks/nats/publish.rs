@@ -148,8 +148,8 @@ impl Publisher {
                 }
             }
         }
-        let closed = !waiting.collect(acks, deadline, 0).await && waiting.in_flight > 0;
-        if closed && waiting.error.is_empty() {
+        let unanswered = !waiting.collect(acks, deadline, 0).await && waiting.in_flight > 0;
+        if unanswered && waiting.error.is_empty() {
             waiting.error = format!("no acknowledgement in {ack_timeout:?}");
         }
         if waiting.closed {
