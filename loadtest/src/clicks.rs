@@ -93,7 +93,8 @@ pub struct ClicksOptions {
     pub seed: u64,
 }
 
-/// What the gateway's metrics say at the end of a run.
+/// What the gateway's metrics say at the end of a run: since its start,
+/// so the warm-up's events are in them too.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct EventCounts {
     /// `gateway_click_events_total`.
