@@ -148,10 +148,7 @@ impl Publisher {
                 }
             }
         }
-        let unanswered = !waiting.collect(acks, deadline, 0).await && waiting.in_flight > 0;
-        if unanswered && waiting.error.is_empty() {
-            waiting.error = format!("no acknowledgement in {ack_timeout:?}");
-        }
+        waiting.collect(acks, deadline, 0).await;
         if waiting.closed {
             // The client is closing; a new subscription next time.
             self.acks = None;
@@ -238,7 +235,12 @@ impl Waiting {
                     self.error = "ack subscription closed".into();
                     return false;
                 }
-                Err(_) => return false,
+                Err(_) => {
+                    if self.error.is_empty() {
+                        self.error = "no acknowledgement within clicks.ack_timeout".into();
+                    }
+                    return false;
+                }
             }
         }
         true
