@@ -359,20 +359,13 @@ pub async fn clicks(o: &ClicksOptions) -> Result<ClicksReport> {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rps = [0.0; 2];
         for arm in order {
-            let name = o.measure.arms()[arm];
-            eprintln!("round {}/{}: {name}", round + 1, o.rounds);
-            let n = (round * 2 + arm) as u64;
-            let run = run_once(
-                o,
-                arm == 1,
-                name,
+            eprintln!(
+                "round {}/{}: {}",
                 round + 1,
-                n,
-                &rules,
-                &dir,
-                nats_bin.as_deref(),
-            )
-            .await?;
+                o.rounds,
+                o.measure.arms()[arm]
+            );
+            let run = run_once(o, (round, arm), &rules, &dir, nats_bin.as_deref()).await?;
             rps[arm] = run.load.rps;
             runs.push(run);
         }
@@ -435,19 +428,20 @@ fn arm_env(
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// Starts the gateway (and `nats-server`) for one arm, warms it up,
-/// measures one run, reads its metrics and stops everything.
-#[allow(clippy::too_many_arguments)]
+/// Starts the gateway (and `nats-server`) for arm 0 (the baseline) or 1
+/// (measured) of a round (from 0), warms it up, measures one run, reads
+/// its metrics and stops everything.
 async fn run_once(
     o: &ClicksOptions,
-    measured: bool,
-    name: &'static str,
-    round: usize,
-    n: u64,
+    (round, arm): (usize, usize),
     rules: &Path,
     dir: &Path,
     nats_bin: Option<&Path>,
 ) -> Result<ClicksRun> {
+    let (measured, name) = (arm == 1, o.measure.arms()[arm]);
+    // Numbers the run: its directory and its visitors' seed.
+    let n = (round * 2 + arm) as u64;
+    let round = round + 1;
     let run_dir = dir.join(format!("run-{n}"));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
