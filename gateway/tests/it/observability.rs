@@ -683,8 +683,12 @@ fn reload_metrics_count_every_outcome() {
 
     // SIGHUP goes through the same path: one more unchanged attempt.
     gw.signal("HUP");
+    // A scrape gathers the duration histogram before the counter (by
+    // name), so one taken during the reload can see the new count and the
+    // old histogram: wait for both.
     let s5 = gw.scrape_until(WAIT, "the SIGHUP reload counted", |s| {
         s.get("gateway_rules_reloads_total", &[("result", "unchanged")]) == Some(3.0)
+            && s.get("gateway_rules_reload_duration_seconds_count", &[]) == Some(5.0)
     });
     s5.expect("gateway_rules_reloads_total", &[("result", "success")], 1.0);
     s5.expect("gateway_rules_reloads_total", &[("result", "failure")], 1.0);
