@@ -41,6 +41,7 @@ mod tls;
 mod upstream;
 mod web;
 
+pub use clicks::{Dedup as ClickDedup, Event as ClickEvent};
 pub use config::Config;
 pub use logging::init as init_logging;
 pub use serve::{Answer, FastAnswer, Front, H1Request, Limits, Outcome};

@@ -228,7 +228,7 @@ impl Clicks {
             Some((host, path)) => (host.as_ref(), path.as_ref()),
             None => (v.host, v.path),
         };
-        let key = dedup::key(v.ip, v.user_agent, host, path);
+        let key = self.dedup.key(v.ip, v.user_agent, host, path);
         let at = SystemTime::now();
         let ms = unix_ms(at);
         match self.dedup.get(key, ms) {
