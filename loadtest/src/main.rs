@@ -25,6 +25,22 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// How the load generator sends, the same for every command that runs
+/// load.
+#[derive(clap::Args)]
+struct Client {
+    /// Time one request may take before it counts as a timeout.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    timeout: Duration,
+    /// Stop each run after this many requests.
+    #[arg(long, default_value_t = 100_000_000)]
+    max_requests: u64,
+    /// Threads of the load generator (1 leaves the other cores to the
+    /// server).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write N deterministic bulk links (code,to) and a matching rules file.
@@ -74,16 +90,8 @@ enum Command {
         /// Write the latency percentile curve as SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
-        /// Time one request may take before it counts as a timeout.
-        #[arg(long, default_value = "2s", value_parser = duration)]
-        timeout: Duration,
-        /// Stop each run after this many requests.
-        #[arg(long, default_value_t = 100_000_000)]
-        max_requests: u64,
-        /// Threads of the load generator (1 leaves the other cores to the
-        /// server).
-        #[arg(long, default_value_t = 1)]
-        client_threads: usize,
+        #[command(flatten)]
+        client: Client,
         /// Zipf exponent (redirect-zipf, mixed).
         #[arg(long, default_value_t = 1.0)]
         zipf_s: f64,
@@ -245,15 +253,8 @@ enum Command {
         /// Unmeasured load before each server's first run.
         #[arg(long, default_value = "2s", value_parser = duration)]
         warmup: Duration,
-        /// Time one request may take.
-        #[arg(long, default_value = "2s", value_parser = duration)]
-        timeout: Duration,
-        /// Stop each run after this many requests.
-        #[arg(long, default_value_t = 100_000_000)]
-        max_requests: u64,
-        /// Threads of the load generator.
-        #[arg(long, default_value_t = 1)]
-        client_threads: usize,
+        #[command(flatten)]
+        client: Client,
         /// Seed of the request streams.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -318,15 +319,8 @@ enum Command {
         /// Keep links, configs and logs here (default: a temporary directory).
         #[arg(long)]
         workdir: Option<PathBuf>,
-        /// Time one request may take.
-        #[arg(long, default_value = "2s", value_parser = duration)]
-        timeout: Duration,
-        /// Stop each run after this many requests.
-        #[arg(long, default_value_t = 100_000_000)]
-        max_requests: u64,
-        /// Threads of the load generator.
-        #[arg(long, default_value_t = 1)]
-        client_threads: usize,
+        #[command(flatten)]
+        client: Client,
         /// Seed of the visitors (each run adds its number).
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -395,9 +389,7 @@ fn real_main() -> Result<()> {
             host,
             json,
             plot,
-            timeout,
-            max_requests,
-            client_threads,
+            client,
             zipf_s,
             seed,
             distinct_visitors,
@@ -424,15 +416,15 @@ fn real_main() -> Result<()> {
                 host,
                 zipf_s,
                 seed,
-                timeout,
-                max_requests,
+                timeout: client.timeout,
+                max_requests: client.max_requests,
                 upstream,
                 admin,
                 token,
                 rules,
                 flip_every,
             };
-            let report = loadtest::runtime(client_threads)?.block_on(run::run(&o))?;
+            let report = loadtest::runtime(client.client_threads)?.block_on(run::run(&o))?;
             print_report(json, &report.table(), &report)?;
             write_plot(&plot, || report.svg())
         }
@@ -507,9 +499,7 @@ fn real_main() -> Result<()> {
             responder,
             workdir,
             warmup,
-            timeout,
-            max_requests,
-            client_threads,
+            client,
             seed,
             json,
             plot,
@@ -536,14 +526,15 @@ fn real_main() -> Result<()> {
                 exe: std::env::current_exe()?,
                 workdir,
                 warmup,
-                timeout,
-                max_requests,
+                timeout: client.timeout,
+                max_requests: client.max_requests,
                 seed,
                 tls,
                 resume,
                 crypto,
             };
-            let report = loadtest::runtime(client_threads)?.block_on(compare::compare(&o))?;
+            let report =
+                loadtest::runtime(client.client_threads)?.block_on(compare::compare(&o))?;
             print_report(json, &report.table(), &report)?;
             write_plot(&plot, || report.svg())
         }
@@ -559,9 +550,7 @@ fn real_main() -> Result<()> {
             gateway_threads,
             nats_server,
             workdir,
-            timeout,
-            max_requests,
-            client_threads,
+            client,
             seed,
             json,
         } => {
@@ -577,11 +566,11 @@ fn real_main() -> Result<()> {
                 gateway_threads,
                 nats_server,
                 workdir,
-                timeout,
-                max_requests,
+                timeout: client.timeout,
+                max_requests: client.max_requests,
                 seed,
             };
-            let report = loadtest::runtime(client_threads)?.block_on(clicks::clicks(&o))?;
+            let report = loadtest::runtime(client.client_threads)?.block_on(clicks::clicks(&o))?;
             print_report(json, &report.table(), &report)
         }
     }
