@@ -17,8 +17,8 @@
 //!   operator's side; [`server`] puts it all together.
 //!
 //! Modules are private but for [`commands`], the binary's subcommands;
-//! what the binary, the tests and `loadtest` use is re-exported here and
-//! nothing else.
+//! what the binary, the tests, the benches and `loadtest` use is
+//! re-exported here and nothing else.
 
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

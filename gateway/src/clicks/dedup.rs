@@ -73,8 +73,8 @@ impl Dedup {
     /// The visitor-and-link key: a hash of client IP, User-Agent, host and
     /// path, seeded per process (a `str` hashes with a terminator, so the
     /// parts cannot run into each other). foldhash in one pass: a
-    /// streaming xxh3 fed part by part, copying each into its buffer, cost
-    /// a new visitor several times more.
+    /// streaming xxh3 fed part by part, copying each into its buffer, took
+    /// about twice as long (benches/clicks.rs).
     pub fn key(&self, ip: Option<IpAddr>, user_agent: &str, host: &str, path: &str) -> u64 {
         self.seed.hash_one((ip, user_agent, host, path))
     }
