@@ -359,12 +359,6 @@ pub async fn clicks(o: &ClicksOptions) -> Result<ClicksReport> {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rps = [0.0; 2];
         for arm in order {
-            eprintln!(
-                "round {}/{}: {}",
-                round + 1,
-                o.rounds,
-                o.measure.arms()[arm]
-            );
             let run = run_once(o, (round, arm), &rules, &dir, nats_bin.as_deref()).await?;
             rps[arm] = run.load.rps;
             runs.push(run);
@@ -442,6 +436,7 @@ async fn run_once(
     // Numbers the run: its directory and its visitors' seed.
     let n = (round * 2 + arm) as u64;
     let round = round + 1;
+    eprintln!("round {round}/{}: {name}", o.rounds);
     let run_dir = dir.join(format!("run-{n}"));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
