@@ -6,43 +6,51 @@
 //! second is more than it holds. A failed flush keeps its rows (bounded by
 //! `max_pending_rows`) for the next one.
 
-use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Tallies;
+use super::tallies::{Row, Tallies};
 use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{StatKey, Store, StoreError, Tally};
-use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
-/// Counter rows waiting for the store. Hashed, not kept in order: a flush
-/// sorts them once (`flush`), where a tree compared keys string by string
-/// on every add.
-type Rows = HashMap<StatKey, Tally, RandomState>;
-
-/// Counter rows waiting for the store, bounded.
+/// Counter rows waiting for the store, bounded. Merged by the hash each
+/// row comes with from its request thread, so no key is hashed twice; a
+/// flush sorts them once (`in_key_order`). A failed flush leaves them
+/// here for the next.
+#[derive(Default)]
 struct Pending {
-    rows: Rows,
+    rows: Vec<Row>,
+    /// Index into `rows`, by the row's hash.
+    index: HashTable<usize>,
     max: usize,
 }
 
 impl Pending {
-    /// Adds a thread's `tally` of `key`; `false` when it is a new row and
-    /// there is no room.
-    fn add(&mut self, key: StatKey, tally: Tally) -> bool {
-        if let Some(t) = self.rows.get_mut(&key) {
-            t.clicks += tally.clicks;
-            t.visitors += tally.visitors;
+    /// Adds a thread's `row`; `false` when it is a new row and there is
+    /// no room.
+    fn add(&mut self, row: Row) -> bool {
+        let rows = &mut self.rows;
+        if let Some(&i) = self.index.find(row.hash, |&i| rows[i].key == row.key) {
+            rows[i].tally.clicks += row.tally.clicks;
+            rows[i].tally.visitors += row.tally.visitors;
             return true;
         }
-        if self.rows.len() >= self.max {
+        if rows.len() >= self.max {
             return false;
         }
-        self.rows.insert(key, tally);
+        self.index
+            .insert_unique(row.hash, rows.len(), |&i| rows[i].hash);
+        rows.push(row);
         true
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.index.clear();
     }
 }
 
@@ -57,8 +65,8 @@ pub(super) fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let every = cfg.flush_every;
     let pending = Pending {
-        rows: Rows::default(),
         max: cfg.max_pending_rows,
+        ..Pending::default()
     };
     std::thread::Builder::new()
         .name("analytics".into())
@@ -84,9 +92,9 @@ fn run(
         );
         batches.take(&mut taken, true);
         for mut tallies in taken.drain(..) {
-            for (key, tally) in tallies.drain() {
-                let clicks = tally.clicks;
-                if !pending.add(key, tally) {
+            for row in tallies.drain() {
+                let clicks = row.tally.clicks;
+                if !pending.add(row) {
                     metrics.analytics.dropped.inc_by(clicks.unsigned_abs());
                 }
             }
@@ -97,8 +105,9 @@ fn run(
         }
         flushed = Instant::now();
         if !pending.rows.is_empty() {
-            match flush(store, std::mem::take(&mut pending.rows)) {
+            match flush(store, &pending.rows) {
                 Ok(written) => {
+                    pending.clear();
                     metrics.analytics.flushes_ok.inc();
                     metrics.analytics.rows_written.inc_by(written);
                     if failing {
@@ -106,16 +115,16 @@ fn run(
                     }
                     failing = false;
                 }
-                Err((rows, e)) => {
+                Err(e) => {
                     metrics.analytics.flushes_error.inc();
+                    let rows = pending.rows.len();
                     if stopping {
-                        tracing::error!(error = %e, rows = rows.len(), "analytics: the last flush failed; these counters are lost");
+                        tracing::error!(error = %e, rows, "analytics: the last flush failed; these counters are lost");
                     } else if !failing {
                         // Once per outage: the metric counts every try.
-                        tracing::warn!(error = %e, rows = rows.len(), "analytics: cannot add counters to the store; keeping them and trying again");
+                        tracing::warn!(error = %e, rows, "analytics: cannot add counters to the store; keeping them and trying again");
                     }
                     failing = true;
-                    pending.rows = rows;
                 }
             }
         }
@@ -131,82 +140,127 @@ fn run(
 
 /// Adds `rows` to the store in one transaction, in key order (the order
 /// every gateway writes them in, so two flushes touching the same rows
-/// wait for each other instead of deadlocking): how many, or the rows
-/// back with the error.
-fn flush(store: &Store, rows: Rows) -> Result<u64, (Rows, StoreError)> {
-    let rows = Arc::new(in_key_order(rows));
-    let writing = rows.clone();
-    let result = store.block_on(store.query(StoreOp::Stats, move |b| async move {
+/// wait for each other instead of deadlocking): how many. The rows stay
+/// the caller's, for a retry when it fails.
+fn flush(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
+    let writing = Arc::new(in_key_order(rows));
+    let written = writing.len() as u64;
+    store.block_on(store.query(StoreOp::Stats, move |b| async move {
         b.add_stats(&writing).await
-    }));
-    match result {
-        Ok(()) => Ok(rows.len() as u64),
-        Err(e) => {
-            // The query's copy is dropped once it ended; a clone is only
-            // the fallback.
-            let rows = Arc::try_unwrap(rows).unwrap_or_else(|shared| (*shared).clone());
-            Err((rows.into_iter().collect(), e))
-        }
-    }
+    }))?;
+    Ok(written)
 }
 
-/// The rows sorted by key.
-fn in_key_order(rows: Rows) -> Vec<(StatKey, Tally)> {
-    let mut rows: Vec<(StatKey, Tally)> = rows.into_iter().collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    rows
+/// The rows sorted by key. Positions are sorted, not the rows: a row is
+/// a few words wide, and its copy shares the key's text (`Arc<str>`).
+fn in_key_order(rows: &[Row]) -> Vec<(StatKey, Tally)> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| rows[a].key.cmp(&rows[b].key));
+    order
+        .into_iter()
+        .map(|i| (rows[i].key.clone(), rows[i].tally))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Subject, SubjectKind};
+    use crate::store::SubjectKind;
+    use std::hash::BuildHasher;
 
-    fn key(name: &str) -> StatKey {
-        StatKey {
-            subject: Subject {
-                kind: SubjectKind::Link,
-                host: "go.example.com".into(),
-                name: name.into(),
-            },
+    fn row(name: &str, clicks: i64, visitors: i64) -> Row {
+        let key = StatKey {
+            kind: SubjectKind::Link,
+            host: "go.example.com".into(),
+            name: name.into(),
             hour: 3600,
             device: "ios",
-            country: String::new(),
-            referrer: String::new(),
+            country: "".into(),
+            referrer: "".into(),
             bot: false,
+        };
+        Row {
+            hash: foldhash::fast::FixedState::default().hash_one(&key),
+            key,
+            tally: Tally { clicks, visitors },
         }
-    }
-
-    fn tally(clicks: i64, visitors: i64) -> Tally {
-        Tally { clicks, visitors }
     }
 
     #[test]
     fn pending_rows_add_up_and_stay_bounded() {
         let mut p = Pending {
-            rows: Rows::default(),
             max: 1,
+            ..Pending::default()
         };
-        assert!(p.add(key("a"), tally(2, 1)));
-        assert!(p.add(key("a"), tally(3, 0)));
-        assert!(
-            !p.add(key("b"), tally(1, 1)),
-            "a second row is over the bound"
-        );
-        let t = p.rows.values().next().copied().unwrap();
+        assert!(p.add(row("a", 2, 1)));
+        assert!(p.add(row("a", 3, 0)));
+        assert!(!p.add(row("b", 1, 1)), "a second row is over the bound");
+        assert_eq!(p.rows.len(), 1);
+        let t = p.rows[0].tally;
         assert_eq!((t.clicks, t.visitors), (5, 1));
     }
 
     #[test]
-    fn a_flush_writes_rows_in_key_order() {
-        let mut rows = Rows::default();
-        for name in ["m", "b", "z", "a", "q"] {
-            rows.insert(key(name), tally(1, 1));
-        }
-        let names: Vec<String> = in_key_order(rows)
-            .into_iter()
-            .map(|(k, _)| k.subject.name)
+    fn rows_sharing_a_hash_stay_apart() {
+        let mut p = Pending {
+            max: 10,
+            ..Pending::default()
+        };
+        let mut b = row("b", 1, 1);
+        b.hash = row("a", 0, 0).hash;
+        assert!(p.add(row("a", 1, 1)));
+        assert!(p.add(b));
+        assert!(p.add(row("a", 1, 0)));
+        let names: Vec<(&str, i64)> = p
+            .rows
+            .iter()
+            .map(|r| (&*r.key.name, r.tally.clicks))
             .collect();
-        assert_eq!(names, ["a", "b", "m", "q", "z"]);
+        assert_eq!(names, [("a", 2), ("b", 1)]);
+    }
+
+    #[test]
+    fn a_flush_writes_rows_in_key_order() {
+        // Names that tie on their first eight bytes, run out inside them
+        // or hold a zero byte; hosts that share a prefix; rules and links.
+        let names = [
+            "m",
+            "b",
+            "z",
+            "a",
+            "q",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgha",
+            "abc",
+            "abc\0",
+            "abc\0\0",
+            "ab",
+            "",
+            "zzzzzzzzzzzz",
+            "abcdefgh\0",
+        ];
+        let hosts = ["go.example.com", "go.example.co", "a.example", ""];
+        let mut rows = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for (j, host) in hosts.iter().enumerate() {
+                let mut r = row(name, 1, 1);
+                r.key.host = (*host).into();
+                r.key.kind = if j == 3 {
+                    SubjectKind::Rule
+                } else {
+                    SubjectKind::Link
+                };
+                r.key.device = ["ios", "android", "desktop"][(i + j) % 3];
+                rows.push(r);
+            }
+        }
+        // Reversed, so the input is not already near order.
+        rows.reverse();
+        let mut expected: Vec<StatKey> = rows.iter().map(|r| r.key.clone()).collect();
+        expected.sort();
+        let got: Vec<StatKey> = in_key_order(&rows).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(got, expected);
+        assert_eq!(&*got[0].name, "", "the empty name first");
     }
 }

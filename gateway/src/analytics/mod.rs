@@ -19,6 +19,7 @@ mod flush;
 mod report;
 mod tallies;
 
+use std::borrow::Cow;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -134,41 +135,46 @@ pub fn link_name(path: &str) -> &str {
 
 /// An ISO 3166-1 alpha-2 code in upper case; anything else (a CDN's
 /// `XX`-style placeholders pass) is unknown, so a client cannot make up
-/// countries.
-fn country_code(header: Option<&str>) -> String {
+/// countries. Borrowed when the header has it in upper case already.
+fn country_code(header: Option<&str>) -> Cow<'_, str> {
     match header.map(str::trim) {
+        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) => Cow::Borrowed(c),
         Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            c.to_ascii_uppercase()
+            Cow::Owned(c.to_ascii_uppercase())
         }
-        _ => String::new(),
+        _ => Cow::Borrowed(""),
     }
 }
 
 /// The host of a `Referer` (`https://news.example.com/a?b` →
 /// `news.example.com`), lower-case, without user or port; empty when it
-/// has none or it is not a plain DNS name or address.
-fn referrer_host(referer: &str) -> String {
+/// has none or it is not a plain DNS name or address. Borrowed from the
+/// header unless it had to be lower-cased.
+fn referrer_host(referer: &str) -> Cow<'_, str> {
     let Some((_, rest)) = referer.split_once("://") else {
-        return String::new();
+        return Cow::Borrowed("");
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host_port = authority.rsplit('@').next().unwrap_or("");
-    let mut host = match host_port.strip_prefix('[') {
+    let host = match host_port.strip_prefix('[') {
         // An IPv6 literal keeps its brackets; only the port goes.
         Some(v6) => match v6.split_once(']') {
-            Some((addr, _)) if !addr.is_empty() => format!("[{addr}]"),
-            _ => return String::new(),
+            Some((addr, _)) if !addr.is_empty() => &host_port[..addr.len() + 2],
+            _ => return Cow::Borrowed(""),
         },
-        None => host_port.split(':').next().unwrap_or("").to_string(),
+        None => host_port.split(':').next().unwrap_or(""),
     };
     let plain = host
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
     if host.is_empty() || host.len() > MAX_HOST || !plain {
-        return String::new();
+        return Cow::Borrowed("");
     }
-    host.make_ascii_lowercase();
-    host
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +193,8 @@ mod tests {
             "com.google.android.gm"
         );
         assert_eq!(referrer_host("http://[2001:db8::1]:80/x"), "[2001:db8::1]");
+        assert_eq!(referrer_host("http://[2001:DB8::1]/x"), "[2001:db8::1]");
+        assert_eq!(referrer_host("http://[]/x"), "");
         assert_eq!(referrer_host("not a url"), "");
         assert_eq!(referrer_host("https://bad host/"), "");
         assert_eq!(referrer_host("https:///path"), "");

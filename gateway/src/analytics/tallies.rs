@@ -6,13 +6,20 @@
 //! threads' rows (the same row may come from several) into its pending
 //! rows.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, LazyLock};
 
 use foldhash::fast::{FixedState, RandomState};
 
 use crate::clicks::Batch;
-use crate::store::{StatKey, Subject, SubjectKind, Tally};
+use crate::store::{StatKey, SubjectKind, Tally};
+
+/// Seeds every row key's hash, on every thread: the flusher merges the
+/// threads' rows by the hash they come with, never hashing a key again.
+/// Random, as part of a key (the referrer) is the client's to choose.
+static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::default);
 
 /// A row's key as the request has it: borrowed where it can be, so a row
 /// already counted is found without building its key.
@@ -28,9 +35,9 @@ pub struct RowRef<'a> {
     /// `ios`, `android` or `desktop`.
     pub device: &'static str,
     /// Upper-case ISO code, or empty.
-    pub country: String,
+    pub country: Cow<'a, str>,
     /// Referrer host, or empty.
-    pub referrer: String,
+    pub referrer: Cow<'a, str>,
     /// A known bot.
     pub bot: bool,
 }
@@ -57,41 +64,57 @@ impl RowRef<'_> {
     fn is(&self, k: &StatKey) -> bool {
         k.hour == self.hour
             && k.bot == self.bot
-            && k.subject.kind == self.kind
+            && k.kind == self.kind
             && k.device == self.device
-            && k.subject.name == self.name
-            && k.subject.host == self.host
-            && k.country == self.country
-            && k.referrer == self.referrer
+            && *k.name == *self.name
+            && *k.host == *self.host
+            && *k.country == *self.country
+            && *k.referrer == *self.referrer
     }
 
     fn into_key(self) -> StatKey {
         StatKey {
-            subject: Subject {
-                kind: self.kind,
-                host: self.host.to_string(),
-                name: self.name.to_string(),
-            },
+            kind: self.kind,
+            host: Arc::from(self.host),
+            name: Arc::from(self.name),
             hour: self.hour,
             device: self.device,
-            country: self.country,
-            referrer: self.referrer,
+            country: Arc::from(self.country),
+            referrer: Arc::from(self.referrer),
             bot: self.bot,
         }
     }
 }
 
+/// A counter row, with its key's hash (seeded by [`SEED`]).
+pub struct Row {
+    /// The key's hash, made once where the click happened.
+    pub hash: u64,
+    /// Whose counters, which hour and split.
+    pub key: StatKey,
+    /// The counts.
+    pub tally: Tally,
+}
+
 /// Rows added up on one thread.
-#[derive(Default)]
 pub struct Tallies {
-    rows: Vec<(StatKey, Tally)>,
+    rows: Vec<Row>,
     /// Row by the hash of its key. Two keys with one hash just make two
     /// rows, which the flusher adds up like any others. The key is a hash
     /// already, so the map's own is the cheap fixed one.
     index: HashMap<u64, usize, FixedState>,
-    /// Seeds the keys' hashes: random, as part of a key (the referrer)
-    /// is the client's to choose.
+    /// [`SEED`], copied: the request path reads no shared state for it.
     state: RandomState,
+}
+
+impl Default for Tallies {
+    fn default() -> Self {
+        Tallies {
+            rows: Vec::new(),
+            index: HashMap::default(),
+            state: *SEED,
+        }
+    }
 }
 
 impl Tallies {
@@ -100,26 +123,27 @@ impl Tallies {
         let visitors = i64::from(visitor);
         let h = row.hash(&self.state);
         if let Some(&i) = self.index.get(&h) {
-            if let Some((k, t)) = self.rows.get_mut(i) {
-                if row.is(k) {
-                    t.clicks += 1;
-                    t.visitors += visitors;
+            if let Some(r) = self.rows.get_mut(i) {
+                if row.is(&r.key) {
+                    r.tally.clicks += 1;
+                    r.tally.visitors += visitors;
                     return;
                 }
             }
         }
         self.index.entry(h).or_insert(self.rows.len());
-        self.rows.push((
-            row.into_key(),
-            Tally {
+        self.rows.push(Row {
+            hash: h,
+            key: row.into_key(),
+            tally: Tally {
                 clicks: 1,
                 visitors,
             },
-        ));
+        });
     }
 
     /// The rows, emptied out (the memory stays for reuse).
-    pub fn drain(&mut self) -> impl Iterator<Item = (StatKey, Tally)> + '_ {
+    pub fn drain(&mut self) -> impl Iterator<Item = Row> + '_ {
         self.index.clear();
         self.rows.drain(..)
     }
@@ -147,7 +171,7 @@ mod tests {
             hour: 7200,
             device,
             country: "DE".into(),
-            referrer: referrer.into(),
+            referrer: referrer.to_string().into(),
             bot: false,
         }
     }
@@ -165,14 +189,30 @@ mod tests {
         let rows: Vec<_> = t.drain().collect();
         assert_eq!(t.len(), 0);
         let first = &rows[0];
-        assert_eq!(
-            (first.0.subject.name.as_str(), first.0.device),
-            ("a", "ios")
-        );
-        assert_eq!((first.1.clicks, first.1.visitors), (3, 2));
-        assert_eq!(first.0.country, "DE");
-        assert!(rows[1..].iter().all(|(_, t)| t.clicks == 1));
-        assert_eq!(rows[3].0.referrer, "news.example.com");
-        assert_eq!(rows[3].1.visitors, 0);
+        assert_eq!((&*first.key.name, first.key.device), ("a", "ios"));
+        assert_eq!((first.tally.clicks, first.tally.visitors), (3, 2));
+        assert_eq!(&*first.key.country, "DE");
+        assert!(rows[1..].iter().all(|r| r.tally.clicks == 1));
+        assert_eq!(&*rows[3].key.referrer, "news.example.com");
+        assert_eq!(rows[3].tally.visitors, 0);
+    }
+
+    #[test]
+    fn every_thread_hashes_a_key_alike() {
+        // The flusher merges rows by the hash they come with: the same key
+        // counted on two threads must arrive with one hash.
+        let hash_on_a_thread = || {
+            std::thread::spawn(|| {
+                let mut t = Tallies::default();
+                t.add(row("a", "ios", "news.example.com"), true);
+                t.add(row("b", "ios", "news.example.com"), true);
+                t.drain().map(|r| r.hash).collect::<Vec<_>>()
+            })
+            .join()
+            .unwrap()
+        };
+        let (one, two) = (hash_on_a_thread(), hash_on_a_thread());
+        assert_eq!(one, two);
+        assert_ne!(one[0], one[1]);
     }
 }

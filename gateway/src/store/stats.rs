@@ -2,6 +2,10 @@
 //! batches by every gateway's analytics flusher, read back summed for the
 //! stats reports.
 
+use std::sync::Arc;
+
+use sqlx::{Arguments, Database, Encode, Type};
+
 use super::backend::{on_pool, Backend};
 use super::error::StoreError;
 
@@ -42,19 +46,25 @@ pub struct Subject {
 
 /// One counter row's key. Ordered, so every gateway writes a batch's rows
 /// in the same order: two flushes touching the same rows then wait for
-/// each other instead of deadlocking on PostgreSQL.
+/// each other instead of deadlocking on PostgreSQL. The text parts are
+/// shared (`Arc<str>`): the flusher hands them to the database's
+/// arguments without copying them, and keeps them for a retry.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StatKey {
-    /// Whose.
-    pub subject: Subject,
+    /// Link or rule.
+    pub kind: SubjectKind,
+    /// The link's host (normalized); empty for a rule.
+    pub host: Arc<str>,
+    /// The link's code, or the rule's id.
+    pub name: Arc<str>,
     /// Unix seconds of the start of the UTC hour.
     pub hour: i64,
     /// `ios`, `android` or `desktop`.
     pub device: &'static str,
     /// Upper-case ISO country code, or empty.
-    pub country: String,
+    pub country: Arc<str>,
     /// Host of the `Referer`, or empty.
-    pub referrer: String,
+    pub referrer: Arc<str>,
     /// A known bot.
     pub bot: bool,
 }
@@ -119,28 +129,10 @@ impl Backend {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "INSERT INTO link_stats (kind, host, name, hour, device, country, referrer, \
-                     bot, clicks, visitors) ",
-                );
-                qb.push_values(chunk, |mut b, (k, t)| {
-                    b.push_bind(k.subject.kind.as_str())
-                        .push_bind(&k.subject.host)
-                        .push_bind(&k.subject.name)
-                        .push_bind(k.hour)
-                        .push_bind(k.device)
-                        .push_bind(&k.country)
-                        .push_bind(&k.referrer)
-                        .push_bind(i32::from(k.bot))
-                        .push_bind(t.clicks)
-                        .push_bind(t.visitors);
-                });
-                qb.push(
-                    " ON CONFLICT (kind, host, name, hour, device, country, referrer, bot) \
-                     DO UPDATE SET clicks = link_stats.clicks + excluded.clicks, \
-                     visitors = link_stats.visitors + excluded.visitors",
-                );
-                qb.build().execute(&mut *tx).await?;
+                let (sql, args) = upsert(pool, chunk).map_err(sqlx::Error::Encode)?;
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok::<(), StoreError>(())
@@ -179,4 +171,72 @@ impl Backend {
                 .await?
         }))
     }
+}
+
+/// The statement adding `rows` to their counters, and its arguments, made
+/// in one pass. Not `QueryBuilder`: its per-value formatting and each text
+/// copied into a new allocation were most of the flusher's cost with every
+/// click a new row (docs/performance.md, §0.2). `_pool` says which
+/// database's placeholders and arguments.
+fn upsert<DB>(
+    _pool: &sqlx::Pool<DB>,
+    rows: &[(StatKey, Tally)],
+) -> Result<(String, DB::Arguments), sqlx::error::BoxDynError>
+where
+    DB: Database,
+    for<'q> Arc<str>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
+{
+    const COLUMNS: usize = 10;
+    let mut sql = String::with_capacity(200 + rows.len() * COLUMNS * 6);
+    sql.push_str(
+        "INSERT INTO link_stats (kind, host, name, hour, device, country, referrer, bot, \
+         clicks, visitors) VALUES ",
+    );
+    let mut args = DB::Arguments::default();
+    args.reserve(rows.len() * COLUMNS, rows.len() * 96);
+    // Kind and device are a handful of fixed words: one shared copy each.
+    let mut words: Vec<Arc<str>> = Vec::with_capacity(5);
+    let mut word = |w: &'static str| -> Arc<str> {
+        if let Some(a) = words.iter().find(|a| &***a == w) {
+            return a.clone();
+        }
+        let a = Arc::<str>::from(w);
+        words.push(a.clone());
+        a
+    };
+    for (i, (k, t)) in rows.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { "),(" });
+        bind(&mut sql, &mut args, "", word(k.kind.as_str()))?;
+        bind(&mut sql, &mut args, ",", k.host.clone())?;
+        bind(&mut sql, &mut args, ",", k.name.clone())?;
+        bind(&mut sql, &mut args, ",", k.hour)?;
+        bind(&mut sql, &mut args, ",", word(k.device))?;
+        bind(&mut sql, &mut args, ",", k.country.clone())?;
+        bind(&mut sql, &mut args, ",", k.referrer.clone())?;
+        bind(&mut sql, &mut args, ",", i32::from(k.bot))?;
+        bind(&mut sql, &mut args, ",", t.clicks)?;
+        bind(&mut sql, &mut args, ",", t.visitors)?;
+    }
+    sql.push_str(
+        ") ON CONFLICT (kind, host, name, hour, device, country, referrer, bot) \
+         DO UPDATE SET clicks = link_stats.clicks + excluded.clicks, \
+         visitors = link_stats.visitors + excluded.visitors",
+    );
+    Ok((sql, args))
+}
+
+/// Adds `value` to `args` and its placeholder, after `sep`, to `sql`: a
+/// placeholder is numbered by the arguments before it (PostgreSQL's `$n`).
+fn bind<'q, DB: Database, T: Encode<'q, DB> + Type<DB>>(
+    sql: &mut String,
+    args: &mut DB::Arguments,
+    sep: &str,
+    value: T,
+) -> Result<(), sqlx::error::BoxDynError> {
+    sql.push_str(sep);
+    args.add(value)?;
+    args.format_placeholder(sql)?;
+    Ok(())
 }
