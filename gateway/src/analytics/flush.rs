@@ -14,8 +14,10 @@ use super::tallies::{Row, Tallies};
 use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
-use crate::store::{StatKey, Store, StoreError, Tally};
+use crate::store::{StatKey, Store, StoreError, SubjectKind, Tally};
+use foldhash::fast::FixedState;
 use hashbrown::HashTable;
+use std::collections::HashMap;
 
 /// Counter rows waiting for the store, bounded. Merged by the hash each
 /// row comes with from its request thread, so no key is hashed twice; a
@@ -151,15 +153,51 @@ fn flush(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
     Ok(written)
 }
 
-/// The rows sorted by key. Positions are sorted, not the rows: a row is
-/// a few words wide, and its copy shares the key's text (`Arc<str>`).
+/// The rows sorted by key, copied (a copy shares the key's text).
+///
+/// Not a plain sort of the keys: comparing two keys reads four strings of
+/// two rows scattered over the heap, a cache miss each, and with every
+/// click a new row that was a third of the flusher's time. Each row's
+/// place is first decided by small numbers — its link host's rank among
+/// the batch's few hosts, then the first eight bytes of its name — and
+/// only a tie on both compares whole keys. The order is the keys' own:
+/// a rank keeps the hosts' order, and zero-padded big-endian prefixes
+/// that differ order their strings as the strings do.
 fn in_key_order(rows: &[Row]) -> Vec<(StatKey, Tally)> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_unstable_by(|&a, &b| rows[a].key.cmp(&rows[b].key));
+    let mut hosts: HashMap<(SubjectKind, &str), u32, FixedState> = HashMap::default();
+    for r in rows {
+        hosts.entry((r.key.kind, &*r.key.host)).or_insert(0);
+    }
+    let mut ranked: Vec<(SubjectKind, &str)> = hosts.keys().copied().collect();
+    ranked.sort_unstable();
+    for (rank, host) in (0u32..).zip(ranked) {
+        hosts.insert(host, rank);
+    }
+    let mut order: Vec<(u32, u64, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let rank = hosts.get(&(r.key.kind, &*r.key.host)).copied().unwrap_or(0);
+            (rank, prefix(&r.key.name), i)
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| rows[a.2].key.cmp(&rows[b.2].key))
+    });
     order
         .into_iter()
-        .map(|i| (rows[i].key.clone(), rows[i].tally))
+        .map(|(_, _, i)| (rows[i].key.clone(), rows[i].tally))
         .collect()
+}
+
+/// The first eight bytes of `s`, zero-padded, as a big-endian number.
+fn prefix(s: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = s.len().min(8);
+    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 #[cfg(test)]
