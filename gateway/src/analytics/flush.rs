@@ -164,22 +164,27 @@ fn flush(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
 /// a rank keeps the hosts' order, and zero-padded big-endian prefixes
 /// that differ order their strings as the strings do.
 fn in_key_order(rows: &[Row]) -> Vec<(StatKey, Tally)> {
-    let mut hosts: HashMap<(SubjectKind, &str), u32, FixedState> = HashMap::default();
-    for r in rows {
-        hosts.entry((r.key.kind, &*r.key.host)).or_insert(0);
-    }
-    let mut ranked: Vec<(SubjectKind, &str)> = hosts.keys().copied().collect();
-    ranked.sort_unstable();
-    for (rank, host) in (0u32..).zip(ranked) {
-        hosts.insert(host, rank);
+    // Each row's host by the order it was first seen, then those turned
+    // into ranks: one lookup a row.
+    let mut seen: HashMap<(SubjectKind, &str), u32, FixedState> = HashMap::default();
+    let firsts: Vec<u32> = rows
+        .iter()
+        .map(|r| {
+            let next = seen.len() as u32;
+            *seen.entry((r.key.kind, &*r.key.host)).or_insert(next)
+        })
+        .collect();
+    let mut hosts: Vec<((SubjectKind, &str), u32)> = seen.into_iter().collect();
+    hosts.sort_unstable();
+    let mut rank = vec![0u32; hosts.len()];
+    for (r, (_, first)) in (0u32..).zip(&hosts) {
+        rank[*first as usize] = r;
     }
     let mut order: Vec<(u32, u64, usize)> = rows
         .iter()
+        .zip(firsts)
         .enumerate()
-        .map(|(i, r)| {
-            let rank = hosts.get(&(r.key.kind, &*r.key.host)).copied().unwrap_or(0);
-            (rank, prefix(&r.key.name), i)
-        })
+        .map(|(i, (r, first))| (rank[first as usize], prefix(&r.key.name), i))
         .collect();
     order.sort_unstable_by(|a, b| {
         (a.0, a.1)

@@ -196,14 +196,19 @@ where
     );
     let mut args = DB::Arguments::default();
     args.reserve(rows.len() * COLUMNS, rows.len() * 96);
-    // Kind and device are a handful of fixed words: one shared copy each.
-    let mut words: Vec<Arc<str>> = Vec::with_capacity(5);
+    // Kind and device are a handful of fixed words: one shared copy each,
+    // found by the address of the word (each comes from one literal).
+    let mut words: Vec<(&'static str, Arc<str>)> = Vec::with_capacity(5);
     let mut word = |w: &'static str| -> Arc<str> {
-        if let Some(a) = words.iter().find(|a| &***a == w) {
+        let known = words
+            .iter()
+            .find(|(at, _)| std::ptr::eq(*at, w))
+            .or_else(|| words.iter().find(|(at, _)| *at == w));
+        if let Some((_, a)) = known {
             return a.clone();
         }
         let a = Arc::<str>::from(w);
-        words.push(a.clone());
+        words.push((w, a.clone()));
         a
     };
     for (i, (k, t)) in rows.iter().enumerate() {
