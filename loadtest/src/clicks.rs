@@ -29,6 +29,10 @@ use crate::servers::{self, free_port, loopback, GatewaySpec, Proc};
 /// shop's attribution would.
 const CLICK_ID_PARAM: &str = "btn_ref";
 
+/// The analytics flusher's threads in the gateway: its own, and sqlx's
+/// SQLite connection threads (`sqlx-sqlite-worker-N`, cut by the kernel).
+const FLUSHER_THREADS: &[&str] = &["analytics", "sqlx-sqlite-wor"];
+
 /// The admin token of the gateways started here.
 const TOKEN: &str = "loadtest-clicks-admin-token-0123456789";
 
@@ -125,6 +129,10 @@ pub struct ClicksRun {
     /// `nats-server`'s CPU per answered request, µs (JetStream arm only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_cpu_us_per_request: Option<f64>,
+    /// Of the gateway's CPU, the analytics flusher's threads' (its own
+    /// and SQLite's) per answered request, µs (analytics measure only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flusher_cpu_us_per_request: Option<f64>,
     /// The gateway's event counters after the run, once the events queued
     /// were written (or 30 s passed).
     pub events: EventCounts,
@@ -142,6 +150,9 @@ pub struct ArmResult {
     /// Median `nats-server` CPU per request, µs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub median_nats_cpu_us: Option<f64>,
+    /// Median analytics flusher CPU per request, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median_flusher_cpu_us: Option<f64>,
     /// Median p99 latency, µs.
     pub median_p99_us: f64,
     /// Failed requests over all runs.
@@ -202,9 +213,13 @@ impl ClicksReport {
             self.gateway_threads,
         );
         let nats = self.measure == Measure::Nats;
+        let flusher = self.measure == Measure::Analytics;
         let mut header = vec!["run", "req/s", "p50", "p99", "gw CPU/req"];
         if nats {
             header.push("nats CPU/req");
+        }
+        if flusher {
+            header.push("flusher CPU/req");
         }
         header.extend([
             "events",
@@ -228,6 +243,9 @@ impl ClicksReport {
                 if nats {
                     row.push(r.nats_cpu_us_per_request.map_or("-".into(), cpu_us));
                 }
+                if flusher {
+                    row.push(r.flusher_cpu_us_per_request.map_or("-".into(), cpu_us));
+                }
                 let e = &r.events;
                 row.extend([
                     e.produced.to_string(),
@@ -246,6 +264,9 @@ impl ClicksReport {
         if nats {
             header.push("nats CPU/req");
         }
+        if flusher {
+            header.push("flusher CPU/req");
+        }
         header.extend(["failed", "dropped", "spilled"]);
         let rows: Vec<Vec<String>> = self
             .arms
@@ -259,6 +280,9 @@ impl ClicksReport {
                 ];
                 if nats {
                     row.push(a.median_nats_cpu_us.map_or("-".into(), cpu_us));
+                }
+                if flusher {
+                    row.push(a.median_flusher_cpu_us.map_or("-".into(), cpu_us));
                 }
                 row.extend([
                     a.failed.to_string(),
@@ -285,6 +309,13 @@ impl ClicksReport {
             "gateway CPU per click: {:+.2} µs",
             self.gateway_cpu_us_per_click
         );
+        if let [Some(base), Some(with)] = self.arms.each_ref().map(|a| a.median_flusher_cpu_us) {
+            let _ = writeln!(
+                out,
+                "of which the analytics flusher (its thread and SQLite's): {:+.2} µs",
+                with - base
+            );
+        }
         out
     }
 }
@@ -488,13 +519,15 @@ async fn run_once(
         .await;
     }
     let cpu = |p: &Option<(Proc, u16)>| p.as_ref().map(|(p, _)| p.cpu_seconds());
-    let (gw_before, nats_before) = (proc.cpu_seconds(), cpu(&nats));
+    let flusher =
+        || (o.measure == Measure::Analytics).then(|| proc.threads_cpu_seconds(FLUSHER_THREADS));
+    let (gw_before, nats_before, flusher_before) = (proc.cpu_seconds(), cpu(&nats), flusher());
     let result = load::run(
         &spec(o.duration),
         Generator::for_run(o.scenario, &params(seed + 1), o.connections),
     )
     .await;
-    let (gw_after, nats_after) = (proc.cpu_seconds(), cpu(&nats));
+    let (gw_after, nats_after, flusher_after) = (proc.cpu_seconds(), cpu(&nats), flusher());
     let load = Summary::new(&format!("{name}#{round}"), &result);
     let per_request = |cpu_s: f64| 1e6 * cpu_s / load.ok.max(1) as f64;
     let want_rows = measured && o.measure == Measure::Analytics;
@@ -517,6 +550,9 @@ async fn run_once(
         arm: name,
         gateway_cpu_us_per_request: per_request(gw_after - gw_before),
         nats_cpu_us_per_request: nats_before.zip(nats_after).map(|(b, a)| per_request(a - b)),
+        flusher_cpu_us_per_request: flusher_before
+            .zip(flusher_after)
+            .map(|(b, a)| per_request(a - b)),
         events,
         load,
     };
@@ -631,15 +667,16 @@ fn event_counts(m: &BTreeMap<String, f64>) -> EventCounts {
 fn arm_result(name: &'static str, runs: &[ClicksRun]) -> ArmResult {
     let mine: Vec<&ClicksRun> = runs.iter().filter(|r| r.arm == name).collect();
     let f = |g: &dyn Fn(&ClicksRun) -> f64| median(&mine.iter().map(|r| g(r)).collect::<Vec<_>>());
-    let nats: Vec<f64> = mine
-        .iter()
-        .filter_map(|r| r.nats_cpu_us_per_request)
-        .collect();
+    let some_median = |g: &dyn Fn(&ClicksRun) -> Option<f64>| {
+        let v: Vec<f64> = mine.iter().filter_map(|r| g(r)).collect();
+        (!v.is_empty()).then(|| median(&v))
+    };
     ArmResult {
         name,
         median_rps: f(&|r| r.load.rps),
         median_gateway_cpu_us: f(&|r| r.gateway_cpu_us_per_request),
-        median_nats_cpu_us: (!nats.is_empty()).then(|| median(&nats)),
+        median_nats_cpu_us: some_median(&|r| r.nats_cpu_us_per_request),
+        median_flusher_cpu_us: some_median(&|r| r.flusher_cpu_us_per_request),
         median_p99_us: f(&|r| r.load.latency_us.p99),
         failed: mine.iter().map(|r| r.load.errors.total()).sum(),
         dropped: mine

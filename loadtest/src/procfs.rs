@@ -30,13 +30,39 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
 
 /// User plus system CPU seconds of a process (all its threads).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let f = stat_fields(pid)?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    ticks_to_seconds(&text[text.rfind(')')? + 1..])
+}
+
+/// utime + stime in seconds, from a `stat` line's fields after the
+/// command name (a process's or a thread's: the same layout).
+fn ticks_to_seconds(fields: &str) -> Option<f64> {
+    let f: Vec<&str> = fields.split_whitespace().collect();
     let utime: u64 = f.get(11)?.parse().ok()?;
     let stime: u64 = f.get(12)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
     Some((utime + stime) as f64 / ticks)
+}
+
+/// User plus system CPU seconds of `pid`'s threads whose name (`comm`,
+/// cut to 15 bytes by the kernel) starts with one of `names`.
+pub fn threads_cpu_seconds(pid: u32, names: &[&str]) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(|t| t.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|tid| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .is_ok_and(|comm| names.iter().any(|n| comm.trim_end().starts_with(n)))
+        })
+        .filter_map(|tid| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+            ticks_to_seconds(&text[text.rfind(')')? + 1..])
+        })
+        .sum()
 }
 
 /// Direct children of `pid`.
@@ -82,5 +108,36 @@ mod tests {
         assert!(status_kib(me, "VmRSS").unwrap() > 0);
         assert!(cpu_seconds(me).is_some());
         assert_eq!(kib_field("VmRSS:\t  1234 kB\n", "VmRSS"), Some(1234));
+    }
+
+    #[test]
+    fn threads_are_picked_by_name() {
+        let me = std::process::id();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        // Busy until told to stop, and at most a few seconds.
+        let burner = std::thread::Builder::new()
+            .name("burner-thread-0".into())
+            .spawn(move || {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                let mut x = 0u64;
+                while finished.try_recv().is_err() && std::time::Instant::now() < until {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            })
+            .unwrap();
+        let mut burnt = 0.0;
+        for _ in 0..400 {
+            burnt = threads_cpu_seconds(me, &["burner-thread"]);
+            if burnt > 0.0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let none = threads_cpu_seconds(me, &["no-such-thread"]);
+        let _ = done.send(());
+        burner.join().unwrap();
+        assert!(burnt > 0.0, "the busy thread's CPU is counted");
+        assert_eq!(none, 0.0);
+        assert!(burnt <= cpu_seconds(me).unwrap(), "a part of the process's");
     }
 }

@@ -107,6 +107,15 @@ impl Proc {
             .sum()
     }
 
+    /// CPU seconds so far of the threads named like one of `names`
+    /// ([`procfs::threads_cpu_seconds`]), summed over its processes.
+    pub fn threads_cpu_seconds(&self, names: &[&str]) -> f64 {
+        self.pids()
+            .iter()
+            .map(|&p| procfs::threads_cpu_seconds(p, names))
+            .sum()
+    }
+
     /// Resident and proportional memory now, summed over its processes.
     pub fn memory(&self) -> (u64, u64) {
         let pids = self.pids();

@@ -79,6 +79,12 @@ fn clicks_to_files_against_none() {
     let report = clicks(&["--measure", "file"]);
     assert_eq!(report["measure"], "file");
     assert_every_click_delivered(&report, "off", "file");
+    assert!(
+        runs(&report, "file")[0]
+            .get("flusher_cpu_us_per_request")
+            .is_none(),
+        "only the analytics measure reports the flusher: {report}"
+    );
 }
 
 #[test]
@@ -93,6 +99,17 @@ fn analytics_against_clicks_with_the_store() {
         );
     }
     assert_eq!(runs(&report, "clicks")[0]["events"]["analytics_rows"], 0);
+    // The flusher's threads are measured in both arms (idle in the
+    // baseline), in the runs and in the arms' medians.
+    for name in ["clicks", "analytics"] {
+        assert!(
+            runs(&report, name)[0]["flusher_cpu_us_per_request"].as_f64() >= Some(0.0),
+            "{name}: {report}"
+        );
+    }
+    for arm in report["arms"].as_array().unwrap() {
+        assert!(arm["median_flusher_cpu_us"].is_f64(), "{arm}");
+    }
     assert!(
         runs(&report, "analytics")[0]["events"]["analytics_rows"]
             .as_u64()
