@@ -31,6 +31,8 @@ const CLICK_ID_PARAM: &str = "btn_ref";
 
 /// The analytics flusher's threads in the gateway: its own, and sqlx's
 /// SQLite connection threads (`sqlx-sqlite-worker-N`, cut by the kernel).
+/// That name covers the store's reader connections too; with the links
+/// in the rules' bulk file they stay idle (the baseline arm shows it).
 const FLUSHER_THREADS: &[&str] = &["analytics", "sqlx-sqlite-wor"];
 
 /// The admin token of the gateways started here.

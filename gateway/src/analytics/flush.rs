@@ -15,7 +15,7 @@ use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{StatKey, Store, StoreError, SubjectKind, Tally};
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::collections::HashMap;
 
@@ -166,7 +166,9 @@ fn flush(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
 fn in_key_order(rows: &[Row]) -> Vec<(StatKey, Tally)> {
     // Each row's host by the order it was first seen, then those turned
     // into ranks: one lookup a row.
-    let mut seen: HashMap<(SubjectKind, &str), u32, FixedState> = HashMap::default();
+    // Seeded per flush: a bulk link's host can be whatever the client
+    // sent, and a fixed seed would let one aim many at one bucket.
+    let mut seen: HashMap<(SubjectKind, &str), u32, RandomState> = HashMap::default();
     let firsts: Vec<u32> = rows
         .iter()
         .map(|r| {
