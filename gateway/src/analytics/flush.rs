@@ -6,18 +6,19 @@
 //! second is more than it holds. A failed flush keeps its rows (bounded by
 //! `max_pending_rows`) for the next one.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use super::tallies::{Row, Tallies};
 use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{StatKey, Store, StoreError, SubjectKind, Tally};
-use foldhash::fast::RandomState;
-use hashbrown::HashTable;
-use std::collections::HashMap;
 
 /// Counter rows waiting for the store, bounded. Merged by the hash each
 /// row comes with from its request thread, so no key is hashed twice; a
@@ -165,9 +166,9 @@ fn flush(store: &Store, rows: &[Row]) -> Result<u64, StoreError> {
 /// that differ order their strings as the strings do.
 fn in_key_order(rows: &[Row]) -> Vec<(StatKey, Tally)> {
     // Each row's host by the order it was first seen, then those turned
-    // into ranks: one lookup a row.
-    // Seeded per flush: a bulk link's host can be whatever the client
-    // sent, and a fixed seed would let one aim many at one bucket.
+    // into ranks: one lookup a row. Seeded per flush: a bulk link's host
+    // can be whatever the client sent, and a fixed seed would let one aim
+    // many hosts at one bucket.
     let mut seen: HashMap<(SubjectKind, &str), u32, RandomState> = HashMap::default();
     let firsts: Vec<u32> = rows
         .iter()
@@ -210,7 +211,6 @@ fn prefix(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SubjectKind;
     use std::hash::BuildHasher;
 
     fn row(name: &str, clicks: i64, visitors: i64) -> Row {
