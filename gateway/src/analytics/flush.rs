@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
 
-use super::tallies::{Row, Tallies};
+use super::tallies::{Row, Rows, Tallies};
 use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
@@ -26,9 +25,7 @@ use crate::store::{StatKey, Store, StoreError, SubjectKind, Tally};
 /// here for the next.
 #[derive(Default)]
 struct Pending {
-    rows: Vec<Row>,
-    /// Index into `rows`, by the row's hash.
-    index: HashTable<usize>,
+    rows: Rows,
     max: usize,
 }
 
@@ -36,24 +33,16 @@ impl Pending {
     /// Adds a thread's `row`; `false` when it is a new row and there is
     /// no room.
     fn add(&mut self, row: Row) -> bool {
-        let rows = &mut self.rows;
-        if let Some(&i) = self.index.find(row.hash, |&i| rows[i].key == row.key) {
-            rows[i].tally.clicks += row.tally.clicks;
-            rows[i].tally.visitors += row.tally.visitors;
+        if let Some(t) = self.rows.find_mut(row.hash, |k| *k == row.key) {
+            t.clicks += row.tally.clicks;
+            t.visitors += row.tally.visitors;
             return true;
         }
-        if rows.len() >= self.max {
+        if self.rows.len() >= self.max {
             return false;
         }
-        self.index
-            .insert_unique(row.hash, rows.len(), |&i| rows[i].hash);
-        rows.push(row);
+        self.rows.push(row);
         true
-    }
-
-    fn clear(&mut self) {
-        self.rows.clear();
-        self.index.clear();
     }
 }
 
@@ -108,9 +97,9 @@ fn run(
         }
         flushed = Instant::now();
         if !pending.rows.is_empty() {
-            match flush(store, &pending.rows) {
+            match flush(store, pending.rows.as_slice()) {
                 Ok(written) => {
-                    pending.clear();
+                    pending.rows.clear();
                     metrics.analytics.flushes_ok.inc();
                     metrics.analytics.rows_written.inc_by(written);
                     if failing {
@@ -241,7 +230,7 @@ mod tests {
         assert!(p.add(row("a", 3, 0)));
         assert!(!p.add(row("b", 1, 1)), "a second row is over the bound");
         assert_eq!(p.rows.len(), 1);
-        let t = p.rows[0].tally;
+        let t = p.rows.as_slice()[0].tally;
         assert_eq!((t.clicks, t.visitors), (5, 1));
     }
 
@@ -258,6 +247,7 @@ mod tests {
         assert!(p.add(row("a", 1, 0)));
         let names: Vec<(&str, i64)> = p
             .rows
+            .as_slice()
             .iter()
             .map(|r| (&*r.key.name, r.tally.clicks))
             .collect();

@@ -7,11 +7,11 @@
 //! rows.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
-use foldhash::fast::{FixedState, RandomState};
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use crate::clicks::Batch;
 use crate::store::{StatKey, SubjectKind, Tally};
@@ -96,13 +96,62 @@ pub struct Row {
     pub tally: Tally,
 }
 
+/// Counter rows found by their key's hash: a thread's since the last
+/// hand-over ([`Tallies`]), and the flusher's waiting for the store.
+#[derive(Default)]
+pub struct Rows {
+    rows: Vec<Row>,
+    /// Position in `rows`, by the row's hash.
+    index: HashTable<usize>,
+}
+
+impl Rows {
+    /// The counts of the row with `hash` whose key `is` accepts.
+    pub fn find_mut(&mut self, hash: u64, is: impl Fn(&StatKey) -> bool) -> Option<&mut Tally> {
+        let rows = &mut self.rows;
+        let &i = self.index.find(hash, |&i| is(&rows[i].key))?;
+        Some(&mut rows[i].tally)
+    }
+
+    /// Adds `row`, which [`Rows::find_mut`] did not find.
+    pub fn push(&mut self, row: Row) {
+        let rows = &self.rows;
+        self.index
+            .insert_unique(row.hash, rows.len(), |&i| rows[i].hash);
+        self.rows.push(row);
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// None.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows, in the order they came.
+    pub fn as_slice(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Empties them, keeping the memory.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.index.clear();
+    }
+
+    /// The rows, emptied out (the memory stays for reuse).
+    pub fn drain(&mut self) -> impl Iterator<Item = Row> + '_ {
+        self.index.clear();
+        self.rows.drain(..)
+    }
+}
+
 /// Rows added up on one thread.
 pub struct Tallies {
-    rows: Vec<Row>,
-    /// Row by the hash of its key. Two keys with one hash just make two
-    /// rows, which the flusher adds up like any others. The key is a hash
-    /// already, so the map's own is the cheap fixed one.
-    index: HashMap<u64, usize, FixedState>,
+    rows: Rows,
     /// [`SEED`], copied: the request path reads no shared state for it.
     state: RandomState,
 }
@@ -110,8 +159,7 @@ pub struct Tallies {
 impl Default for Tallies {
     fn default() -> Self {
         Tallies {
-            rows: Vec::new(),
-            index: HashMap::default(),
+            rows: Rows::default(),
             state: *SEED,
         }
     }
@@ -121,19 +169,14 @@ impl Tallies {
     /// Counts a click on `row`; `visitor`: the visitor's first.
     pub fn add(&mut self, row: RowRef<'_>, visitor: bool) {
         let visitors = i64::from(visitor);
-        let h = row.hash(&self.state);
-        if let Some(&i) = self.index.get(&h) {
-            if let Some(r) = self.rows.get_mut(i) {
-                if row.is(&r.key) {
-                    r.tally.clicks += 1;
-                    r.tally.visitors += visitors;
-                    return;
-                }
-            }
+        let hash = row.hash(&self.state);
+        if let Some(t) = self.rows.find_mut(hash, |k| row.is(k)) {
+            t.clicks += 1;
+            t.visitors += visitors;
+            return;
         }
-        self.index.entry(h).or_insert(self.rows.len());
         self.rows.push(Row {
-            hash: h,
+            hash,
             key: row.into_key(),
             tally: Tally {
                 clicks: 1,
@@ -144,8 +187,7 @@ impl Tallies {
 
     /// The rows, emptied out (the memory stays for reuse).
     pub fn drain(&mut self) -> impl Iterator<Item = Row> + '_ {
-        self.index.clear();
-        self.rows.drain(..)
+        self.rows.drain()
     }
 }
 
@@ -155,7 +197,6 @@ impl Batch for Tallies {
     }
     fn clear(&mut self) {
         self.rows.clear();
-        self.index.clear();
     }
 }
 

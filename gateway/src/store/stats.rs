@@ -200,11 +200,8 @@ where
     // found by the address of the word (each comes from one literal).
     let mut words: Vec<(&'static str, Arc<str>)> = Vec::with_capacity(5);
     let mut word = |w: &'static str| -> Arc<str> {
-        let known = words
-            .iter()
-            .find(|(at, _)| std::ptr::eq(*at, w))
-            .or_else(|| words.iter().find(|(at, _)| *at == w));
-        if let Some((_, a)) = known {
+        // Two literals of one text just make two entries.
+        if let Some((_, a)) = words.iter().find(|(at, _)| std::ptr::eq(*at, w)) {
             return a.clone();
         }
         let a = Arc::<str>::from(w);
