@@ -274,6 +274,11 @@ pub struct RunningGateway {
 /// Writes the server config (all `GATEWAY_*` variables of this process are
 /// removed from the child so they cannot override it) and starts the
 /// gateway; returns once `/ready` answers 200 and the listener accepts.
+///
+/// Its ports are found free here and bound by the gateway a moment later;
+/// another process (tests run in parallel) can take one in between. When
+/// the gateway's log says so, it is started again on new ports, up to
+/// three times.
 pub async fn start_gateway(spec: &GatewaySpec, timeout: Duration) -> Result<RunningGateway> {
     if !spec.bin.is_file() {
         bail!(
@@ -281,6 +286,27 @@ pub async fn start_gateway(spec: &GatewaySpec, timeout: Duration) -> Result<Runn
             spec.bin.display()
         );
     }
+    let log = spec.dir.join("gateway.log");
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match start_gateway_once(spec, timeout).await {
+            Err(e) if tries < 3 && port_taken(&log) => {
+                eprintln!(
+                    "gateway: a port was taken before it bound it; again on new ports ({e:#})"
+                );
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The gateway's log says a listener's address was in use.
+fn port_taken(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|t| t.contains("Address already in use"))
+}
+
+async fn start_gateway_once(spec: &GatewaySpec, timeout: Duration) -> Result<RunningGateway> {
     std::fs::create_dir_all(&spec.dir)?;
     let port = free_port()?;
     let admin_port = free_port()?;
