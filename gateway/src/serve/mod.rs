@@ -33,6 +33,7 @@ mod proxy;
 mod read_limit;
 mod respond;
 mod route_headers;
+mod session_view;
 mod wrapped_stream;
 
 pub use access_log::AccessLog;

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use super::access_log::{self, Line};
 use super::admission::{self, Admission};
-use super::decide::{self, Decider, RequestView};
+use super::decide::{self, Decider};
 use super::forwarding;
 use super::framing;
 use super::respond::{self, Answer};
 use super::route_headers;
+use super::session_view::{client_ip, header_str, request_host, SessionView};
 use crate::live::Snapshot;
 use crate::metrics::{Kind, UpstreamFailure};
 use crate::upstream::{classify, Pool, ALL_FAILED, NO_HEALTHY};
@@ -49,45 +50,6 @@ impl Gateway {
     /// The rules version to announce, when `version_header` is on.
     fn announce(&self, ctx: &Ctx) -> Option<u64> {
         ctx.snapshot.as_ref().and_then(|s| self.decider.announce(s))
-    }
-}
-
-/// A request as the decision step sees it.
-struct SessionView<'a>(&'a Session);
-
-impl RequestView for SessionView<'_> {
-    fn method(&self) -> &str {
-        self.0.req_header().method.as_str()
-    }
-    fn path(&self) -> &str {
-        self.0.req_header().uri.path()
-    }
-    fn query(&self) -> Option<&str> {
-        self.0.req_header().uri.query()
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        header_str(self.0, name)
-    }
-    fn header_values(&self, name: &str) -> impl DoubleEndedIterator<Item = &[u8]> {
-        self.0
-            .req_header()
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| v.as_bytes())
-    }
-    fn header_lines(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.0
-            .req_header()
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()))
-    }
-    fn host(&self) -> &str {
-        request_host(self.0)
-    }
-    fn peer_ip(&self) -> Option<IpAddr> {
-        client_ip(self.0)
     }
 }
 
@@ -139,27 +101,6 @@ pub struct Ctx {
     /// The client's address (see `client_ip`): the TCP peer, or who a
     /// trusted proxy says the client is.
     pub client_ip: Option<IpAddr>,
-}
-
-pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
-
-pub(crate) fn header_str(session: &Session, name: impl http::header::AsHeaderName) -> Option<&str> {
-    session
-        .req_header()
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-}
-
-pub(crate) fn request_host(session: &Session) -> &str {
-    header_str(session, header::HOST)
-        .or_else(|| session.req_header().uri.authority().map(|a| a.as_str()))
-        .unwrap_or("")
 }
 
 #[async_trait]
