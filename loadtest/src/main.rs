@@ -295,7 +295,8 @@ enum Command {
         /// Number of links.
         #[arg(long, default_value_t = 1_000_000)]
         links: u64,
-        /// Rounds: one run of each arm per round, the order alternating.
+        /// Rounds: one run of each arm per round, the order alternating (at
+        /// most 20; 200 with --resident).
         #[arg(long, default_value_t = 4)]
         rounds: usize,
         /// Length of each measured run.
@@ -324,6 +325,11 @@ enum Command {
         /// Seed of the visitors (each run adds its number).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Start each arm's gateway once and alternate the load between
+        /// the two (many short rounds: both arms see the same minute of a
+        /// shared machine) instead of a gateway per run.
+        #[arg(long)]
+        resident: bool,
         /// Print JSON on stdout (the table goes to stderr).
         #[arg(long)]
         json: bool,
@@ -552,6 +558,7 @@ fn real_main() -> Result<()> {
             workdir,
             client,
             seed,
+            resident,
             json,
         } => {
             let o = ClicksOptions {
@@ -569,6 +576,7 @@ fn real_main() -> Result<()> {
                 timeout: client.timeout,
                 max_requests: client.max_requests,
                 seed,
+                resident,
             };
             let report = loadtest::runtime(client.client_threads)?.block_on(clicks::clicks(&o))?;
             print_report(json, &report.table(), &report)

@@ -8,17 +8,22 @@ mod common;
 use common::{gateway_binary, loadtest_binary};
 use std::path::PathBuf;
 
-/// Runs `loadtest clicks` with `args` and returns its JSON report.
+/// Runs `loadtest clicks` with `args` (one round unless they say) and
+/// returns its JSON report.
 fn clicks(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
+    let rounds: &[&str] = if args.contains(&"--rounds") {
+        &[]
+    } else {
+        &["--rounds", "1"]
+    };
     let out = std::process::Command::new(loadtest_binary())
         .arg("clicks")
         .args(args)
+        .args(rounds)
         .args([
             "--links",
             "1000",
-            "--rounds",
-            "1",
             "--duration",
             "300ms",
             "--warmup",
@@ -85,6 +90,26 @@ fn clicks_to_files_against_none() {
             .is_none(),
         "only the analytics measure reports the flusher: {report}"
     );
+}
+
+#[test]
+fn resident_gateways_report_each_runs_own_clicks() {
+    let report = clicks(&["--measure", "file", "--resident", "--rounds", "3"]);
+    assert_eq!(report["resident"], true, "{report}");
+    let (off, file) = (runs(&report, "off"), runs(&report, "file"));
+    assert_eq!((off.len(), file.len()), (3, 3), "{report}");
+    // The gateways stay up across rounds, so each run's events are what
+    // its own requests made, not the counters since the start.
+    for r in file {
+        let ok = r["load"]["ok"].as_u64().unwrap();
+        assert!(ok > 0, "{report}");
+        assert_eq!(r["events"]["produced"].as_u64(), Some(ok), "{report}");
+        assert_eq!(r["events"]["delivered"].as_u64(), Some(ok), "{report}");
+    }
+    for r in off {
+        assert_eq!(r["events"]["produced"], 0, "{report}");
+    }
+    assert_eq!(report["round_ratios"].as_array().map(Vec::len), Some(3));
 }
 
 #[test]

@@ -11,20 +11,19 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::client::{self, build_request};
 use crate::compare::{check_runs, ratio, workdir};
 use crate::genlinks::{self, RulesSpec};
-use crate::load::{self, LoadSpec};
 use crate::procfs;
 use crate::report::{median, Summary};
-use crate::scenario::{Generator, Params, Scenario};
-use crate::servers::{self, free_port, loopback, GatewaySpec, Proc};
+use crate::scenario::Scenario;
 
+mod arm;
 mod table;
+
+use arm::{visitors, Running};
 
 /// The query parameter carrying the click id in every `Location`, as a
 /// shop's attribution would.
@@ -98,6 +97,10 @@ pub struct ClicksOptions {
     /// Seed; each run adds its number, so no two runs send the same
     /// visitors.
     pub seed: u64,
+    /// Start each arm's gateway once and alternate the load between the
+    /// two, instead of a gateway started per run: many short runs, both
+    /// arms under the same minute's conditions.
+    pub resident: bool,
 }
 
 /// What the gateway's metrics say at the end of a run: since its start,
@@ -118,6 +121,22 @@ pub struct EventCounts {
     pub analytics_dropped: u64,
 }
 
+impl EventCounts {
+    /// What was counted after `earlier`.
+    fn since(&self, earlier: &EventCounts) -> EventCounts {
+        EventCounts {
+            produced: self.produced.saturating_sub(earlier.produced),
+            delivered: self.delivered.saturating_sub(earlier.delivered),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            spilled: self.spilled.saturating_sub(earlier.spilled),
+            analytics_rows: self.analytics_rows.saturating_sub(earlier.analytics_rows),
+            analytics_dropped: self
+                .analytics_dropped
+                .saturating_sub(earlier.analytics_dropped),
+        }
+    }
+}
+
 /// One measured run.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClicksRun {
@@ -136,8 +155,9 @@ pub struct ClicksRun {
     /// and SQLite's) per answered request, µs (analytics measure only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flusher_cpu_us_per_request: Option<f64>,
-    /// The gateway's event counters after the run, once the events queued
-    /// were written (or 30 s passed).
+    /// What the gateway's event counters added during the run (the first
+    /// run of a gateway: since its start, warm-up included), read once the
+    /// events queued were written (or 30 s passed).
     pub events: EventCounts,
 }
 
@@ -185,6 +205,9 @@ pub struct ClicksReport {
     pub connections: usize,
     /// Gateway `server.threads`.
     pub gateway_threads: usize,
+    /// Both arms' gateways ran throughout, the load alternating between
+    /// them (`--resident`); otherwise a gateway was started per run.
+    pub resident: bool,
     /// Every run, in the order they ran.
     pub runs: Vec<ClicksRun>,
     /// The baseline, then the measured arm.
@@ -208,9 +231,12 @@ fn check(o: &ClicksOptions) -> Result<Option<PathBuf>> {
     ) {
         bail!("clicks supports redirect-spread, redirect-zipf and redirect-hot");
     }
+    // Resident rounds are short and cost no start: many of them are what
+    // makes their median steady.
+    let max_rounds = if o.resident { 200 } else { 20 };
     check_runs(
         o.links,
-        ("--rounds", o.rounds),
+        ("--rounds", o.rounds, max_rounds),
         o.duration,
         o.connections,
         &o.gateway,
@@ -260,17 +286,51 @@ pub async fn clicks(o: &ClicksOptions) -> Result<ClicksReport> {
 
     let mut runs = Vec::new();
     let mut round_ratios = Vec::new();
+    // Resident: both arms start once (with visitors numbered after every
+    // run's) and stay up; otherwise each run starts its own.
+    let mut resident = Vec::new();
+    if o.resident {
+        for arm in 0..2 {
+            eprintln!("starting {}", o.measure.arms()[arm]);
+            let seed = visitors(o, (2 * o.rounds + arm) as u64);
+            let dir = dir.join(format!("arm-{arm}"));
+            resident.push(Running::start(o, arm, &rules, dir, nats_bin.as_deref(), seed).await?);
+        }
+    }
     for round in 0..o.rounds {
         // Alternate who goes first, so drift on a shared machine does not
         // always favour the same arm.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rps = [0.0; 2];
         for arm in order {
-            let run = run_once(o, (round, arm), &rules, &dir, nats_bin.as_deref()).await?;
+            // Numbers the run: its directory and its visitors.
+            let n = (round * 2 + arm) as u64;
+            eprintln!(
+                "round {}/{}: {}",
+                round + 1,
+                o.rounds,
+                o.measure.arms()[arm]
+            );
+            let run = match resident.get_mut(arm) {
+                Some(running) => running.measure(o, round + 1, visitors(o, n) + 1).await?,
+                None => {
+                    let dir = dir.join(format!("run-{n}"));
+                    let mut running =
+                        Running::start(o, arm, &rules, dir, nats_bin.as_deref(), visitors(o, n))
+                            .await?;
+                    let run = running.measure(o, round + 1, visitors(o, n) + 1).await;
+                    // A failed run's logs and events stay for a look.
+                    running.stop(run.is_err());
+                    run?
+                }
+            };
             rps[arm] = run.load.rps;
             runs.push(run);
         }
         round_ratios.push(ratio(rps[1], rps[0]));
+    }
+    for running in resident {
+        running.stop(false);
     }
     let arms = o.measure.arms().map(|name| arm_result(name, &runs));
     Ok(ClicksReport {
@@ -282,6 +342,7 @@ pub async fn clicks(o: &ClicksOptions) -> Result<ClicksReport> {
         duration_s: o.duration.as_secs_f64(),
         connections: o.connections,
         gateway_threads: o.gateway_threads,
+        resident: o.resident,
         rps_ratio: ratio(arms[1].median_rps, arms[0].median_rps),
         median_round_ratio: median(&round_ratios),
         round_ratios,
@@ -289,230 +350,6 @@ pub async fn clicks(o: &ClicksOptions) -> Result<ClicksReport> {
         arms,
         runs,
     })
-}
-
-/// The `GATEWAY_*` settings of an arm: events under `run_dir`.
-fn arm_env(
-    o: &ClicksOptions,
-    measured: bool,
-    run_dir: &Path,
-    nats: Option<u16>,
-) -> Vec<(String, String)> {
-    let mut env = vec![
-        // The load sends every visitor's address in X-Forwarded-For.
-        ("GATEWAY_SERVER_TRUSTED_PROXIES", "127.0.0.1/32".to_string()),
-        (
-            "GATEWAY_CLICKS_DIR",
-            run_dir.join("clicks").display().to_string(),
-        ),
-    ];
-    let on = if measured || o.measure == Measure::Analytics {
-        "true"
-    } else {
-        "false"
-    };
-    env.push(("GATEWAY_CLICKS_ENABLED", on.into()));
-    match o.measure {
-        Measure::File => {}
-        Measure::Nats => {
-            if let Some(port) = nats {
-                env.push(("GATEWAY_CLICKS_SINK", "nats".into()));
-                env.push(("GATEWAY_CLICKS_URL", format!("nats://127.0.0.1:{port}")));
-            }
-        }
-        Measure::Analytics => {
-            let db = run_dir.join("store.db");
-            env.push(("GATEWAY_STORE_URL", format!("sqlite://{}", db.display())));
-            env.push(("GATEWAY_ANALYTICS_ENABLED", measured.to_string()));
-        }
-    }
-    env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-/// Starts the gateway (and `nats-server`) for arm 0 (the baseline) or 1
-/// (measured) of a round (from 0), warms it up, measures one run, reads
-/// its metrics and stops everything.
-async fn run_once(
-    o: &ClicksOptions,
-    (round, arm): (usize, usize),
-    rules: &Path,
-    dir: &Path,
-    nats_bin: Option<&Path>,
-) -> Result<ClicksRun> {
-    let (measured, name) = (arm == 1, o.measure.arms()[arm]);
-    // Numbers the run: its directory and its visitors' seed.
-    let n = (round * 2 + arm) as u64;
-    let round = round + 1;
-    eprintln!("round {round}/{}: {name}", o.rounds);
-    let run_dir = dir.join(format!("run-{n}"));
-    let _ = std::fs::remove_dir_all(&run_dir);
-    std::fs::create_dir_all(&run_dir)?;
-    let mut nats = match (measured, nats_bin) {
-        (true, Some(bin)) => Some(start_nats(bin, &run_dir).await?),
-        _ => None,
-    };
-    let gw = servers::start_gateway(
-        &GatewaySpec {
-            bin: o.gateway.clone(),
-            rules: rules.to_path_buf(),
-            threads: o.gateway_threads,
-            watch: false,
-            token: Some(TOKEN.into()),
-            dir: run_dir.join("gateway"),
-            log_level: "warn".into(),
-            tls: None,
-            env: arm_env(o, measured, &run_dir, nats.as_ref().map(|(_, port)| *port)),
-        },
-        Duration::from_secs(300),
-    )
-    .await
-    .context("starting the gateway")?;
-    let mut proc = gw.proc;
-    let params = |seed: u64| Params {
-        links: o.links,
-        host: genlinks::DEFAULT_HOST.into(),
-        zipf_s: 1.0,
-        seed,
-        distinct_visitors: true,
-    };
-    let spec = |duration: Duration| LoadSpec {
-        addr: gw.addr,
-        connections: o.connections,
-        duration,
-        rate: None,
-        max_requests: o.max_requests,
-        timeout: o.timeout,
-        tls: None,
-    };
-    // Distinct seeds: the warm-up's visitors must not be the measured
-    // run's, or its clicks would be repeats the de-dup table already holds.
-    let seed = o.seed.wrapping_mul(1_000_003).wrapping_add(n * 2);
-    if !o.warmup.is_zero() {
-        load::run(
-            &spec(o.warmup),
-            Generator::for_run(o.scenario, &params(seed), o.connections),
-        )
-        .await;
-    }
-    let cpu = |p: &Option<(Proc, u16)>| p.as_ref().map(|(p, _)| p.cpu_seconds());
-    let flusher =
-        || (o.measure == Measure::Analytics).then(|| proc.threads_cpu_seconds(FLUSHER_THREADS));
-    let (gw_before, nats_before, flusher_before) = (proc.cpu_seconds(), cpu(&nats), flusher());
-    let result = load::run(
-        &spec(o.duration),
-        Generator::for_run(o.scenario, &params(seed + 1), o.connections),
-    )
-    .await;
-    let (gw_after, nats_after, flusher_after) = (proc.cpu_seconds(), cpu(&nats), flusher());
-    let load = Summary::new(&format!("{name}#{round}"), &result);
-    let per_request = |cpu_s: f64| 1e6 * cpu_s / load.ok.max(1) as f64;
-    let want_rows = measured && o.measure == Measure::Analytics;
-    let events = match settled(gw.admin, want_rows).await {
-        Ok(e) => e,
-        Err(e) => {
-            proc.stop();
-            return Err(e.context(proc.failed("reading /metrics")));
-        }
-    };
-    if !proc.alive() {
-        return Err(proc.failed("exited during the run"));
-    }
-    proc.stop();
-    if let Some((p, _)) = nats.as_mut() {
-        p.stop();
-    }
-    let run = ClicksRun {
-        label: load.label.clone(),
-        arm: name,
-        gateway_cpu_us_per_request: per_request(gw_after - gw_before),
-        nats_cpu_us_per_request: nats_before.zip(nats_after).map(|(b, a)| per_request(a - b)),
-        flusher_cpu_us_per_request: flusher_before
-            .zip(flusher_after)
-            .map(|(b, a)| per_request(a - b)),
-        events,
-        load,
-    };
-    // A measured arm whose events went nowhere measured nothing.
-    if measured && o.measure != Measure::Analytics && run.events.delivered + run.events.spilled == 0
-    {
-        bail!(
-            "{name}#{round}: no click event was delivered or spilled (see {})",
-            run_dir.join("gateway").join("gateway.log").display()
-        );
-    }
-    if measured && o.measure == Measure::Analytics && run.events.analytics_rows == 0 {
-        bail!("{name}#{round}: no analytics row was written");
-    }
-    let _ = std::fs::remove_dir_all(&run_dir);
-    Ok(run)
-}
-
-/// Starts `nats-server -js` on a free loopback port with its store under
-/// `run_dir`, and waits until it accepts connections.
-async fn start_nats(bin: &Path, run_dir: &Path) -> Result<(Proc, u16)> {
-    let port = free_port()?;
-    let store = run_dir.join("jetstream");
-    let mut cmd = Command::new(bin);
-    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(&store);
-    let mut proc = Proc::spawn(
-        cmd,
-        "nats-server",
-        Some(&run_dir.join("nats.log")),
-        libc::SIGKILL,
-    )?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if !proc.alive() {
-            return Err(proc.failed("exited before it was ready"));
-        }
-        if tokio::net::TcpStream::connect(loopback(port)).await.is_ok() {
-            return Ok((proc, port));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(proc.failed("not accepting connections within 20s"))
-}
-
-/// The event counters once every event produced is delivered, spilled or
-/// dropped and no analytics row waits, with `want_rows` once rows were
-/// written (at most 30 s after the load).
-async fn settled(admin: std::net::SocketAddr, want_rows: bool) -> Result<EventCounts> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m = scrape(admin).await?;
-        let e = event_counts(&m);
-        let pending = m
-            .get("gateway_analytics_pending_rows")
-            .copied()
-            .unwrap_or(0.0);
-        let rows = !want_rows || e.analytics_rows > 0;
-        if (e.produced <= e.delivered + e.spilled + e.dropped && pending == 0.0 && rows)
-            || Instant::now() > deadline
-        {
-            return Ok(e);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The gateway's metrics, each name's samples summed over their labels.
-async fn scrape(admin: std::net::SocketAddr) -> Result<BTreeMap<String, f64>> {
-    let auth = format!("Bearer {TOKEN}");
-    let req = build_request(
-        "GET",
-        "/metrics",
-        "admin",
-        &[("Authorization", &auth), ("Connection", "close")],
-        b"",
-    );
-    let a = client::oneshot(admin, &req, Duration::from_secs(10))
-        .await
-        .map_err(|f| anyhow::anyhow!("GET /metrics: {}", f.detail))?;
-    if a.status != 200 {
-        bail!("GET /metrics answered {}", a.status);
-    }
-    Ok(sum_metrics(&String::from_utf8_lossy(&a.body)))
 }
 
 /// Sums the samples of each metric in Prometheus text.

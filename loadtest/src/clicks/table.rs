@@ -12,13 +12,18 @@ impl ClicksReport {
         let [base, with] = self.measure.arms();
         let mut out = format!(
             "clicks: {with} against {base}, {} with {} links, every request a new visitor: \
-             {} rounds of {:.1}s, {} connections, gateway threads {}\n\nruns in order:\n",
+             {} rounds of {:.1}s, {} connections, gateway threads {}, {}\n\nruns in order:\n",
             self.scenario,
             self.links,
             self.rounds,
             self.duration_s,
             self.connections,
             self.gateway_threads,
+            if self.resident {
+                "both gateways running throughout"
+            } else {
+                "a gateway started per run"
+            },
         );
         let nats = self.measure == Measure::Nats;
         let flusher = self.measure == Measure::Analytics;

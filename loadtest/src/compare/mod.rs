@@ -209,7 +209,7 @@ fn check(o: &CompareOptions) -> Result<PathBuf> {
     }
     check_runs(
         o.links,
-        ("--pairs", o.pairs),
+        ("--pairs", o.pairs, 20),
         o.duration,
         o.connections,
         &o.gateway,
@@ -218,10 +218,11 @@ fn check(o: &CompareOptions) -> Result<PathBuf> {
 }
 
 /// The limits every alternating comparison checks: links, runs (`--pairs`
-/// or `--rounds`), run length, connections, and the gateway binary.
+/// or `--rounds`, at most `max_runs`), run length, connections, and the
+/// gateway binary.
 pub(crate) fn check_runs(
     links: u64,
-    (runs_flag, runs): (&str, usize),
+    (runs_flag, runs, max_runs): (&str, usize, usize),
     duration: Duration,
     connections: usize,
     gateway: &Path,
@@ -229,8 +230,8 @@ pub(crate) fn check_runs(
     if links == 0 || links > genlinks::MAX_LINKS {
         bail!("--links must be between 1 and {}", genlinks::MAX_LINKS);
     }
-    if runs == 0 || runs > 20 {
-        bail!("{runs_flag} must be between 1 and 20");
+    if runs == 0 || runs > max_runs {
+        bail!("{runs_flag} must be between 1 and {max_runs}");
     }
     if duration.is_zero() || duration > load::MAX_DURATION {
         bail!("--duration must be more than zero and at most 10 minutes");
