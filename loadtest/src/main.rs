@@ -278,13 +278,13 @@ enum Command {
         #[arg(long, value_enum)]
         crypto: Option<loadtest::tls::Crypto>,
     },
-    /// What click events cost: the gateway started fresh for every run,
-    /// alternately without and with events (to files or JetStream) or
-    /// analytics, every request a new visitor; medians of req/s and of
-    /// the gateway's CPU per request.
+    /// What click events cost: the gateway alternately without and with
+    /// events (to files or JetStream) or analytics, every request a new
+    /// visitor, started fresh for every run or (--resident) once per arm;
+    /// medians of req/s and of the gateway's CPU per request.
     Clicks {
         /// file: events to files against events off; nats: events to
-        /// JetStream (a nats-server started per run) against events off;
+        /// JetStream (a nats-server started with the gateway) against events off;
         /// analytics: per-link counters in an embedded SQLite store against
         /// events to files with the store and analytics off.
         #[arg(long, value_enum, default_value = "file")]

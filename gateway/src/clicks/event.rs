@@ -236,8 +236,9 @@ fn field(out: &mut String, name: &str, value: Option<&str>) {
 
 /// Whether `bytes` hold a `"`, a `\\` or a control character (what JSON
 /// escapes). Sixteen bytes at a time with word arithmetic, the three tests
-/// folded into one branch, and no byte-by-byte tail: a byte-wise check of
-/// every field was the largest part of writing a line.
+/// folded into one branch, the tail as one overlapping word: a byte-wise
+/// check of every field was the largest part of writing a line. Only a
+/// field shorter than a word goes byte by byte.
 fn needs_escape(bytes: &[u8]) -> bool {
     let (pairs, rest) = bytes.as_chunks::<16>();
     let mut found = pairs.iter().fold(0, |acc, pair| {

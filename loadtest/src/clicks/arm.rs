@@ -126,13 +126,6 @@ impl Running {
             Generator::for_run(o.scenario, &params(o, seed), o.connections),
         )
         .await;
-        let after = (
-            self.gateway.cpu_seconds(),
-            nats_cpu(&self.nats),
-            flusher(&self.gateway),
-        );
-        let load = Summary::new(&format!("{name}#{round}"), &result);
-        let per_request = |cpu_s: f64| 1e6 * cpu_s / load.ok.max(1) as f64;
         let rows_after = (measured && analytics).then_some(self.counted.analytics_rows);
         let total = settled(self.admin, rows_after)
             .await
@@ -140,6 +133,17 @@ impl Running {
         if !self.gateway.alive() {
             return Err(self.gateway.failed("exited during the run"));
         }
+        // Read once the run's events are written: what the run left
+        // queued (a last flush, the last batch of lines) is its cost too.
+        // The wait itself costs next to nothing (idle threads, a scrape
+        // every 100 ms).
+        let after = (
+            self.gateway.cpu_seconds(),
+            nats_cpu(&self.nats),
+            flusher(&self.gateway),
+        );
+        let load = Summary::new(&format!("{name}#{round}"), &result);
+        let per_request = |cpu_s: f64| 1e6 * cpu_s / load.ok.max(1) as f64;
         let events = total.since(&self.counted);
         self.counted = total;
         let run = ClicksRun {

@@ -1,12 +1,12 @@
 //! `loadtest clicks`: what click events cost a redirect. The same gateway
-//! binary is started fresh for every run, alternately without and with
-//! what is measured (events to files or to JetStream against events off;
-//! analytics against events to files with the store and no analytics),
-//! every request a new visitor on a million links, so each redirect is a
-//! new click. Reports the medians of req/s and of the gateway's CPU per
-//! request (with JetStream also `nats-server`'s, started fresh per run on
-//! the same machine), and what the gateway's metrics say became of the
-//! events.
+//! binary runs alternately without and with what is measured (events to
+//! files or to JetStream against events off; analytics against events to
+//! files with the store and no analytics), every request a new visitor on
+//! a million links, so each redirect is a new click: started fresh for
+//! every run, or (`--resident`) once per arm, the load alternating between
+//! the two. Reports the medians of req/s and of the gateway's CPU per
+//! request (with JetStream also `nats-server`'s, on the same machine), and
+//! what the gateway's metrics say became of the events.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -45,7 +45,7 @@ pub enum Measure {
     /// Click events to files (`sink = "file"`) against events off.
     File,
     /// Click events to JetStream (`sink = "nats"`, a `nats-server -js`
-    /// started per run) against events off.
+    /// started with the gateway) against events off.
     Nats,
     /// Per-link analytics in an embedded SQLite store against events to
     /// files with the same store and analytics off.
@@ -103,8 +103,8 @@ pub struct ClicksOptions {
     pub resident: bool,
 }
 
-/// What the gateway's metrics say at the end of a run: since its start,
-/// so the warm-up's events are in them too.
+/// What the gateway's event counters say: since its start, or (a run's)
+/// what they added during the run.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct EventCounts {
     /// `gateway_click_events_total`.
