@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{event_counts, sum_metrics, ClicksOptions, ClicksRun, EventCounts, Measure};
-use super::{FLUSHER_THREADS, TOKEN};
+use super::{BACKGROUND_THREADS, FLUSHER_THREADS, TOKEN};
 use crate::client::{self, build_request};
 use crate::genlinks;
 use crate::load::{self, LoadSpec};
@@ -120,6 +120,7 @@ impl Running {
             self.gateway.cpu_seconds(),
             nats_cpu(&self.nats),
             flusher(&self.gateway),
+            self.gateway.threads_cpu_seconds(BACKGROUND_THREADS),
         );
         let result = load::run(
             &self.spec(o, o.duration),
@@ -141,6 +142,7 @@ impl Running {
             self.gateway.cpu_seconds(),
             nats_cpu(&self.nats),
             flusher(&self.gateway),
+            self.gateway.threads_cpu_seconds(BACKGROUND_THREADS),
         );
         let load = Summary::new(&format!("{name}#{round}"), &result);
         let per_request = |cpu_s: f64| 1e6 * cpu_s / load.ok.max(1) as f64;
@@ -152,6 +154,7 @@ impl Running {
             gateway_cpu_us_per_request: per_request(after.0 - before.0),
             nats_cpu_us_per_request: before.1.zip(after.1).map(|(b, a)| per_request(a - b)),
             flusher_cpu_us_per_request: before.2.zip(after.2).map(|(b, a)| per_request(a - b)),
+            background_cpu_us_per_request: per_request(after.3 - before.3),
             events,
             load,
         };

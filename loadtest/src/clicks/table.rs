@@ -27,7 +27,7 @@ impl ClicksReport {
         );
         let nats = self.measure == Measure::Nats;
         let flusher = self.measure == Measure::Analytics;
-        let mut header = vec!["run", "req/s", "p50", "p99", "gw CPU/req"];
+        let mut header = vec!["run", "req/s", "p50", "p99", "gw CPU/req", "bg CPU/req"];
         if nats {
             header.push("nats CPU/req");
         }
@@ -52,6 +52,7 @@ impl ClicksReport {
                     fmt_us(r.load.latency_us.p50),
                     fmt_us(r.load.latency_us.p99),
                     cpu_us(r.gateway_cpu_us_per_request),
+                    cpu_us(r.background_cpu_us_per_request),
                 ];
                 if nats {
                     row.push(r.nats_cpu_us_per_request.map_or("-".into(), cpu_us));
@@ -73,7 +74,7 @@ impl ClicksReport {
             .collect();
         out.push_str(&render_table(&header, &rows));
         out.push_str("\nper arm (medians):\n");
-        let mut header = vec!["arm", "req/s", "p99", "gw CPU/req"];
+        let mut header = vec!["arm", "req/s", "p99", "gw CPU/req", "bg CPU/req"];
         if nats {
             header.push("nats CPU/req");
         }
@@ -90,6 +91,7 @@ impl ClicksReport {
                     format!("{:.0}", a.median_rps),
                     fmt_us(a.median_p99_us),
                     cpu_us(a.median_gateway_cpu_us),
+                    cpu_us(a.median_background_cpu_us),
                 ];
                 if nats {
                     row.push(a.median_nats_cpu_us.map_or("-".into(), cpu_us));
@@ -119,8 +121,11 @@ impl ClicksReport {
         );
         let _ = writeln!(
             out,
-            "gateway CPU per click: {:+.2} µs",
-            self.gateway_cpu_us_per_click
+            "gateway CPU per click: {:+.2} µs: {:+.2} µs on the request threads, {:+.2} µs on the \
+             background threads (bg: click writer, NATS publisher, analytics flusher)",
+            self.gateway_cpu_us_per_click,
+            self.gateway_cpu_us_per_click - self.background_cpu_us_per_click,
+            self.background_cpu_us_per_click
         );
         if let [Some(base), Some(with)] = self.arms.each_ref().map(|a| a.median_flusher_cpu_us) {
             let _ = writeln!(
