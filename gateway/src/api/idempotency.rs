@@ -201,9 +201,7 @@ fn replay(status: u16, body: String) -> Response {
         if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/links/{id}")) {
             h.insert(http::header::LOCATION, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
-            h.insert(http::header::ETAG, v);
-        }
+        h.insert(http::header::ETAG, super::versions::etag(version));
     }
     resp
 }

@@ -6,7 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::Extension;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 
 use super::auth::{store_problem, Caller};
@@ -14,6 +14,7 @@ use super::idempotency;
 use super::model::{Link, LinkInput, LinkPage, LinkPatch};
 use super::quota::{quota_left, quota_of, quota_spent};
 use super::validate::{fresh_code, input_of, patched, prepare};
+use super::versions::{if_match, stale};
 use super::{ApiResult, ApiState, Reply};
 use crate::metrics::StoreOp;
 use crate::store::{LinkFilter, LinkRecord, NewLink, StoreError, Updated};
@@ -268,37 +269,6 @@ pub async fn read(
         StatusCode::OK,
         &Link::of(record, &state.config.short_url_scheme),
     ))
-}
-
-/// The version `If-Match` asks for: `"3"`, `W/"3"` or `3`; `*` is any.
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
-    let Some(v) = headers.get(http::header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let text = v.to_str().unwrap_or("").trim();
-    if text == "*" {
-        return Ok(None);
-    }
-    let bare = text.trim_start_matches("W/").trim_matches('"');
-    bare.parse::<i64>().map(Some).map_err(|_| {
-        Problem::new(
-            StatusCode::PRECONDITION_FAILED,
-            "version-mismatch",
-            format!("If-Match `{text}` is not a version of this link (send the ETag)"),
-        )
-    })
-}
-
-fn stale(expected: i64, now: i64) -> Problem {
-    Problem::new(
-        StatusCode::PRECONDITION_FAILED,
-        "version-mismatch",
-        format!("the link is at version {now}, not {expected}; read it again and retry"),
-    )
-    .header(
-        http::header::ETAG,
-        HeaderValue::from_str(&format!("\"{now}\"")).unwrap_or(HeaderValue::from_static("\"0\"")),
-    )
 }
 
 /// Replaces `record` with what `input` describes, if it is still at

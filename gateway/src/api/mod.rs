@@ -10,8 +10,8 @@
 //! ```
 //!
 //! [`auth`] finds the key and limits its rate, [`validate`] checks a
-//! link, [`links`] and [`bulk`] are the handlers, [`idempotency`] replays
-//! retried creates, [`quota`] is a key's monthly quota, [`stats`] is a
+//! link, [`links`] and [`bulk`] are the handlers, [`versions`] is a link's
+//! `ETag` and `If-Match`, [`idempotency`] replays retried creates, [`quota`] is a key's monthly quota, [`stats`] is a
 //! link's clicks, [`domains`] are custom link domains (their certificates
 //! come from `tls::acme`), [`openapi`] is the contract generated from them.
 
@@ -26,6 +26,7 @@ mod qr;
 mod quota;
 mod stats;
 mod validate;
+mod versions;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{from_fn_with_state, Next};
@@ -149,11 +150,8 @@ impl IntoResponse for Reply {
         if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             h.insert(http::header::LOCATION, v);
         }
-        if let Some(v) = self
-            .etag
-            .and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok())
-        {
-            h.insert(http::header::ETAG, v);
+        if let Some(version) = self.etag {
+            h.insert(http::header::ETAG, versions::etag(version));
         }
         resp
     }
