@@ -1,5 +1,6 @@
 //! Process facts from `/proc`: resident memory, CPU time, children.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
@@ -46,11 +47,12 @@ fn ticks_to_seconds(fields: &str) -> Option<f64> {
     Some((utime + stime) as f64 / ticks)
 }
 
-/// User plus system CPU seconds of `pid`'s threads whose name (`comm`,
-/// cut to 15 bytes by the kernel) starts with one of `names`.
-pub fn threads_cpu_seconds(pid: u32, names: &[&str]) -> f64 {
+/// User plus system CPU seconds of each of `pid`'s threads whose name
+/// (`comm`, cut to 15 bytes by the kernel) starts with one of `names`, by
+/// thread id.
+pub fn threads_cpu(pid: u32, names: &[&str]) -> BTreeMap<u32, f64> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
+        return BTreeMap::new();
     };
     tasks
         .filter_map(|t| t.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -60,9 +62,26 @@ pub fn threads_cpu_seconds(pid: u32, names: &[&str]) -> f64 {
         })
         .filter_map(|tid| {
             let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-            ticks_to_seconds(&text[text.rfind(')')? + 1..])
+            Some((tid, ticks_to_seconds(&text[text.rfind(')')? + 1..])?))
         })
-        .sum()
+        .collect()
+}
+
+/// [`threads_cpu`] summed (0 when no thread has such a name).
+pub fn threads_cpu_seconds(pid: u32, names: &[&str]) -> f64 {
+    // A fold from +0: an empty float `sum()` is -0, printed as `-0.00`.
+    threads_cpu(pid, names).values().fold(0.0, |a, b| a + b)
+}
+
+/// The CPU seconds threads spent between two [`threads_cpu`] readings: a
+/// thread started since counts whole, one that ended since is left out.
+/// A difference of sums would go negative when a long-lived thread ends
+/// (a database connection replaced): its whole life would drop out.
+pub fn threads_cpu_since<K: Ord>(before: &BTreeMap<K, f64>, after: &BTreeMap<K, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(k, a)| a - before.get(k).copied().unwrap_or(0.0))
+        .fold(0.0, |a, b| a + b)
 }
 
 /// Direct children of `pid`.
@@ -139,5 +158,17 @@ mod tests {
         assert!(burnt > 0.0, "the busy thread's CPU is counted");
         assert_eq!(none, 0.0);
         assert!(burnt <= cpu_seconds(me).unwrap(), "a part of the process's");
+    }
+
+    #[test]
+    fn a_thread_that_ended_drops_out_without_going_negative() {
+        let before = BTreeMap::from([(1, 5.0), (2, 9.0)]);
+        // Thread 2 ended, thread 3 started since.
+        let after = BTreeMap::from([(1, 5.5), (3, 0.25)]);
+        assert_eq!(threads_cpu_since(&before, &after), 0.75);
+        assert_eq!(threads_cpu_since(&after, &after), 0.0);
+        // No thread at all is +0, not -0 (which prints as `-0.00`).
+        let none = threads_cpu_since(&BTreeMap::<u32, f64>::new(), &BTreeMap::new());
+        assert!(none == 0.0 && none.is_sign_positive());
     }
 }

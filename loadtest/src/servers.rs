@@ -4,6 +4,7 @@
 //! process dies first (`PR_SET_PDEATHSIG`), so no server outlives a run.
 
 use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -107,13 +108,18 @@ impl Proc {
             .sum()
     }
 
-    /// CPU seconds so far of the threads named like one of `names`
-    /// ([`procfs::threads_cpu_seconds`]), summed over its processes.
-    pub fn threads_cpu_seconds(&self, names: &[&str]) -> f64 {
+    /// CPU seconds so far of each thread named like one of `names`
+    /// ([`procfs::threads_cpu`]) in its processes, by (pid, thread id):
+    /// two readings make a run's share ([`procfs::threads_cpu_since`]).
+    pub fn threads_cpu(&self, names: &[&str]) -> BTreeMap<(u32, u32), f64> {
         self.pids()
             .iter()
-            .map(|&p| procfs::threads_cpu_seconds(p, names))
-            .sum()
+            .flat_map(|&p| {
+                procfs::threads_cpu(p, names)
+                    .into_iter()
+                    .map(move |(tid, s)| ((p, tid), s))
+            })
+            .collect()
     }
 
     /// Resident and proportional memory now, summed over its processes.

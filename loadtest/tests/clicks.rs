@@ -70,9 +70,12 @@ fn assert_every_click_delivered(report: &serde_json::Value, base: &str, with: &s
         // may read 0.
         assert!(r["gateway_cpu_us_per_request"].is_f64(), "{report}");
         assert!(r["background_cpu_us_per_request"].is_f64(), "{report}");
+        assert!(r["other_cpu_us_per_request"].is_f64(), "{report}");
     }
-    // With events off the gateway runs no click writer or publisher.
+    // With events off (and no store) the gateway runs no click writer,
+    // publisher or SQLite thread.
     assert_eq!(b["background_cpu_us_per_request"], 0.0, "{report}");
+    assert!(report["other_cpu_us_per_click"].is_f64(), "{report}");
     assert_eq!(b["events"]["produced"], 0, "{report}");
     let ok = w["load"]["ok"].as_u64().unwrap();
     assert_eq!(w["events"]["produced"].as_u64().unwrap(), ok, "{report}");

@@ -10,10 +10,11 @@
 //! ```
 //!
 //! [`auth`] finds the key and limits its rate, [`validate`] checks a
-//! link, [`links`] and [`bulk`] are the handlers, [`versions`] is a link's
-//! `ETag` and `If-Match`, [`idempotency`] replays retried creates, [`quota`] is a key's monthly quota, [`stats`] is a
-//! link's clicks, [`domains`] are custom link domains (their certificates
-//! come from `tls::acme`), [`openapi`] is the contract generated from them.
+//! link, [`links`] and [`bulk`] are the handlers, [`versions`] is a
+//! link's `ETag` and `If-Match`, [`idempotency`] replays retried creates,
+//! [`quota`] is a key's monthly quota, [`stats`] is a link's clicks,
+//! [`domains`] are custom link domains (their certificates come from
+//! `tls::acme`), [`openapi`] is the contract generated from them.
 
 mod auth;
 mod bulk;

@@ -41,3 +41,28 @@ pub fn stale(expected: i64, now: i64) -> Problem {
     )
     .header(http::header::ETAG, etag(now))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(value: &str) -> Result<Option<i64>, Problem> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::IF_MATCH,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        if_match(&h)
+    }
+
+    #[test]
+    fn if_match_takes_the_etag_its_weak_form_a_bare_number_or_any() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(asked("\"3\"").unwrap(), Some(3));
+        assert_eq!(asked("W/\"3\"").unwrap(), Some(3));
+        assert_eq!(asked(" 3 ").unwrap(), Some(3));
+        assert_eq!(asked("*").unwrap(), None);
+        assert!(asked("\"abc\"").is_err());
+        assert_eq!(etag(7), HeaderValue::from_static("\"7\""));
+    }
+}

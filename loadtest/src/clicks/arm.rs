@@ -13,6 +13,7 @@ use super::{BACKGROUND_THREADS, FLUSHER_THREADS, TOKEN};
 use crate::client::{self, build_request};
 use crate::genlinks;
 use crate::load::{self, LoadSpec};
+use crate::procfs::threads_cpu_since;
 use crate::report::Summary;
 use crate::scenario::{Generator, Params};
 use crate::servers::{self, free_port, loopback, GatewaySpec, Proc};
@@ -115,12 +116,12 @@ impl Running {
         let (measured, name) = (self.arm == 1, o.measure.arms()[self.arm]);
         let nats_cpu = |n: &Option<(Proc, u16)>| n.as_ref().map(|(p, _)| p.cpu_seconds());
         let analytics = o.measure == Measure::Analytics;
-        let flusher = |g: &Proc| analytics.then(|| g.threads_cpu_seconds(FLUSHER_THREADS));
+        let flusher = |g: &Proc| analytics.then(|| g.threads_cpu(FLUSHER_THREADS));
         let before = (
             self.gateway.cpu_seconds(),
             nats_cpu(&self.nats),
             flusher(&self.gateway),
-            self.gateway.threads_cpu_seconds(BACKGROUND_THREADS),
+            self.gateway.threads_cpu(BACKGROUND_THREADS),
         );
         let result = load::run(
             &self.spec(o, o.duration),
@@ -142,19 +143,35 @@ impl Running {
             self.gateway.cpu_seconds(),
             nats_cpu(&self.nats),
             flusher(&self.gateway),
-            self.gateway.threads_cpu_seconds(BACKGROUND_THREADS),
+            self.gateway.threads_cpu(BACKGROUND_THREADS),
         );
+        // Events on and no click writer found: the gateway's thread names
+        // changed, and the whole cost would pass for the request threads'.
+        if name != "off" && self.gateway.threads_cpu(&["click-writer"]).is_empty() {
+            bail!(
+                "{name}: the gateway has no thread named click-writer; \
+                 loadtest's BACKGROUND_THREADS must follow the gateway's thread names"
+            );
+        }
         let load = Summary::new(&format!("{name}#{round}"), &result);
         let per_request = |cpu_s: f64| 1e6 * cpu_s / load.ok.max(1) as f64;
+        let (gateway_cpu, background_cpu) = (
+            per_request(after.0 - before.0),
+            per_request(threads_cpu_since(&before.3, &after.3)),
+        );
         let events = total.since(&self.counted);
         self.counted = total;
         let run = ClicksRun {
             label: load.label.clone(),
             arm: name,
-            gateway_cpu_us_per_request: per_request(after.0 - before.0),
+            gateway_cpu_us_per_request: gateway_cpu,
             nats_cpu_us_per_request: before.1.zip(after.1).map(|(b, a)| per_request(a - b)),
-            flusher_cpu_us_per_request: before.2.zip(after.2).map(|(b, a)| per_request(a - b)),
-            background_cpu_us_per_request: per_request(after.3 - before.3),
+            flusher_cpu_us_per_request: before
+                .2
+                .zip(after.2)
+                .map(|(b, a)| per_request(threads_cpu_since(&b, &a))),
+            background_cpu_us_per_request: background_cpu,
+            other_cpu_us_per_request: gateway_cpu - background_cpu,
             events,
             load,
         };

@@ -121,11 +121,12 @@ impl ClicksReport {
         );
         let _ = writeln!(
             out,
-            "gateway CPU per click: {:+.2} µs: {:+.2} µs on the request threads, {:+.2} µs on the \
-             background threads (bg: click writer, NATS publisher, analytics flusher)",
+            "gateway CPU per click: {:+.2} µs; on the background threads (bg: click writer, NATS \
+             publisher, analytics flusher) {:+.2} µs, on the others (the request threads and the \
+             rest) {:+.2} µs (differences of medians)",
             self.gateway_cpu_us_per_click,
-            self.gateway_cpu_us_per_click - self.background_cpu_us_per_click,
-            self.background_cpu_us_per_click
+            self.background_cpu_us_per_click,
+            self.other_cpu_us_per_click
         );
         if let [Some(base), Some(with)] = self.arms.each_ref().map(|a| a.median_flusher_cpu_us) {
             let _ = writeln!(
