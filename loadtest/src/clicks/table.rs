@@ -25,15 +25,9 @@ impl ClicksReport {
                 "a gateway started per run"
             },
         );
-        let nats = self.measure == Measure::Nats;
-        let flusher = self.measure == Measure::Analytics;
+        let extra = ExtraCpu::of(self.measure);
         let mut header = vec!["run", "req/s", "p50", "p99", "gw CPU/req", "bg CPU/req"];
-        if nats {
-            header.push("nats CPU/req");
-        }
-        if flusher {
-            header.push("flusher CPU/req");
-        }
+        header.extend(extra.headers());
         header.extend([
             "events",
             "delivered",
@@ -54,12 +48,7 @@ impl ClicksReport {
                     cpu_us(r.gateway_cpu_us_per_request),
                     cpu_us(r.background_cpu_us_per_request),
                 ];
-                if nats {
-                    row.push(r.nats_cpu_us_per_request.map_or("-".into(), cpu_us));
-                }
-                if flusher {
-                    row.push(r.flusher_cpu_us_per_request.map_or("-".into(), cpu_us));
-                }
+                row.extend(extra.cells(r.nats_cpu_us_per_request, r.flusher_cpu_us_per_request));
                 let e = &r.events;
                 row.extend([
                     e.produced.to_string(),
@@ -75,12 +64,7 @@ impl ClicksReport {
         out.push_str(&render_table(&header, &rows));
         out.push_str("\nper arm (medians):\n");
         let mut header = vec!["arm", "req/s", "p99", "gw CPU/req", "bg CPU/req"];
-        if nats {
-            header.push("nats CPU/req");
-        }
-        if flusher {
-            header.push("flusher CPU/req");
-        }
+        header.extend(extra.headers());
         header.extend(["failed", "dropped", "spilled"]);
         let rows: Vec<Vec<String>> = self
             .arms
@@ -93,12 +77,7 @@ impl ClicksReport {
                     cpu_us(a.median_gateway_cpu_us),
                     cpu_us(a.median_background_cpu_us),
                 ];
-                if nats {
-                    row.push(a.median_nats_cpu_us.map_or("-".into(), cpu_us));
-                }
-                if flusher {
-                    row.push(a.median_flusher_cpu_us.map_or("-".into(), cpu_us));
-                }
+                row.extend(extra.cells(a.median_nats_cpu_us, a.median_flusher_cpu_us));
                 row.extend([
                     a.failed.to_string(),
                     a.dropped.to_string(),
@@ -136,6 +115,41 @@ impl ClicksReport {
             );
         }
         out
+    }
+}
+
+/// The CPU columns only some measures have: `nats-server`'s, and the
+/// analytics flusher's.
+struct ExtraCpu {
+    nats: bool,
+    flusher: bool,
+}
+
+impl ExtraCpu {
+    fn of(measure: Measure) -> ExtraCpu {
+        ExtraCpu {
+            nats: measure == Measure::Nats,
+            flusher: measure == Measure::Analytics,
+        }
+    }
+
+    fn headers(&self) -> Vec<&'static str> {
+        [
+            (self.nats, "nats CPU/req"),
+            (self.flusher, "flusher CPU/req"),
+        ]
+        .into_iter()
+        .filter_map(|(on, h)| on.then_some(h))
+        .collect()
+    }
+
+    /// The cells under [`ExtraCpu::headers`]: `-` for a figure missing.
+    fn cells(&self, nats: Option<f64>, flusher: Option<f64>) -> Vec<String> {
+        [(self.nats, nats), (self.flusher, flusher)]
+            .into_iter()
+            .filter(|&(on, _)| on)
+            .map(|(_, v)| v.map_or("-".into(), cpu_us))
+            .collect()
     }
 }
 
