@@ -258,7 +258,7 @@ impl RuleSet {
             .as_deref()
             .map(|name| query::Click {
                 name,
-                id: req.click_id,
+                id: req.click_id.get(),
             });
         match query::merge(base, req.query, mode, click) {
             None => match static_value {

@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::decision::{Decision, Target};
 use crate::matcher::{Hit, HostLevel, MatchKind};
-use crate::request::Request;
+use crate::request::{ClickIdSource, Request};
 use crate::rule_ref::RuleRef;
 use crate::ruleset::RuleSet;
 use crate::stored::{LinkSource, NoStore, StoreStep};
@@ -112,7 +112,7 @@ impl RuleSet {
         let with_stand_in;
         let req = if stand_in {
             with_stand_in = Request {
-                click_id: Some(CLICK_ID_STAND_IN),
+                click_id: ClickIdSource::Given(CLICK_ID_STAND_IN),
                 ..*req
             };
             &with_stand_in

@@ -57,7 +57,7 @@ pub use files::{FileAccess, FileError, FileKind, DEFAULT_BODY_FILE_LIMIT, LINKS_
 pub use header_changes::{HeaderChanges, FORWARDING_HEADERS};
 pub use options::LoadOptions;
 pub use rate_limit::{LimitKey, RateLimit};
-pub use request::{split_query, split_url, Probe, Request};
+pub use request::{split_query, split_url, ClickIdSource, Probe, Request};
 pub use ruleset::{Counts, RuleSet, Settings, TrailingSlash};
 pub use size::parse_size;
 pub use stored::{

@@ -1,5 +1,6 @@
 //! The request as the rules see it: borrowed views of what the server parsed.
 
+use std::fmt;
 use std::net::IpAddr;
 
 /// One incoming request, reduced to what a rule decision depends on.
@@ -26,7 +27,7 @@ pub struct Request<'a> {
     /// Client address, used for sticky splits.
     pub client_ip: Option<IpAddr>,
     /// Click id to append as `settings.click_id_param`, supplied by the caller.
-    pub click_id: Option<&'a str>,
+    pub click_id: ClickIdSource<'a>,
     /// Current time in seconds since the Unix epoch; expiry is evaluated
     /// against it on every request.
     pub now: i64,
@@ -45,7 +46,7 @@ impl<'a> Request<'a> {
             user_agent: "",
             country: None,
             client_ip: None,
-            click_id: None,
+            click_id: ClickIdSource::None,
             now,
         }
     }
@@ -70,7 +71,7 @@ impl<'a> Request<'a> {
 
     /// Same request with a click id to append.
     pub fn with_click_id(mut self, click_id: &'a str) -> Self {
-        self.click_id = Some(click_id);
+        self.click_id = ClickIdSource::Given(click_id);
         self
     }
 
@@ -78,6 +79,54 @@ impl<'a> Request<'a> {
     pub fn with_method(mut self, method: &'a str) -> Self {
         self.method = method;
         self
+    }
+}
+
+/// Where the click id to append comes from.
+#[derive(Clone, Copy, Default)]
+pub enum ClickIdSource<'a> {
+    /// No id: nothing is appended.
+    #[default]
+    None,
+    /// This id.
+    Given(&'a str),
+    /// Asked for only when a redirect's `Location` is rendered (and then
+    /// it must give the same id every time): the caller may still be
+    /// fetching it (the gateway's de-duplication bucket, on its way from
+    /// memory while the rules find the link), and a request that is no
+    /// redirect needs none.
+    Later(&'a (dyn Fn() -> &'a str + Sync)),
+}
+
+impl<'a> ClickIdSource<'a> {
+    /// The id, asking a [`ClickIdSource::Later`] for it now.
+    pub fn get(&self) -> Option<&'a str> {
+        match *self {
+            ClickIdSource::None => None,
+            ClickIdSource::Given(id) => Some(id),
+            ClickIdSource::Later(id) => Some(id()),
+        }
+    }
+
+    /// No id at all.
+    pub fn is_none(&self) -> bool {
+        matches!(self, ClickIdSource::None)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for ClickIdSource<'a> {
+    fn from(id: Option<&'a str>) -> Self {
+        id.map_or(ClickIdSource::None, ClickIdSource::Given)
+    }
+}
+
+impl fmt::Debug for ClickIdSource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClickIdSource::None => f.write_str("None"),
+            ClickIdSource::Given(id) => f.debug_tuple("Given").field(id).finish(),
+            ClickIdSource::Later(_) => f.write_str("Later(..)"),
+        }
     }
 }
 
@@ -128,7 +177,7 @@ impl<'a> Probe<'a> {
             user_agent: self.user_agent.unwrap_or(""),
             country: self.country,
             client_ip,
-            click_id: self.click_id,
+            click_id: self.click_id.into(),
             now,
         })
     }

@@ -1,7 +1,8 @@
 //! The shipped example, `config/rules.toml`, must load (which also runs its
 //! embedded `[[test]]`s) and must make the decisions its comments promise.
 
-use rules::{Decision, Request, RuleSet};
+use rules::{ClickIdSource, Decision, Request, RuleSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/rules.toml");
 
@@ -150,6 +151,28 @@ fn query_merge_and_click_id() {
         location(&set, req),
         "https://shop.example.com/collections/gifts?utm_source=catalogue&utm_medium=qr&btn_ref=c1"
     );
+}
+
+#[test]
+fn a_later_click_id_is_asked_for_only_by_a_redirect() {
+    let set = load();
+    let asked = AtomicUsize::new(0);
+    let later = || {
+        asked.fetch_add(1, Ordering::Relaxed);
+        "01LATER"
+    };
+    let mut req = Request::get("go.example.com", "/p/A1?ref=ig", LIVE);
+    req.click_id = ClickIdSource::Later(&later);
+    assert_eq!(
+        location(&set, req),
+        "https://shop.example.com/products/A1?src=go&ref=ig&btn_ref=01LATER"
+    );
+    assert_eq!(asked.load(Ordering::Relaxed), 1);
+    // No rule for the path: nothing is rendered, no id is asked for.
+    let mut miss = Request::get("go.example.com", "/no/such/link", LIVE);
+    miss.click_id = ClickIdSource::Later(&later);
+    assert!(!matches!(set.decide(&miss), Decision::Redirect(_)));
+    assert_eq!(asked.load(Ordering::Relaxed), 1);
 }
 
 #[test]

@@ -322,7 +322,7 @@ impl Input {
             user_agent: &self.user_agent,
             country: self.country.as_deref(),
             client_ip: self.client_ip,
-            click_id: self.click_id.as_deref(),
+            click_id: self.click_id.as_deref().into(),
             now: self.now,
         }
     }
@@ -566,7 +566,7 @@ fn check_click_id(
         user_agent: ua,
         country: None,
         client_ip: None,
-        click_id: Some(id),
+        click_id: rules::ClickIdSource::Given(id),
         now: NOW,
     };
     let d = set.decide(&req);
@@ -697,7 +697,7 @@ proptest! {
             user_agent: "",
             country: None,
             client_ip: None,
-            click_id: click.as_deref(),
+            click_id: click.as_deref().into(),
             now: NOW,
         };
         let d = set.decide(&req);

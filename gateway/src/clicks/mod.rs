@@ -160,20 +160,36 @@ pub struct ClickId {
     key: u64,
     uuid: u128,
     text: [u8; 32],
-    /// When the id was given: the one clock read of a click, shared by the
-    /// id, the de-duplication window and the event's `ts`.
-    at: SystemTime,
-    /// `at` in Unix milliseconds, worked out once.
-    ms: u64,
+    /// When the id was given.
+    at: ClickTime,
     /// The visitor got this id for this link within the window already.
     pub repeat: bool,
 }
 
-/// Milliseconds since the Unix epoch.
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// The one clock read of a request, shared by its decision (expiry), its
+/// click id, the de-duplication window and the event's `ts`.
+#[derive(Clone, Copy)]
+pub struct ClickTime {
+    at: SystemTime,
+    /// `at` in Unix milliseconds, worked out once.
+    ms: u64,
+}
+
+impl ClickTime {
+    /// Now.
+    pub fn now() -> ClickTime {
+        let at = SystemTime::now();
+        let ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        ClickTime { at, ms }
+    }
+
+    /// In Unix seconds.
+    pub fn unix_secs(&self) -> i64 {
+        i64::try_from(self.ms / 1000).unwrap_or(i64::MAX)
+    }
 }
 
 /// A UUIDv7 for `ms`: that millisecond, then 74 random bits from this
@@ -188,7 +204,7 @@ fn uuid_v7(ms: u64) -> u128 {
 }
 
 impl ClickId {
-    fn new(key: u64, uuid: u128, repeat: bool, at: SystemTime, ms: u64) -> ClickId {
+    fn new(key: u64, uuid: u128, repeat: bool, at: ClickTime) -> ClickId {
         let mut text = [0u8; 32];
         uuid::Uuid::from_u128(uuid).simple().encode_lower(&mut text);
         ClickId {
@@ -196,21 +212,18 @@ impl ClickId {
             uuid,
             text,
             at,
-            ms,
             repeat,
         }
     }
 
-    /// A new id for a redirect when clicks are not recorded.
-    pub fn fresh() -> ClickId {
-        let at = SystemTime::now();
-        let ms = unix_ms(at);
-        ClickId::new(0, uuid_v7(ms), false, at, ms)
+    /// A new id given `at`, for a redirect when clicks are not recorded.
+    pub fn fresh(at: ClickTime) -> ClickId {
+        ClickId::new(0, uuid_v7(at.ms), false, at)
     }
 
     /// When the id was given, in Unix seconds.
     pub fn unix_secs(&self) -> i64 {
-        i64::try_from(self.ms / 1000).unwrap_or(i64::MAX)
+        self.at.unix_secs()
     }
 
     /// The id as text.
@@ -221,19 +234,26 @@ impl ClickId {
 }
 
 impl Clicks {
-    /// The click id for a visit: the one the visitor got for this link
-    /// within the window, or a new one.
-    pub fn assign(&self, v: &Visit<'_>) -> ClickId {
+    /// The visitor-and-link key of a visit, whose de-duplication bucket
+    /// starts on its way into the cache now: [`Clicks::assign`] reads it
+    /// once the rules found the link, by when it has arrived.
+    pub fn visitor_key(&self, v: &Visit<'_>) -> u64 {
         let (host, path) = match &v.normalized {
             Some((host, path)) => (host.as_ref(), path.as_ref()),
             None => (v.host, v.path),
         };
         let key = self.dedup.key(v.ip, v.user_agent, host, path);
-        let at = SystemTime::now();
-        let ms = unix_ms(at);
-        match self.dedup.get(key, ms) {
-            Some(uuid) => ClickId::new(key, uuid, true, at, ms),
-            None => ClickId::new(key, uuid_v7(ms), false, at, ms),
+        self.dedup.prefetch(key);
+        key
+    }
+
+    /// The click id for the visit with `key` ([`Clicks::visitor_key`]),
+    /// given `at`: the one the visitor got for this link within the
+    /// window, or a new one.
+    pub fn assign(&self, key: u64, at: ClickTime) -> ClickId {
+        match self.dedup.get(key, at.ms) {
+            Some(uuid) => ClickId::new(key, uuid, true, at),
+            None => ClickId::new(key, uuid_v7(at.ms), false, at),
         }
     }
 
@@ -253,13 +273,13 @@ impl Clicks {
         if class.bot {
             return;
         }
-        self.dedup.insert(click.key, click.uuid, click.ms);
+        self.dedup.insert(click.key, click.uuid, click.at.ms);
         let code = v.normalized.as_ref().and_then(|(_, path)| r.code(path));
         let client_ip =
             v.ip.map(|ip| if self.anonymize_ip { anonymize(ip) } else { ip });
         self.send(&Event {
             schema: (),
-            ts: click.at,
+            ts: click.at.at,
             click_id: click.as_str(),
             rule: r.rule,
             code,

@@ -7,16 +7,17 @@
 use super::headers::REQUEST_ID;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use super::access_log::AccessLog;
 use super::client_ip::TrustedProxies;
 use crate::analytics::Analytics;
-use crate::clicks::{ClickId, Clicks, Visit};
+use crate::clicks::{ClickId, ClickTime, Clicks, Visit};
 use crate::live::{Live, Snapshot};
 use crate::metrics::{Kind, Metrics};
 use crate::store::{Store, StoreView};
 use crate::tls::acme::{challenge_token, Challenges};
-use rules::{Decision, Request};
+use rules::{ClickIdSource, Decision, Request};
 
 /// What the decision step reads from a request.
 pub trait RequestView {
@@ -181,14 +182,29 @@ impl Decider {
             request_id: self.clicks.as_ref().and_then(|_| req.header(REQUEST_ID)),
             normalized: None,
         };
+        let at = ClickTime::now();
+        // With clicks recorded, the visitor's de-duplication bucket is
+        // fetched from memory while the rules find the link: the id is
+        // asked for (`ClickIdSource::Later`) only when a redirect's
+        // `Location` is rendered, by when the bucket has arrived.
+        let key = self.clicks.as_ref().map(|c| {
+            visit.normalized = snap.rules.normalized(visit.host, visit.path);
+            c.visitor_key(&visit)
+        });
+        let given: OnceLock<ClickId> = OnceLock::new();
+        let give = || {
+            given.get_or_init(|| match (&self.clicks, key) {
+                (Some(c), Some(key)) => c.assign(key, at),
+                _ => ClickId::fresh(at),
+            })
+        };
+        let give_text = || give().as_str();
         // A click id exists when it is appended or when clicks are
         // recorded; otherwise no id is made at all.
-        let click = match &self.clicks {
-            Some(c) => {
-                visit.normalized = snap.rules.normalized(visit.host, visit.path);
-                Some(c.assign(&visit))
-            }
-            None => settings.click_id_param.as_ref().map(|_| ClickId::fresh()),
+        let click_id = if self.clicks.is_some() || settings.click_id_param.is_some() {
+            ClickIdSource::Later(&give_text)
+        } else {
+            ClickIdSource::None
         };
         let request = Request {
             method: req.method(),
@@ -198,17 +214,16 @@ impl Decider {
             user_agent: visit.user_agent,
             country: visit.country,
             client_ip,
-            click_id: click.as_ref().map(|c| c.as_str()),
-            // The click's clock read, when there is one.
-            now: click
-                .as_ref()
-                .map_or_else(rules::unix_now, |c| c.unix_secs()),
+            click_id,
+            now: at.unix_secs(),
         };
         let decision = match &visit.normalized {
             Some((host, full)) => snap.rules.decide_normalized(&request, host, full, store),
             None => snap.rules.decide_with(&request, store),
         };
-        if let (Some(c), Some(click), Decision::Redirect(r)) = (&self.clicks, &click, &decision) {
+        if let (Some(c), Decision::Redirect(r)) = (&self.clicks, &decision) {
+            // Given already when the `Location` carries it.
+            let click = give();
             // Classified once for both: a repeat visit needs it only for
             // the counters.
             if !visit.head && (!click.repeat || self.analytics.is_some()) {
