@@ -90,11 +90,11 @@ pub enum ClickIdSource<'a> {
     None,
     /// This id.
     Given(&'a str),
-    /// Asked for only when a redirect's `Location` is rendered (and then
-    /// it must give the same id every time): the caller may still be
-    /// fetching it (the gateway's de-duplication bucket, on its way from
-    /// memory while the rules find the link), and a request that is no
-    /// redirect needs none.
+    /// Asked for only when a redirect's `Location` is rendered with
+    /// `settings.click_id_param` set (and then it must give the same id
+    /// every time): the caller may still be fetching it (the gateway's
+    /// de-duplication bucket, on its way from memory while the rules find
+    /// the link), and a request answered without a `Location` needs none.
     Later(&'a (dyn Fn() -> &'a str + Sync)),
 }
 

@@ -168,10 +168,17 @@ fn a_later_click_id_is_asked_for_only_by_a_redirect() {
         "https://shop.example.com/products/A1?src=go&ref=ig&btn_ref=01LATER"
     );
     assert_eq!(asked.load(Ordering::Relaxed), 1);
-    // No rule for the path: nothing is rendered, no id is asked for.
-    let mut miss = Request::get("go.example.com", "/no/such/link", LIVE);
-    miss.click_id = ClickIdSource::Later(&later);
-    assert!(!matches!(set.decide(&miss), Decision::Redirect(_)));
+    // No `Location` rendered (not found, proxied, answered): no id asked for.
+    for (host, path) in [
+        ("go.example.com", "/no/such/link"),
+        ("api.example.com", "/v1/orders/123"),
+        ("go.example.com", "/.well-known/apple-app-site-association"),
+    ] {
+        let mut req = Request::get(host, path, LIVE);
+        req.click_id = ClickIdSource::Later(&later);
+        let d = set.decide(&req);
+        assert!(!matches!(d, Decision::Redirect(_)), "{path}: {d:?}");
+    }
     assert_eq!(asked.load(Ordering::Relaxed), 1);
 }
 

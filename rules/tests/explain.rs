@@ -1,7 +1,7 @@
 //! `RuleSet::explain` (issue 12): the click id placeholder, which of host or
 //! path matched nothing, and expiry of rules and bulk links.
 
-use rules::{LoadOptions, Probe, Request, RuleSet, CLICK_ID_PLACEHOLDER};
+use rules::{ClickIdSource, Decision, LoadOptions, Probe, Request, RuleSet, CLICK_ID_PLACEHOLDER};
 
 /// 2026-06-15T12:00:00Z.
 const NOW: i64 = 1_781_524_800;
@@ -81,6 +81,21 @@ fn the_click_id_placeholder_replaces_the_destinations_own_like_the_live_id() {
         e.location.as_deref(),
         Some("https://shop.example.com/x?a=1&btn_ref=abc#f")
     );
+}
+
+#[test]
+fn without_a_click_id_param_a_later_id_is_never_asked_for() {
+    let (_d, set) = set(
+        "[[redirect]]\nid = \"a\"\npath = \"/a\"\nto = \"https://shop.example.com/a\"\n",
+        &[],
+    );
+    let later = || -> &str { panic!("asked for a click id no parameter carries") };
+    let mut req = probe("https://any.example.org/a");
+    req.click_id = ClickIdSource::Later(&later);
+    match set.decide(&req) {
+        Decision::Redirect(r) => assert_eq!(r.location, "https://shop.example.com/a"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

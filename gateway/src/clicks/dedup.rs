@@ -25,7 +25,8 @@ const WAYS: usize = 4;
 
 /// Four slots on two cache lines, aligned to the pair the adjacent-line
 /// prefetcher fetches together. A lookup that finds nothing (every new
-/// visitor) reads the first line only; the ids are on the second. When an
+/// visitor) reads the first line only (sequences and keys, 48 bytes); the
+/// ids follow, the first slot's on that line, the others' on the second. When an
 /// id was given is in the id itself (a UUIDv7's first 48 bits are its Unix
 /// milliseconds), so the slot stores no time of its own.
 #[repr(C, align(128))]
@@ -90,7 +91,7 @@ impl Dedup {
     /// the bucket is a miss all the way to memory (about 300 ns of the
     /// request thread's time here), which the caller overlaps with finding
     /// the link (docs/performance.md, §0.2, tenth pass). Both of its
-    /// lines: a new visitor's id is written to the second.
+    /// lines: a new visitor's id goes into either.
     pub fn prefetch(&self, key: u64) {
         let b: *const Bucket = self.bucket(key);
         #[cfg(target_arch = "x86_64")]

@@ -199,8 +199,8 @@ impl Decider {
             })
         };
         let give_text = || give().as_str();
-        // A click id exists when it is appended or when clicks are
-        // recorded; otherwise no id is made at all.
+        // The rules may ask for an id when clicks are recorded or ids
+        // appended; otherwise no id is ever made.
         let click_id = if self.clicks.is_some() || settings.click_id_param.is_some() {
             ClickIdSource::Later(&give_text)
         } else {
@@ -222,7 +222,8 @@ impl Decider {
             None => snap.rules.decide_with(&request, store),
         };
         if let (Some(c), Decision::Redirect(r)) = (&self.clicks, &decision) {
-            // Given already when the `Location` carries it.
+            // Given already when the `Location` carries it; looked up
+            // here when no `click_id_param` appends it.
             let click = give();
             // Classified once for both: a repeat visit needs it only for
             // the counters.

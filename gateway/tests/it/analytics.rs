@@ -6,6 +6,7 @@
 //! the stats endpoints report them. Flushes are waited for by polling
 //! (bounded), never by sleeping.
 
+use crate::clicks::{click_id_of, click_ids, read_events};
 use crate::harness::{
     exit_within, request, sqlite_url, wait_until, ApiGateway, Key, Options, Postgres, Response,
     ANDROID, DESKTOP, IPHONE, SLACKBOT,
@@ -347,6 +348,54 @@ fn analytics_sqlite_hourly_rows_and_reports() {
     );
     let r = request(gw.admin, "GET", "/admin/stats?rule=sale", "admin", &[]);
     assert_eq!(r.status, 401);
+}
+
+/// A stored link's redirect is decided again once the store answered;
+/// the click id the rules ask for while rendering its `Location` is the
+/// visitor's one for the link: the same for a repeat and a HEAD, and the
+/// one in the click's only event.
+#[test]
+fn a_stored_link_gives_a_visitor_one_click_id_and_one_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let clicks = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[clicks]\nenabled = true\ndir = \"{}\"\n",
+        clicks.path().display()
+    );
+    let rules = RULES.replace("[settings]\n", "[settings]\nclick_id_param = \"btn_ref\"\n");
+    let mut gw = ApiGateway::start_opts(
+        &rules,
+        &sqlite_url(dir.path()),
+        Options {
+            extra_config: &extra,
+            files: &[("links/go.csv", LINKS_CSV)],
+            env: &[("GATEWAY_ADMIN_TOKEN", TOKEN)],
+            ..Options::default()
+        },
+    );
+    let key = gw.create_key("partner-a", HOST, &[]);
+    create(&gw, &key, "promo");
+    let id_of = |method: &str, ua: &str| {
+        let r = gw.req(method, HOST, "/promo", &[("User-Agent", ua)]);
+        assert_eq!(r.status, 302, "{method}: {}", r.text());
+        click_id_of(r.location())
+    };
+    let first = id_of("GET", IPHONE);
+    assert_eq!(id_of("GET", IPHONE), first, "a repeat keeps the id");
+    assert_eq!(id_of("HEAD", IPHONE), first, "a HEAD shows the same id");
+    let other = id_of("GET", ANDROID);
+    assert_ne!(other, first, "another visitor, another id");
+
+    gw.signal("TERM");
+    let status = exit_within(&mut gw.gw.child, Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{}", gw.log_tail());
+    let events = read_events(clicks.path());
+    let mut ids = click_ids(&events);
+    ids.sort();
+    let mut want = vec![first, other];
+    want.sort();
+    assert_eq!(ids, want, "{events:#?}");
+    assert!(events.iter().all(|e| e["code"] == "promo"), "{events:#?}");
 }
 
 /// Counters still in memory when the gateway stops are flushed before it

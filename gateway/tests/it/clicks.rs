@@ -280,7 +280,7 @@ fn read_lines(path: &Path) -> Vec<Value> {
 }
 
 /// Every event in the click files of `dir`.
-fn read_events(dir: &Path) -> Vec<Value> {
+pub(crate) fn read_events(dir: &Path) -> Vec<Value> {
     let mut events = Vec::new();
     for f in click_files(dir) {
         assert_file_name(&f, "clicks");
