@@ -377,6 +377,9 @@ async function login(page, url, token) {
   await page.getByLabel('Admin token or API key').fill(token);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.locator('main#main').waitFor();
+  // The shell sends a new session to its start page just after its first
+  // paint: a test that navigated before that would be sent back there.
+  await page.waitForURL(/#\/(overview|links)$/);
 }
 
 const loginOperator = (page) => login(page, adminUrl(), W.token);
