@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
 
-use super::tallies::{Row, Rows, Tallies};
+use super::tallies::{Row, RowRef, Rows, Tallies};
 use crate::clicks::Batches;
 use crate::config::AnalyticsSection;
 use crate::metrics::{Metrics, StoreOp};
@@ -30,18 +30,22 @@ struct Pending {
 }
 
 impl Pending {
-    /// Adds a thread's `row`; `false` when it is a new row and there is
-    /// no room.
-    fn add(&mut self, row: Row) -> bool {
-        if let Some(t) = self.rows.find_mut(row.hash, |k| *k == row.key) {
-            t.clicks += row.tally.clicks;
-            t.visitors += row.tally.visitors;
+    /// Adds a thread's row (`key` with `hash`) with its `tally`; `false`
+    /// when it is a new row and there is no room.
+    fn add(&mut self, hash: u64, key: RowRef<'_>, tally: Tally) -> bool {
+        if let Some(t) = self.rows.find_mut(hash, |k| key.is(k)) {
+            t.clicks += tally.clicks;
+            t.visitors += tally.visitors;
             return true;
         }
         if self.rows.len() >= self.max {
             return false;
         }
-        self.rows.push(row);
+        self.rows.push(Row {
+            hash,
+            key: key.into_key(),
+            tally,
+        });
         true
     }
 }
@@ -83,11 +87,13 @@ fn run(
             Err(RecvTimeoutError::Timeout)
         );
         batches.take(&mut taken, true);
-        for mut tallies in taken.drain(..) {
-            for row in tallies.drain() {
-                let clicks = row.tally.clicks;
-                if !pending.add(row) {
-                    metrics.analytics.dropped.inc_by(clicks.unsigned_abs());
+        for tallies in taken.drain(..) {
+            for (hash, key, tally) in tallies.rows() {
+                if !pending.add(hash, key, tally) {
+                    metrics
+                        .analytics
+                        .dropped
+                        .inc_by(tally.clicks.unsigned_abs());
                 }
             }
             batches.recycle(tallies);
@@ -202,22 +208,24 @@ mod tests {
     use super::*;
     use std::hash::BuildHasher;
 
-    fn row(name: &str, clicks: i64, visitors: i64) -> Row {
-        let key = StatKey {
+    /// A thread's row: (hash, key, counts).
+    fn row(name: &str, clicks: i64, visitors: i64) -> (u64, RowRef<'_>, Tally) {
+        let key = RowRef {
             kind: SubjectKind::Link,
-            host: "go.example.com".into(),
-            name: name.into(),
+            host: "go.example.com",
+            name,
             hour: 3600,
             device: "ios",
             country: "".into(),
             referrer: "".into(),
             bot: false,
         };
-        Row {
-            hash: foldhash::fast::FixedState::default().hash_one(&key),
-            key,
-            tally: Tally { clicks, visitors },
-        }
+        let hash = foldhash::fast::FixedState::default().hash_one(name);
+        (hash, key, Tally { clicks, visitors })
+    }
+
+    fn add(p: &mut Pending, (hash, key, tally): (u64, RowRef<'_>, Tally)) -> bool {
+        p.add(hash, key, tally)
     }
 
     #[test]
@@ -226,9 +234,12 @@ mod tests {
             max: 1,
             ..Pending::default()
         };
-        assert!(p.add(row("a", 2, 1)));
-        assert!(p.add(row("a", 3, 0)));
-        assert!(!p.add(row("b", 1, 1)), "a second row is over the bound");
+        assert!(add(&mut p, row("a", 2, 1)));
+        assert!(add(&mut p, row("a", 3, 0)));
+        assert!(
+            !add(&mut p, row("b", 1, 1)),
+            "a second row is over the bound"
+        );
         assert_eq!(p.rows.len(), 1);
         let t = p.rows.as_slice()[0].tally;
         assert_eq!((t.clicks, t.visitors), (5, 1));
@@ -241,10 +252,10 @@ mod tests {
             ..Pending::default()
         };
         let mut b = row("b", 1, 1);
-        b.hash = row("a", 0, 0).hash;
-        assert!(p.add(row("a", 1, 1)));
-        assert!(p.add(b));
-        assert!(p.add(row("a", 1, 0)));
+        b.0 = row("a", 0, 0).0;
+        assert!(add(&mut p, row("a", 1, 1)));
+        assert!(add(&mut p, b));
+        assert!(add(&mut p, row("a", 1, 0)));
         let names: Vec<(&str, i64)> = p
             .rows
             .as_slice()
@@ -279,7 +290,12 @@ mod tests {
         let mut rows = Vec::new();
         for (i, name) in names.iter().enumerate() {
             for (j, host) in hosts.iter().enumerate() {
-                let mut r = row(name, 1, 1);
+                let (hash, key, tally) = row(name, 1, 1);
+                let mut r = Row {
+                    hash,
+                    key: key.into_key(),
+                    tally,
+                };
                 r.key.host = (*host).into();
                 r.key.kind = if j == 3 {
                     SubjectKind::Rule

@@ -2,9 +2,14 @@
 //!
 //! Rows are added up where the clicks happen: a link clicked again within
 //! the few milliseconds between two takes costs a hash, a lookup and an
-//! addition, and no allocation or hand-over. The flusher merges the
-//! threads' rows (the same row may come from several) into its pending
-//! rows.
+//! addition, and no allocation or hand-over. A new row's texts are
+//! appended to the batch's one buffer, kept with its memory from batch to
+//! batch: with every click a new row, four shared strings allocated per
+//! click here and freed on the flusher's thread were the largest part of
+//! what analytics cost a request thread (docs/performance.md, §0.2, tenth
+//! pass). The flusher merges the threads' rows (the same row may come
+//! from several) into its pending rows, and makes a key's shared strings
+//! only for a row it did not have.
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -23,6 +28,7 @@ static SEED: LazyLock<RandomState> = LazyLock::new(RandomState::default);
 
 /// A row's key as the request has it: borrowed where it can be, so a row
 /// already counted is found without building its key.
+#[derive(PartialEq)]
 pub struct RowRef<'a> {
     /// Link or rule.
     pub kind: SubjectKind,
@@ -61,7 +67,8 @@ impl RowRef<'_> {
         h.finish()
     }
 
-    fn is(&self, k: &StatKey) -> bool {
+    /// The row with this key.
+    pub fn is(&self, k: &StatKey) -> bool {
         k.hour == self.hour
             && k.bot == self.bot
             && k.kind == self.kind
@@ -72,7 +79,8 @@ impl RowRef<'_> {
             && *k.referrer == *self.referrer
     }
 
-    fn into_key(self) -> StatKey {
+    /// The key, its texts shared.
+    pub fn into_key(self) -> StatKey {
         StatKey {
             kind: self.kind,
             host: Arc::from(self.host),
@@ -96,8 +104,8 @@ pub struct Row {
     pub tally: Tally,
 }
 
-/// Counter rows found by their key's hash: a thread's since the last
-/// hand-over ([`Tallies`]), and the flusher's waiting for the store.
+/// Counter rows found by their key's hash, their keys' texts shared: the
+/// flusher's, waiting for the store.
 #[derive(Default)]
 pub struct Rows {
     rows: Vec<Row>,
@@ -141,17 +149,46 @@ impl Rows {
         self.rows.clear();
         self.index.clear();
     }
+}
 
-    /// The rows, emptied out (the memory stays for reuse).
-    pub fn drain(&mut self) -> impl Iterator<Item = Row> + '_ {
-        self.index.clear();
-        self.rows.drain(..)
+/// A row as a request thread keeps it: its texts (host, name, country,
+/// referrer, one after the other) in [`Tallies`]' buffer.
+struct Local {
+    hash: u64,
+    kind: SubjectKind,
+    hour: i64,
+    device: &'static str,
+    bot: bool,
+    /// Where the texts start in the buffer, and where each ends.
+    start: usize,
+    ends: [usize; 4],
+    tally: Tally,
+}
+
+impl Local {
+    fn key<'t>(&self, text: &'t str) -> RowRef<'t> {
+        let [host, name, country, referrer] = self.ends;
+        let part = |from: usize, to: usize| text.get(from..to).unwrap_or("");
+        RowRef {
+            kind: self.kind,
+            host: part(self.start, host),
+            name: part(host, name),
+            hour: self.hour,
+            device: self.device,
+            country: Cow::Borrowed(part(name, country)),
+            referrer: Cow::Borrowed(part(country, referrer)),
+            bot: self.bot,
+        }
     }
 }
 
 /// Rows added up on one thread.
 pub struct Tallies {
-    rows: Rows,
+    rows: Vec<Local>,
+    /// Position in `rows`, by the row's hash.
+    index: HashTable<usize>,
+    /// The rows' texts.
+    text: String,
     /// [`SEED`], copied: the request path reads no shared state for it.
     state: RandomState,
 }
@@ -159,7 +196,9 @@ pub struct Tallies {
 impl Default for Tallies {
     fn default() -> Self {
         Tallies {
-            rows: Rows::default(),
+            rows: Vec::new(),
+            index: HashTable::new(),
+            text: String::new(),
             state: *SEED,
         }
     }
@@ -170,14 +209,33 @@ impl Tallies {
     pub fn add(&mut self, row: RowRef<'_>, visitor: bool) {
         let visitors = i64::from(visitor);
         let hash = row.hash(&self.state);
-        if let Some(t) = self.rows.find_mut(hash, |k| row.is(k)) {
+        let (rows, text) = (&self.rows, self.text.as_str());
+        if let Some(&i) = self.index.find(hash, |&i| rows[i].key(text) == row) {
+            let t = &mut self.rows[i].tally;
             t.clicks += 1;
             t.visitors += visitors;
             return;
         }
-        self.rows.push(Row {
+        let start = self.text.len();
+        let mut ends = [0; 4];
+        for (end, part) in ends
+            .iter_mut()
+            .zip([row.host, row.name, &row.country, &row.referrer])
+        {
+            self.text.push_str(part);
+            *end = self.text.len();
+        }
+        let rows = &self.rows;
+        self.index
+            .insert_unique(hash, rows.len(), |&i| rows[i].hash);
+        self.rows.push(Local {
             hash,
-            key: row.into_key(),
+            kind: row.kind,
+            hour: row.hour,
+            device: row.device,
+            bot: row.bot,
+            start,
+            ends,
             tally: Tally {
                 clicks: 1,
                 visitors,
@@ -185,9 +243,12 @@ impl Tallies {
         });
     }
 
-    /// The rows, emptied out (the memory stays for reuse).
-    pub fn drain(&mut self) -> impl Iterator<Item = Row> + '_ {
-        self.rows.drain()
+    /// The rows, in the order they came: each key's hash (seeded by
+    /// [`SEED`]), the key, its counts.
+    pub fn rows(&self) -> impl Iterator<Item = (u64, RowRef<'_>, Tally)> + '_ {
+        self.rows
+            .iter()
+            .map(|r| (r.hash, r.key(&self.text), r.tally))
     }
 }
 
@@ -197,6 +258,8 @@ impl Batch for Tallies {
     }
     fn clear(&mut self) {
         self.rows.clear();
+        self.index.clear();
+        self.text.clear();
     }
 }
 
@@ -227,15 +290,25 @@ mod tests {
         t.add(row("b", "ios", ""), true);
         t.add(row("a", "ios", "news.example.com"), false);
         assert_eq!(t.len(), 4);
-        let rows: Vec<_> = t.drain().collect();
+        let rows: Vec<(StatKey, Tally)> = t.rows().map(|(_, k, n)| (k.into_key(), n)).collect();
+        t.clear();
         assert_eq!(t.len(), 0);
-        let first = &rows[0];
-        assert_eq!((&*first.key.name, first.key.device), ("a", "ios"));
-        assert_eq!((first.tally.clicks, first.tally.visitors), (3, 2));
-        assert_eq!(&*first.key.country, "DE");
-        assert!(rows[1..].iter().all(|r| r.tally.clicks == 1));
-        assert_eq!(&*rows[3].key.referrer, "news.example.com");
-        assert_eq!(rows[3].tally.visitors, 0);
+        assert_eq!(t.rows().count(), 0);
+        let (first, counts) = &rows[0];
+        assert_eq!((&*first.name, first.device), ("a", "ios"));
+        assert_eq!((counts.clicks, counts.visitors), (3, 2));
+        assert_eq!(&*first.host, "go.example.com");
+        assert_eq!(&*first.country, "DE");
+        assert_eq!(&*first.referrer, "");
+        assert!(rows[1..].iter().all(|(_, n)| n.clicks == 1));
+        assert_eq!(&*rows[2].0.name, "b");
+        assert_eq!(&*rows[3].0.referrer, "news.example.com");
+        assert_eq!(rows[3].1.visitors, 0);
+        // A batch used again keeps nothing of its last rows.
+        t.add(row("c", "desktop", "x.example"), true);
+        let again: Vec<StatKey> = t.rows().map(|(_, k, _)| k.into_key()).collect();
+        assert_eq!(again.len(), 1);
+        assert_eq!((&*again[0].name, &*again[0].referrer), ("c", "x.example"));
     }
 
     #[test]
@@ -247,7 +320,7 @@ mod tests {
                 let mut t = Tallies::default();
                 t.add(row("a", "ios", "news.example.com"), true);
                 t.add(row("b", "ios", "news.example.com"), true);
-                t.drain().map(|r| r.hash).collect::<Vec<_>>()
+                t.rows().map(|(hash, _, _)| hash).collect::<Vec<_>>()
             })
             .join()
             .unwrap()
