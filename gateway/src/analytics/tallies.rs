@@ -151,6 +151,10 @@ impl Rows {
     }
 }
 
+/// The most text memory an emptied batch keeps: 1,024 rows of 64-byte
+/// keys.
+const KEEP_TEXT: usize = 64 << 10;
+
 /// A row as a request thread keeps it: its texts (host, name, country,
 /// referrer, one after the other) in [`Tallies`]' buffer.
 struct Local {
@@ -168,7 +172,15 @@ struct Local {
 impl Local {
     fn key<'t>(&self, text: &'t str) -> RowRef<'t> {
         let [host, name, country, referrer] = self.ends;
-        let part = |from: usize, to: usize| text.get(from..to).unwrap_or("");
+        let part = |from: usize, to: usize| {
+            let p = text.get(from..to);
+            debug_assert!(
+                p.is_some(),
+                "a row's text at {from}..{to} of {}",
+                text.len()
+            );
+            p.unwrap_or("")
+        };
         RowRef {
             kind: self.kind,
             host: part(self.start, host),
@@ -259,7 +271,13 @@ impl Batch for Tallies {
     fn clear(&mut self) {
         self.rows.clear();
         self.index.clear();
-        self.text.clear();
+        // A batch of very long names keeps no more than this when used
+        // again: the batches live as long as the process.
+        if self.text.capacity() > KEEP_TEXT {
+            self.text = String::new();
+        } else {
+            self.text.clear();
+        }
     }
 }
 
@@ -304,11 +322,64 @@ mod tests {
         assert_eq!(&*rows[2].0.name, "b");
         assert_eq!(&*rows[3].0.referrer, "news.example.com");
         assert_eq!(rows[3].1.visitors, 0);
-        // A batch used again keeps nothing of its last rows.
+        // A batch used again keeps nothing of its last rows: a key it
+        // held is a new row.
+        assert!(t.text.is_empty());
         t.add(row("c", "desktop", "x.example"), true);
-        let again: Vec<StatKey> = t.rows().map(|(_, k, _)| k.into_key()).collect();
-        assert_eq!(again.len(), 1);
-        assert_eq!((&*again[0].name, &*again[0].referrer), ("c", "x.example"));
+        t.add(row("a", "ios", ""), true);
+        let again: Vec<(StatKey, Tally)> = t.rows().map(|(_, k, n)| (k.into_key(), n)).collect();
+        assert_eq!(again.len(), 2);
+        assert_eq!(
+            (&*again[0].0.name, &*again[0].0.referrer),
+            ("c", "x.example")
+        );
+        assert_eq!((&*again[1].0.name, again[1].1.clicks), ("a", 1));
+    }
+
+    #[test]
+    fn any_part_of_the_key_makes_another_row_and_parts_do_not_run_together() {
+        let mut t = Tallies::default();
+        let base = || row("ab", "ios", "c.example");
+        t.add(base(), true);
+        let variants: [fn(&mut RowRef<'static>); 6] = [
+            |r| r.host = "go.example.org",
+            |r| r.hour += 3600,
+            |r| r.kind = SubjectKind::Rule,
+            |r| r.bot = true,
+            |r| r.country = "FR".into(),
+            // "ab" + "c.example" against "a" + "bc.example".
+            |r| {
+                r.name = "a";
+                r.referrer = "bc.example".into();
+            },
+        ];
+        for change in variants {
+            let mut r = base();
+            change(&mut r);
+            t.add(r, true);
+        }
+        t.add(base(), false);
+        assert_eq!(t.len(), 7);
+        let counts: Vec<i64> = t.rows().map(|(_, _, n)| n.clicks).collect();
+        assert_eq!(counts, [2, 1, 1, 1, 1, 1, 1]);
+        // An owned country equal to a borrowed one is the same row.
+        let mut de = base();
+        de.country = String::from("DE").into();
+        t.add(de, true);
+        assert_eq!(t.len(), 7);
+        assert_eq!(t.rows().next().map(|(_, _, n)| n.clicks), Some(3));
+    }
+
+    #[test]
+    fn a_batch_of_long_names_gives_its_memory_back_when_emptied() {
+        let mut t = Tallies::default();
+        let long = "n".repeat(KEEP_TEXT + 1);
+        t.add(row(&long, "ios", ""), true);
+        t.clear();
+        assert_eq!(t.text.capacity(), 0);
+        t.add(row("short", "ios", ""), true);
+        t.clear();
+        assert!(t.text.capacity() > 0, "a short batch keeps its buffer");
     }
 
     #[test]
