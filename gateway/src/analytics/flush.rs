@@ -25,7 +25,7 @@ use crate::store::{StatKey, Store, StoreError, SubjectKind, Tally};
 /// here for the next.
 #[derive(Default)]
 struct Pending {
-    rows: Rows,
+    rows: Rows<Row>,
     max: usize,
 }
 
@@ -33,9 +33,9 @@ impl Pending {
     /// Adds a thread's row (`key` with `hash`) with its `tally`; `false`
     /// when it is a new row and there is no room.
     fn add(&mut self, hash: u64, key: RowRef<'_>, tally: Tally) -> bool {
-        if let Some(t) = self.rows.find_mut(hash, |k| key.is(k)) {
-            t.clicks += tally.clicks;
-            t.visitors += tally.visitors;
+        if let Some(r) = self.rows.find_mut(hash, |r| key.is(&r.key)) {
+            r.tally.clicks += tally.clicks;
+            r.tally.visitors += tally.visitors;
             return true;
         }
         if self.rows.len() >= self.max {

@@ -104,28 +104,49 @@ pub struct Row {
     pub tally: Tally,
 }
 
-/// Counter rows found by their key's hash, their keys' texts shared: the
-/// flusher's, waiting for the store.
-#[derive(Default)]
-pub struct Rows {
-    rows: Vec<Row>,
+/// A row that carries its key's hash (seeded by [`SEED`]).
+pub trait Hashed {
+    /// The key's hash, made once where the click happened.
+    fn hash(&self) -> u64;
+}
+
+impl Hashed for Row {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// Rows found by the hash each brings, in the order they came: a
+/// thread's ([`Tallies`]) and the flusher's waiting for the store
+/// (`Rows<Row>`, their texts shared).
+pub struct Rows<R> {
+    rows: Vec<R>,
     /// Position in `rows`, by the row's hash.
     index: HashTable<usize>,
 }
 
-impl Rows {
-    /// The counts of the row with `hash` whose key `is` accepts.
-    pub fn find_mut(&mut self, hash: u64, is: impl Fn(&StatKey) -> bool) -> Option<&mut Tally> {
-        let rows = &mut self.rows;
-        let &i = self.index.find(hash, |&i| is(&rows[i].key))?;
-        Some(&mut rows[i].tally)
+impl<R> Default for Rows<R> {
+    fn default() -> Self {
+        Rows {
+            rows: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+}
+
+impl<R: Hashed> Rows<R> {
+    /// The row with `hash` that `is` accepts.
+    pub fn find_mut(&mut self, hash: u64, is: impl Fn(&R) -> bool) -> Option<&mut R> {
+        let rows = &self.rows;
+        let &i = self.index.find(hash, |&i| is(&rows[i]))?;
+        self.rows.get_mut(i)
     }
 
     /// Adds `row`, which [`Rows::find_mut`] did not find.
-    pub fn push(&mut self, row: Row) {
+    pub fn push(&mut self, row: R) {
         let rows = &self.rows;
         self.index
-            .insert_unique(row.hash, rows.len(), |&i| rows[i].hash);
+            .insert_unique(row.hash(), rows.len(), |&i| rows[i].hash());
         self.rows.push(row);
     }
 
@@ -140,7 +161,7 @@ impl Rows {
     }
 
     /// The rows, in the order they came.
-    pub fn as_slice(&self) -> &[Row] {
+    pub fn as_slice(&self) -> &[R] {
         &self.rows
     }
 
@@ -167,6 +188,12 @@ struct Local {
     start: usize,
     ends: [usize; 4],
     tally: Tally,
+}
+
+impl Hashed for Local {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl Local {
@@ -196,9 +223,7 @@ impl Local {
 
 /// Rows added up on one thread.
 pub struct Tallies {
-    rows: Vec<Local>,
-    /// Position in `rows`, by the row's hash.
-    index: HashTable<usize>,
+    rows: Rows<Local>,
     /// The rows' texts.
     text: String,
     /// [`SEED`], copied: the request path reads no shared state for it.
@@ -208,8 +233,7 @@ pub struct Tallies {
 impl Default for Tallies {
     fn default() -> Self {
         Tallies {
-            rows: Vec::new(),
-            index: HashTable::new(),
+            rows: Rows::default(),
             text: String::new(),
             state: *SEED,
         }
@@ -221,11 +245,10 @@ impl Tallies {
     pub fn add(&mut self, row: RowRef<'_>, visitor: bool) {
         let visitors = i64::from(visitor);
         let hash = row.hash(&self.state);
-        let (rows, text) = (&self.rows, self.text.as_str());
-        if let Some(&i) = self.index.find(hash, |&i| rows[i].key(text) == row) {
-            let t = &mut self.rows[i].tally;
-            t.clicks += 1;
-            t.visitors += visitors;
+        let text = self.text.as_str();
+        if let Some(r) = self.rows.find_mut(hash, |r| r.key(text) == row) {
+            r.tally.clicks += 1;
+            r.tally.visitors += visitors;
             return;
         }
         let start = self.text.len();
@@ -237,9 +260,6 @@ impl Tallies {
             self.text.push_str(part);
             *end = self.text.len();
         }
-        let rows = &self.rows;
-        self.index
-            .insert_unique(hash, rows.len(), |&i| rows[i].hash);
         self.rows.push(Local {
             hash,
             kind: row.kind,
@@ -259,6 +279,7 @@ impl Tallies {
     /// [`SEED`]), the key, its counts.
     pub fn rows(&self) -> impl Iterator<Item = (u64, RowRef<'_>, Tally)> + '_ {
         self.rows
+            .as_slice()
             .iter()
             .map(|r| (r.hash, r.key(&self.text), r.tally))
     }
@@ -270,7 +291,6 @@ impl Batch for Tallies {
     }
     fn clear(&mut self) {
         self.rows.clear();
-        self.index.clear();
         // A batch of very long names keeps no more than this when used
         // again: the batches live as long as the process.
         if self.text.capacity() > KEEP_TEXT {
