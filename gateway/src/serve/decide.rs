@@ -6,8 +6,7 @@
 
 use super::headers::REQUEST_ID;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::access_log::AccessLog;
 use super::client_ip::TrustedProxies;
