@@ -238,6 +238,11 @@ fn a_verified_domain_gets_a_certificate_from_pebble_that_only_its_key_sees() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_ne!(r.json()["status"], "pending", "{}", r.text());
     let active = wait_active(&gw, &pebble, &brand_a, host);
+    // "active" is stored a moment before the certificate is loaded.
+    let served = wait_until(Duration::from_secs(10), || {
+        handshake(&gw, host).issuer.contains("Pebble")
+    });
+    assert!(served, "not served:\n{}", gw.log_tail());
     let seen = handshake(&gw, host);
     assert!(seen.issuer.contains("Pebble"), "issuer {}", seen.issuer);
     assert!(

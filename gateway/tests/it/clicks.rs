@@ -988,7 +988,11 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
         sent.iter().cloned().collect::<HashSet<_>>()
     );
     assert!(click_files(&clicks.path().join("spill")).is_empty());
-    let text = gw.scrape();
+    // The collector has the lines before the gateway reads its 200 and
+    // counts them delivered.
+    let text = gw.scrape_until(Duration::from_secs(10), "every post counted", |t| {
+        t.sum("gateway_click_events_delivered_total", &[("sink", "http")]) >= N as f64
+    });
     assert_eq!(
         text.sum("gateway_click_events_delivered_total", &[("sink", "http")]),
         N as f64
@@ -1044,7 +1048,9 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
         unique(&collector.ids(), "collector after replay"),
         sent.iter().cloned().collect::<HashSet<_>>()
     );
-    let text = gw.scrape();
+    let text = gw.scrape_until(Duration::from_secs(10), "every post counted", |t| {
+        t.sum("gateway_click_events_delivered_total", &[("sink", "http")]) >= (N + M + K) as f64
+    });
     assert_eq!(
         text.sum("gateway_click_events_delivered_total", &[("sink", "http")]),
         (N + M + K) as f64

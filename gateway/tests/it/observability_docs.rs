@@ -467,11 +467,20 @@ fn alerts_dashboard_and_docs_match_the_exported_metrics() {
     assert_eq!(gw.get("go.example.com", "/nothing-here").status, 404);
     assert_eq!(gw.get("api.example.com", "/v1/items").status, 200);
 
-    // The click writer flushes in the background: wait until both clicks
-    // are written.
-    let scraped = gw.scrape_until(Duration::from_secs(10), "both clicks written", |s| {
-        s.get("gateway_click_events_delivered_total", &[("sink", "file")]) == Some(2.0)
-    });
+    // The click writer flushes in the background, and a proxied request
+    // is counted once its answer is sent: wait for both.
+    let scraped = gw.scrape_until(
+        Duration::from_secs(10),
+        "both clicks written and the proxied request counted",
+        |s| {
+            s.get("gateway_click_events_delivered_total", &[("sink", "file")]) == Some(2.0)
+                && s.get(
+                    "gateway_requests_total",
+                    &[("code", "200"), ("kind", "proxy")],
+                )
+                .is_some()
+        },
+    );
     let text = &scraped.text;
     // The series this test relies on are there at all...
     type Series<'a> = (&'a str, &'a [(&'a str, &'a str)]);

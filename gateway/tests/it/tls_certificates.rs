@@ -223,7 +223,14 @@ key = "$DIR/site.key"
         "the renewed certificate is not served; log:\n{}",
         gw.log_tail()
     );
-    let scrape = Scrape::fetch(gw.admin, "admin");
+    // The reload is counted just after the swap.
+    let scrape = gw.scrape_until(Duration::from_secs(10), "the reload counted", |s| {
+        s.get(
+            "gateway_tls_certificate_reloads_total",
+            &[("result", "success")],
+        )
+        .is_some()
+    });
     assert_eq!(
         scrape.get(
             "gateway_tls_certificate_reloads_total",
