@@ -256,9 +256,12 @@ fn analytics_sqlite_hourly_rows_and_reports() {
     ]);
     assert_eq!(got, want);
     // A flush is counted just after its commit.
-    gw.scrape_until(Duration::from_secs(10), "the flush counted", |s| {
-        s.sum("gateway_analytics_flushes_total", &[("result", "ok")]) >= 1.0
-    });
+    gw.scrape_until_sum(
+        Duration::from_secs(10),
+        "gateway_analytics_flushes_total",
+        &[("result", "ok")],
+        1.0,
+    );
     assert_eq!(gw.metric("gateway_analytics_pending_rows", &[]), 0.0);
 
     // The Links API: totals, series and groups of the key's own link.

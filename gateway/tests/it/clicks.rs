@@ -893,9 +893,12 @@ fn click_files_rotate_by_size_with_whole_lines_only() {
         }
     }
     drop(client);
-    let text = gw.scrape_until(Duration::from_secs(30), "every event written", |text| {
-        text.sum("gateway_click_events_delivered_total", &[("sink", "file")]) >= N as f64
-    });
+    let text = gw.scrape_until_sum(
+        Duration::from_secs(30),
+        "gateway_click_events_delivered_total",
+        &[("sink", "file")],
+        N as f64,
+    );
     assert_eq!(
         text.sum("gateway_click_events_delivered_total", &[("sink", "file")]),
         N as f64
@@ -990,9 +993,12 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
     assert!(click_files(&clicks.path().join("spill")).is_empty());
     // The collector has the lines before the gateway reads its 200 and
     // counts them delivered.
-    let text = gw.scrape_until(Duration::from_secs(10), "every post counted", |t| {
-        t.sum("gateway_click_events_delivered_total", &[("sink", "http")]) >= N as f64
-    });
+    let text = gw.scrape_until_sum(
+        Duration::from_secs(10),
+        "gateway_click_events_delivered_total",
+        &[("sink", "http")],
+        N as f64,
+    );
     assert_eq!(
         text.sum("gateway_click_events_delivered_total", &[("sink", "http")]),
         N as f64
@@ -1003,10 +1009,11 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
     for _ in 0..M {
         click(&mut client, &mut sent);
     }
-    let text = gw.scrape_until(
+    let text = gw.scrape_until_sum(
         Duration::from_secs(30),
-        "the outage's events spilled",
-        |text| text.sum("gateway_click_events_spilled_total", &[]) >= M as f64,
+        "gateway_click_events_spilled_total",
+        &[],
+        M as f64,
     );
     assert_eq!(
         text.sum("gateway_click_events_spilled_total", &[]),
@@ -1048,9 +1055,12 @@ fn http_sink_posts_batches_spills_while_the_collector_is_down_and_replays() {
         unique(&collector.ids(), "collector after replay"),
         sent.iter().cloned().collect::<HashSet<_>>()
     );
-    let text = gw.scrape_until(Duration::from_secs(10), "every post counted", |t| {
-        t.sum("gateway_click_events_delivered_total", &[("sink", "http")]) >= (N + M + K) as f64
-    });
+    let text = gw.scrape_until_sum(
+        Duration::from_secs(10),
+        "gateway_click_events_delivered_total",
+        &[("sink", "http")],
+        (N + M + K) as f64,
+    );
     assert_eq!(
         text.sum("gateway_click_events_delivered_total", &[("sink", "http")]),
         (N + M + K) as f64
@@ -1274,9 +1284,12 @@ fn queue_depth_is_zero_once_every_event_is_written() {
         assert_eq!(r.status, 302);
     }
     drop(client);
-    gw.scrape_until(Duration::from_secs(30), "every event written", |text| {
-        text.sum("gateway_click_events_delivered_total", &[("sink", "file")]) >= N as f64
-    });
+    gw.scrape_until_sum(
+        Duration::from_secs(30),
+        "gateway_click_events_delivered_total",
+        &[("sink", "file")],
+        N as f64,
+    );
     // Give a late gauge update time to land; the value must then be 0.
     std::thread::sleep(Duration::from_millis(300));
     let text = gw.scrape();

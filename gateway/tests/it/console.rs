@@ -413,10 +413,11 @@ fn the_pages_data_upstreams_metrics_refusals_and_rollback_to_any_version() {
 
     // A request is counted once its answer has been sent, so the client
     // can ask for the metrics before that: wait for the scrape to have it.
-    gw.scrape_until(
+    gw.scrape_until_sum(
         Duration::from_secs(20),
-        "the proxied request counted",
-        |s| s.sum("gateway_requests_total", &[("kind", "proxy")]) >= 1.0,
+        "gateway_requests_total",
+        &[("kind", "proxy")],
+        1.0,
     );
     let metrics = op.get("/admin/metrics.json").json();
     let requests = &metrics["families"]["gateway_requests_total"];

@@ -28,9 +28,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Waits until every request sent has been counted.
 fn scrape_total(gw: &Gateway, total: f64) -> Scrape {
-    let s = gw.scrape_until(WAIT, &format!("{total} requests counted"), |s| {
-        s.sum("gateway_requests_total", &[]) >= total
-    });
+    let s = gw.scrape_until_sum(WAIT, "gateway_requests_total", &[], total);
     // Let anything extra (there should be nothing) land, then re-scrape.
     std::thread::sleep(Duration::from_millis(100));
     let s2 = gw.scrape();

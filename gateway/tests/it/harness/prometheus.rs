@@ -222,6 +222,21 @@ impl Gateway {
         }
     }
 
+    /// [`Self::scrape_until`] the series of `name` carrying `pairs` sum to
+    /// at least `at_least`: for what the gateway counts after a client
+    /// already has its answer (a proxied request, a delivered event).
+    pub fn scrape_until_sum(
+        &self,
+        timeout: Duration,
+        name: &str,
+        pairs: &[(&str, &str)],
+        at_least: f64,
+    ) -> Scrape {
+        self.scrape_until(timeout, &format!("{name}{pairs:?} >= {at_least}"), |s| {
+            s.sum(name, pairs) >= at_least
+        })
+    }
+
     /// The value of the series of `name` with exactly these labels, e.g.
     /// `("gateway_rules_reloads_total", &[("result", "failure")])`; panics
     /// when absent.
